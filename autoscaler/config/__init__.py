@@ -1,0 +1,1 @@
+"""The edge where files become typed values: profiles, scenarios and settings are parsed here, once."""

@@ -1,0 +1,64 @@
+"""What the policy sees: one version of the signals, per pool and phase.
+
+An ``Observation`` is built by a driver (the live controller from Prometheus, the simulator from its own
+scrape model) and handed to the pure policy step. Every field is a plain number; a signal that could not be
+read is ``None`` or NaN, and the policy decides what that means (it holds: fail static). Rates are per
+second, token counts per request, latencies in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from autoscaler.core.phases import Phase
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplicaCounts:
+    """Replicas of one phase's replica set as the actuator reports them."""
+
+    current: int  # spec.replicas: what has been asked for
+    ready: int
+    starting: int  # asked for, not ready yet (pending or starting up); counted as supply by the policy
+
+    def __post_init__(self) -> None:
+        if min(self.current, self.ready, self.starting) < 0:
+            raise ValueError(f"replica counts cannot be negative: {self}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PhaseSignals:
+    """Signals of one phase of one pool, as of ``age_s`` seconds before the decision time."""
+
+    replicas: ReplicaCounts
+    arrival_rate: float | None  # requests/s entering this phase
+    prompt_tokens_mean: float | None
+    output_tokens_mean: float | None
+    prompt_tokens_cv: float | None = None  # coefficient of variation (std/mean)
+    output_tokens_cv: float | None = None
+    arrival_cv: float | None = None  # of inter-arrival times; 1 for Poisson
+    prefix_hit_rate: float | None = None  # fraction of prompt tokens served from cache (router's estimate)
+    queue_length: float | None = None  # requests waiting, summed over replicas
+    kv_usage: float | None = None  # mean KV-cache use over replicas, 0..1
+    ttft_observed_s: float | None = None  # at the SLO's percentile
+    itl_observed_s: float | None = None  # at the SLO's percentile
+    age_s: float = 0.0  # how old the freshest sample behind these signals is
+
+    def missing(self) -> tuple[str, ...]:
+        """Names of the required signals that are absent or not finite (the demand itself)."""
+        required = {
+            "arrival_rate": self.arrival_rate,
+            "prompt_tokens_mean": self.prompt_tokens_mean,
+            "output_tokens_mean": self.output_tokens_mean,
+        }
+        return tuple(name for name, value in required.items() if value is None or not math.isfinite(value))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Observation:
+    """All phases of one pool (one serving deployment) at time ``time`` (seconds, driver's clock)."""
+
+    pool: str
+    time: float
+    phases: dict[Phase, PhaseSignals]

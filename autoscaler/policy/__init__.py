@@ -1,0 +1,1 @@
+"""Pure scaling decisions: Observation (+ state, settings, now) -> Decision (+ new state)."""

@@ -1,0 +1,1 @@
+"""Typed performance profiles: one model x accelerator x tensor-parallel degree, with provenance."""
