@@ -1,0 +1,88 @@
+"""Decode sizing: the largest batch that meets the ITL target, capped by KV capacity, then Little's law.
+
+A decode step for ``B`` sequences of mean context ``x`` takes ``T(B) = a + (b + c·x)·B`` (the profile's
+step model). Sequences in flight per replica follow Little's law, ``n = (λ·O / R)·T(n)``, whose fixed point
+is closed-form: ``n = (λO/R)·a / (1 - (λO/R)·(b + c·x))``. The batch fluctuates around ``n`` (Poisson-like,
+so its q-quantile is ``n + z_q·√n``) and the ITL percentile is the step time of that batch. The largest mean
+batch a replica may carry is the one whose q-quantile still meets the ITL target, fits in the KV cache
+(at the profile's admission headroom) and under ``max_num_seqs``; replicas follow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autoscaler.capacity.load import FloatArray, Load, normal_quantile
+from autoscaler.capacity.result import PhaseSizing
+from autoscaler.core.slo import LatencyTarget
+from autoscaler.profiles.schema import Profile
+
+
+def context_per_sequence(load: Load) -> FloatArray:
+    """Mean KV tokens a decoding sequence holds over its life: its prompt and half its output."""
+    return np.asarray(load.prompt_tokens + load.output_tokens / 2.0, dtype=np.float64)
+
+
+def _per_sequence_cost(profile: Profile, load: Load) -> FloatArray:
+    return (
+        profile.decode.per_sequence_s.value
+        + profile.decode.per_context_token_s.value * context_per_sequence(load)
+    )
+
+
+def batch_quantile(mean_batch: FloatArray, quantile: float) -> FloatArray:
+    return np.asarray(mean_batch + normal_quantile(quantile) * np.sqrt(np.maximum(mean_batch, 0.0)))
+
+
+def max_batches(profile: Profile, load: Load, target: LatencyTarget) -> dict[str, FloatArray]:
+    """The batch (at the percentile) each constraint allows, per point."""
+    per_seq = _per_sequence_cost(profile, load)
+    return {
+        "itl": (target.seconds - profile.step.base_s.value) / per_seq,
+        "kv-capacity": profile.kv_capacity_tokens * profile.limits.max_kv_usage / context_per_sequence(load),
+        "max-num-seqs": np.full_like(per_seq, float(profile.max_num_seqs)),
+    }
+
+
+def mean_batch(profile: Profile, load: Load, replicas: FloatArray) -> FloatArray:
+    """Little's-law fixed point of sequences in flight per replica; inf when decode cannot keep up."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_replica_tokens = load.rate * load.output_tokens / replicas  # output tokens/s per replica
+        pressure = per_replica_tokens * _per_sequence_cost(profile, load)
+        n = per_replica_tokens * profile.step.base_s.value / (1.0 - pressure)
+    return np.where((pressure < 1.0) & (replicas > 0), n, np.where(load.rate > 0, np.inf, 0.0))
+
+
+def itl(profile: Profile, load: Load, replicas: FloatArray, target: LatencyTarget) -> FloatArray:
+    """Predicted ITL at the target's percentile with ``replicas`` decode replicas."""
+    batch = batch_quantile(mean_batch(profile, load, replicas), target.quantile)
+    return np.asarray(profile.step.base_s.value + _per_sequence_cost(profile, load) * batch)
+
+
+def size(profile: Profile, load: Load, target: LatencyTarget) -> PhaseSizing:
+    caps = max_batches(profile, load, target)
+    names = np.array(list(caps))
+    stacked = np.stack(list(caps.values()))
+    cap = stacked.min(axis=0)
+    binding = names[stacked.argmin(axis=0)]
+    z = normal_quantile(target.quantile)
+    # largest mean batch n with n + z·sqrt(n) <= cap
+    root = (-z + np.sqrt(z * z + 4.0 * np.maximum(cap, 0.0))) / 2.0
+    n_max = np.maximum(root, 0.0) ** 2
+    attainable = caps["itl"] >= 1.0
+    per_seq = _per_sequence_cost(profile, load)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = load.rate * load.output_tokens * (profile.step.base_s.value / n_max + per_seq)
+    replicas = np.where(load.rate > 0, np.ceil(needed - 1e-9), 0.0)
+    replicas = np.where(attainable & (n_max > 0), replicas, np.inf)
+    served = np.where(np.isfinite(replicas) & (replicas > 0), replicas, 1.0)
+    batch = mean_batch(profile, load, served)
+    return PhaseSizing(
+        replicas=replicas,
+        ttft_s=np.zeros_like(needed),
+        itl_s=itl(profile, load, served, target),
+        utilisation=np.where(np.isfinite(replicas), batch / np.maximum(cap, 1e-12), 0.0),
+        binding=np.where(~attainable, "unattainable", np.where(load.rate <= 0, "no-load", binding)).astype(
+            np.str_
+        ),
+    )

@@ -1,0 +1,116 @@
+"""Sizing a pool for a load and an SLO, per phase: the scalar entry point over the vectorised solvers."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from autoscaler.capacity import aggregated, decode, prefill
+from autoscaler.capacity.load import Load
+from autoscaler.capacity.result import PhaseSizing
+from autoscaler.core.phases import Phase, ServingMode
+from autoscaler.core.slo import Slo
+from autoscaler.profiles.schema import Profile
+
+
+class UnattainableSlo(ValueError):
+    """The SLO is below what an unloaded replica can do; no replica count meets it."""
+
+
+def size_pool(profile: Profile, load: Load, slo: Slo, mode: ServingMode) -> dict[Phase, PhaseSizing]:
+    """Vectorised sizing of every phase of a pool over a load grid."""
+    if mode is ServingMode.AGGREGATED:
+        return {Phase.AGGREGATED: aggregated.size(profile, load, slo)}
+    return {
+        Phase.PREFILL: prefill.size(profile, load, slo.ttft, disaggregated=True),
+        Phase.DECODE: decode.size(profile, load, slo.itl),
+    }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PhasePlan:
+    replicas: int
+    gpus: int
+    ttft_s: float  # predicted at the SLO percentile (prefill / aggregated)
+    itl_s: float  # predicted at the SLO percentile (decode / aggregated)
+    utilisation: float
+    binding: str  # the constraint that set the replica count
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plan:
+    mode: ServingMode
+    phases: dict[Phase, PhasePlan]
+
+    @property
+    def gpus(self) -> int:
+        return sum(p.gpus for p in self.phases.values())
+
+    @property
+    def prefill(self) -> PhasePlan:
+        return self.phases[Phase.AGGREGATED if self.mode is ServingMode.AGGREGATED else Phase.PREFILL]
+
+    @property
+    def decode(self) -> PhasePlan:
+        return self.phases[Phase.AGGREGATED if self.mode is ServingMode.AGGREGATED else Phase.DECODE]
+
+
+def plan(profile: Profile, load: Load, slo: Slo, mode: ServingMode, *, min_replicas: int = 1) -> Plan:
+    """Replicas per phase for one (scalar) load; raises ``UnattainableSlo`` naming the phase and why."""
+    phases: dict[Phase, PhasePlan] = {}
+    for phase, sizing in size_pool(profile, load, slo, mode).items():
+        needed = float(np.ravel(sizing.replicas)[0])
+        if not math.isfinite(needed):
+            raise UnattainableSlo(_unattainable_message(profile, load, slo, phase))
+        replicas = max(min_replicas, int(needed))
+        if replicas != needed:  # the minimum, not the load, decides: predict at the replicas we report
+            sizing = _resize(profile, load, slo, mode, phase, replicas)
+        phases[phase] = PhasePlan(
+            replicas=replicas,
+            gpus=replicas * profile.gpus_per_replica,
+            ttft_s=float(np.ravel(sizing.ttft_s)[0]),
+            itl_s=float(np.ravel(sizing.itl_s)[0]),
+            utilisation=float(np.ravel(sizing.utilisation)[0]),
+            binding=str(np.ravel(sizing.binding)[0]) if replicas == needed else "min-replicas",
+        )
+    return Plan(mode=mode, phases=phases)
+
+
+def _resize(
+    profile: Profile, load: Load, slo: Slo, mode: ServingMode, phase: Phase, replicas: int
+) -> PhaseSizing:
+    """Predictions at a fixed replica count (used when the minimum is above what the load needs)."""
+    r = np.full_like(load.rate, float(replicas))
+    if phase is Phase.PREFILL:
+        ttft = prefill.ttft(profile, load, r, slo.ttft, disaggregated=True)
+        util = load.rate * prefill.work(profile, load)[0] / r
+        return PhaseSizing(r, ttft, np.zeros_like(ttft), util, np.array(["min-replicas"]))
+    if phase is Phase.DECODE:
+        itl = decode.itl(profile, load, r, slo.itl)
+        cap = np.stack(list(decode.max_batches(profile, load, slo.itl).values())).min(axis=0)
+        util = decode.mean_batch(profile, load, r) / cap
+        return PhaseSizing(r, np.zeros_like(itl), itl, util, np.array(["min-replicas"]))
+    return aggregated.predict(profile, load, slo, r)
+
+
+def _unattainable_message(profile: Profile, load: Load, slo: Slo, phase: Phase) -> str:
+    idle = load.with_rate(np.zeros_like(load.rate))
+    if phase is Phase.DECODE or (
+        phase is Phase.AGGREGATED and decode.max_batches(profile, idle, slo.itl)["itl"][()] < 1
+    ):
+        floor = float(decode.itl(profile, idle, np.ones_like(idle.rate), slo.itl).ravel()[0])
+        return (
+            f"{phase.value}: ITL target {slo.itl.seconds:g}s (p{slo.itl.percentile:g}) is below the unloaded "
+            f"decode step of {profile.name}, {floor:.4f}s"
+        )
+    floor = float(
+        prefill.ttft(
+            profile, idle, np.ones_like(idle.rate), slo.ttft, disaggregated=phase is Phase.PREFILL
+        ).ravel()[0]
+    )
+    return (
+        f"{phase.value}: TTFT target {slo.ttft.seconds:g}s (p{slo.ttft.percentile:g}) is below the unloaded "
+        f"TTFT of {profile.name} for these prompts, {floor:.3f}s"
+    )
