@@ -1,8 +1,8 @@
 """``autoscaler <verb>``: one command, one module per verb.
 
-Each verb module exposes ``add_arguments(parser)`` and ``run(args) -> int``; imports of the verb's heavy
-dependencies happen inside ``run`` so that ``autoscaler --help`` stays fast and works with only the core
-installed. Exit codes: 0 success, 1 failure while running, 2 bad input.
+Each verb module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and is imported only when its
+verb is invoked, so ``autoscaler --help`` stays fast and a verb's heavy dependencies (the simulator's plots,
+the router's HTTP stack) load only for that verb. Exit codes: 0 success, 1 failure while running, 2 bad input.
 """
 
 from __future__ import annotations
@@ -19,24 +19,26 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _top_parser() -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {verb:<10} {help_text}" for verb, (_, help_text) in VERBS.items())
     parser = argparse.ArgumentParser(
         prog="autoscaler",
         description="Phase-aware autoscaler, cache-affinity router and what-if simulator for LLM serving.",
+        epilog=f"verbs:\n{listing}\n\nRun 'autoscaler VERB --help' for a verb's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for verb, (module_name, help_text) in VERBS.items():
-        module = importlib.import_module(f"autoscaler.cli.{module_name}")
-        sub = verbs.add_parser(verb, help=help_text, description=module.__doc__)
-        module.add_arguments(sub)
-        sub.set_defaults(_module=module)
+    parser.add_argument("verb", choices=list(VERBS), metavar="VERB")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    status: int = args._module.run(args)
+    top = _top_parser().parse_args(argv)
+    module_name, help_text = VERBS[top.verb]
+    module = importlib.import_module(f"autoscaler.cli.{module_name}")
+    parser = argparse.ArgumentParser(prog=f"autoscaler {top.verb}", description=module.__doc__ or help_text)
+    module.add_arguments(parser)
+    status: int = module.run(parser.parse_args(top.args))
     return status
 
 
