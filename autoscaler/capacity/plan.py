@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from autoscaler.capacity import aggregated, decode, prefill
-from autoscaler.capacity.load import Load
+from autoscaler.capacity.load import FloatArray, Load
 from autoscaler.capacity.result import PhaseSizing
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
@@ -21,12 +21,7 @@ class UnattainableSlo(ValueError):
 
 def size_pool(profile: Profile, load: Load, slo: Slo, mode: ServingMode) -> dict[Phase, PhaseSizing]:
     """Vectorised sizing of every phase of a pool over a load grid."""
-    if mode is ServingMode.AGGREGATED:
-        return {Phase.AGGREGATED: aggregated.size(profile, load, slo)}
-    return {
-        Phase.PREFILL: prefill.size(profile, load, slo.ttft, disaggregated=True),
-        Phase.DECODE: decode.size(profile, load, slo.itl),
-    }
+    return {phase: size_phase(profile, load, slo, phase) for phase in mode.phases}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,7 +61,7 @@ def plan(profile: Profile, load: Load, slo: Slo, mode: ServingMode, *, min_repli
             raise UnattainableSlo(_unattainable_message(profile, load, slo, phase))
         replicas = max(min_replicas, int(needed))
         if replicas != needed:  # the minimum, not the load, decides: predict at the replicas we report
-            sizing = _resize(profile, load, slo, mode, phase, replicas)
+            sizing = predict_phase(profile, load, slo, phase, np.full_like(load.rate, float(replicas)))
         phases[phase] = PhasePlan(
             replicas=replicas,
             gpus=replicas * profile.gpus_per_replica,
@@ -76,23 +71,6 @@ def plan(profile: Profile, load: Load, slo: Slo, mode: ServingMode, *, min_repli
             binding=str(np.ravel(sizing.binding)[0]) if replicas == needed else "min-replicas",
         )
     return Plan(mode=mode, phases=phases)
-
-
-def _resize(
-    profile: Profile, load: Load, slo: Slo, mode: ServingMode, phase: Phase, replicas: int
-) -> PhaseSizing:
-    """Predictions at a fixed replica count (used when the minimum is above what the load needs)."""
-    r = np.full_like(load.rate, float(replicas))
-    if phase is Phase.PREFILL:
-        ttft = prefill.ttft(profile, load, r, slo.ttft, disaggregated=True)
-        util = load.rate * prefill.work(profile, load)[0] / r
-        return PhaseSizing(r, ttft, np.zeros_like(ttft), util, np.array(["min-replicas"]))
-    if phase is Phase.DECODE:
-        itl = decode.itl(profile, load, r, slo.itl)
-        cap = np.stack(list(decode.max_batches(profile, load, slo.itl).values())).min(axis=0)
-        util = decode.mean_batch(profile, load, r) / cap
-        return PhaseSizing(r, np.zeros_like(itl), itl, util, np.array(["min-replicas"]))
-    return aggregated.predict(profile, load, slo, r)
 
 
 def _unattainable_message(profile: Profile, load: Load, slo: Slo, phase: Phase) -> str:
@@ -114,3 +92,27 @@ def _unattainable_message(profile: Profile, load: Load, slo: Slo, phase: Phase) 
         f"{phase.value}: TTFT target {slo.ttft.seconds:g}s (p{slo.ttft.percentile:g}) is below the unloaded "
         f"TTFT of {profile.name} for these prompts, {floor:.3f}s"
     )
+
+
+def size_phase(profile: Profile, load: Load, slo: Slo, phase: Phase) -> PhaseSizing:
+    """Vectorised sizing of one phase on that phase's own signals (the policy sizes phases separately,
+    so a phase whose signals are unusable can hold while the other acts)."""
+    if phase is Phase.PREFILL:
+        return prefill.size(profile, load, slo.ttft, disaggregated=True)
+    if phase is Phase.DECODE:
+        return decode.size(profile, load, slo.itl)
+    return aggregated.size(profile, load, slo)
+
+
+def predict_phase(profile: Profile, load: Load, slo: Slo, phase: Phase, replicas: FloatArray) -> PhaseSizing:
+    """The model's TTFT / ITL predictions for one phase at a given replica count (for calibration)."""
+    if phase is Phase.PREFILL:
+        ttft = prefill.ttft(profile, load, replicas, slo.ttft, disaggregated=True)
+        util = load.rate * prefill.work(profile, load)[0] / np.maximum(replicas, 1.0)
+        return PhaseSizing(replicas, ttft, np.zeros_like(ttft), util, np.full(np.shape(ttft), "fixed"))
+    if phase is Phase.DECODE:
+        itl = decode.itl(profile, load, replicas, slo.itl)
+        cap = np.stack(list(decode.max_batches(profile, load, slo.itl).values())).min(axis=0)
+        util = decode.mean_batch(profile, load, replicas) / cap
+        return PhaseSizing(replicas, np.zeros_like(itl), itl, util, np.full(np.shape(itl), "fixed"))
+    return aggregated.predict(profile, load, slo, replicas)
