@@ -1,0 +1,320 @@
+"""The cache-affinity router: a ``Placer`` that weighs prefix-cache affinity against load, per endpoint.
+
+Per request (``place``):
+
+1. Look up, once, how many leading blocks of the prompt each endpoint holds (``BlockIndex``).
+2. Pick the endpoint that serves it (the decode endpoint under P/D, else the aggregated one): drop
+   draining endpoints, then drop *each* overloaded endpoint on its own (queue, KV use or in-flight tokens
+   past ``Overload``), never switching affinity off for the whole fleet because one endpoint is hot. Score
+   the rest with the configured plugins (``sum weight x score``), scale new endpoints' totals down during
+   slow start, and take the best; exact ties go to the seeded RNG. A prompt nobody caches scores zero on
+   affinity everywhere, so it lands on the least-loaded endpoint. If every candidate is overloaded the
+   request still goes to the best of them: the router sheds nothing (flow control is not its job).
+3. Under P/D, pick a prefill endpoint the same way (its own scorers) and ask the P/D decider
+   (``autoscaler.routing.pd``) whether to prefill there or on the decode endpoint.
+4. Count the request in flight where it went, and (approximate mode) record its blocks as cached there.
+
+Everything is O(prompt blocks + endpoints x scorers) with no per-endpoint allocation; the state lives in
+``Endpoint`` records updated in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from autoscaler.core.phases import Phase
+from autoscaler.routing import pd, scorers
+from autoscaler.routing.endpoint import Endpoint
+from autoscaler.routing.index import BlockIndex
+from autoscaler.routing.interface import EndpointMetrics, NoEndpointError, Placement, RouteRequest
+from autoscaler.routing.settings import IndexSource, RouterSettings
+
+AFFINITY = "affinity"
+LEAST_LOADED = "least-loaded"
+SESSION = "session"
+ALL_OVERLOADED = "all-overloaded"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoutedPlacement(Placement):
+    """A ``Placement`` that also says why P/D prefilled where it did (``pd.REMOTE``, ``pd.SHORT``, ...).
+
+    Empty for aggregated serving.
+    """
+
+    prefill_reason: str = ""
+
+
+class _Live:
+    """What a placed request holds until it finishes, so that releasing it is exact and idempotent."""
+
+    __slots__ = ("decode", "output", "prefill_owner", "remote", "uncached")
+
+    def __init__(
+        self, decode: Endpoint, *, prefill_owner: Endpoint | None, remote: bool, uncached: int, output: int
+    ) -> None:
+        self.decode = decode
+        self.prefill_owner = prefill_owner  # where the prompt's prefill is pending; None once done
+        self.remote = remote
+        self.uncached = uncached
+        self.output = output
+
+
+class AffinityRouter:
+    """Implements ``autoscaler.routing.interface.Placer``; see the module docstring."""
+
+    def __init__(self, settings: RouterSettings | None = None, *, seed: int = 0) -> None:
+        self._settings = settings = settings or RouterSettings()
+        self._rng = random.Random(seed)
+        self._index = BlockIndex()
+        self._by_name: dict[str, Endpoint] = {}
+        self._primary: list[Endpoint] = []  # ready, non-draining endpoints that serve requests
+        self._prefill: list[Endpoint] = []  # ready, non-draining prefill endpoints (P/D)
+        self._weighted = scorers.build(settings.scorers)
+        self._prefill_weighted = scorers.build(settings.prefill_scorers)
+        self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()  # id -> (endpoint, expiry)
+        self._live: dict[int | str, _Live] = {}
+        self._slow_start_until = float("-inf")
+        self._store_on_place = settings.index_source is IndexSource.PLACEMENT
+        ov = settings.overload
+        self._max_queue, self._max_kv, self._max_tokens = (
+            ov.max_queue,
+            ov.max_kv_usage,
+            ov.max_in_flight_tokens,
+        )
+
+    @property
+    def settings(self) -> RouterSettings:
+        return self._settings
+
+    # --- endpoints ---------------------------------------------------------------------------------
+
+    def add_endpoint(self, name: str, *, phase: Phase, kv_capacity_tokens: int, now: float) -> None:
+        if name in self._by_name:
+            raise ValueError(f"endpoint {name!r} is already known")
+        slot = self._index.add_slot(capacity_blocks=kv_capacity_tokens // self._settings.block_tokens)
+        self._by_name[name] = Endpoint(name, phase=phase, slot=slot, added_at=now)
+        self._slow_start_until = max(self._slow_start_until, now + self._settings.slow_start.window_s)
+        self._refresh_candidates()
+
+    def remove_endpoint(self, name: str) -> None:
+        endpoint = self._by_name.pop(name, None)
+        if endpoint is not None:
+            self._index.remove_slot(endpoint.slot)
+            self._refresh_candidates()
+
+    def set_draining(self, name: str, draining: bool) -> None:
+        endpoint = self._by_name.get(name)
+        if endpoint is not None and endpoint.draining != draining:
+            endpoint.draining = draining
+            self._refresh_candidates()
+
+    def set_kv_capacity(self, name: str, kv_capacity_tokens: int) -> None:
+        """The engine reported its real KV capacity (``vllm:cache_config_info``): resize its index."""
+        self._index.set_capacity(self._by_name[name].slot, kv_capacity_tokens // self._settings.block_tokens)
+
+    def update_metrics(self, name: str, metrics: EndpointMetrics, *, now: float) -> None:
+        endpoint = self._by_name.get(name)
+        if endpoint is not None:
+            endpoint.queue_length = metrics.queue_length
+            endpoint.running = metrics.running
+            endpoint.kv_usage = metrics.kv_usage
+
+    def endpoints(self, phase: Phase | None = None) -> Sequence[str]:
+        return [e.name for e in self._by_name.values() if phase is None or e.phase is phase]
+
+    def endpoint(self, name: str) -> Endpoint:
+        """The endpoint's record, read-only by convention (metrics exporters read the router's load)."""
+        return self._by_name[name]
+
+    def in_flight(self, name: str) -> int:
+        endpoint = self._by_name.get(name)
+        return endpoint.in_flight if endpoint is not None else 0
+
+    # --- KV events (precise mode) ------------------------------------------------------------------
+
+    def blocks_stored(self, name: str, block_hashes: Sequence[int]) -> None:
+        endpoint = self._by_name.get(name)
+        if endpoint is not None:
+            self._index.store(endpoint.slot, block_hashes)
+
+    def blocks_removed(self, name: str, block_hashes: Sequence[int]) -> None:
+        endpoint = self._by_name.get(name)
+        if endpoint is not None:
+            self._index.remove(endpoint.slot, block_hashes)
+
+    def all_blocks_cleared(self, name: str) -> None:
+        endpoint = self._by_name.get(name)
+        if endpoint is not None:
+            self._index.clear(endpoint.slot)
+
+    def cached_blocks(self, name: str) -> list[int]:
+        """The blocks the index says ``name`` holds, least recently used first."""
+        return self._index.blocks(self._by_name[name].slot)
+
+    # --- requests ----------------------------------------------------------------------------------
+
+    def place(self, request: RouteRequest, *, now: float) -> RoutedPlacement:
+        if not self._primary:
+            raise NoEndpointError("no ready, non-draining endpoint")
+        settings = self._settings
+        session_slot = self._session_slot(request.session_id, now)
+        cycle = scorers.Cycle(
+            request,
+            matched=self._index.prefix_lengths(request.block_hashes),
+            block_tokens=settings.block_tokens,
+            session_slot=session_slot,
+        )
+        decode, reason = self._pick(self._primary, self._weighted, cycle, now)
+        prompt = request.prompt_tokens
+        cached = cycle.cached_tokens(decode.slot)
+        prefill: Endpoint | None = None
+        prefill_reason = ""
+        if self._prefill:
+            candidate, _ = self._pick(self._prefill, self._prefill_weighted, cycle, now)
+            cached_remote = cycle.cached_tokens(candidate.slot)
+            remote, prefill_reason = pd.decide(
+                settings.prefill_decider,
+                uncached_on_decode=prompt - cached,
+                uncached_on_prefill=prompt - cached_remote,
+                prefill_backlog_tokens=candidate.prefill_tokens,
+                decode_backlog_tokens=decode.prefill_tokens,
+                decode_kv_usage=decode.kv_usage,
+            )
+            if remote:
+                prefill, cached = candidate, cached_remote
+        elif decode.phase is Phase.DECODE:
+            prefill_reason = pd.NO_PREFILL_ENDPOINT
+
+        self._admit(request, decode=decode, prefill=prefill, uncached=prompt - cached)
+        if self._store_on_place and request.block_hashes:
+            self._index.store(decode.slot, request.block_hashes)
+            if prefill is not None:
+                self._index.store(prefill.slot, request.block_hashes)
+        if request.session_id is not None:
+            self._remember_session(request.session_id, decode.name, now)
+        return RoutedPlacement(
+            request=request,
+            endpoint=decode.name,
+            prefill_endpoint=prefill.name if prefill is not None else None,
+            cached_tokens=cached,
+            reason=reason,
+            prefill_reason=prefill_reason,
+        )
+
+    def prefill_done(self, placement: Placement, *, now: float) -> None:
+        live = self._live.get(placement.request.request_id)
+        if live is not None:
+            self._release_prefill(live)
+
+    def finished(self, placement: Placement, *, now: float) -> None:
+        live = self._live.pop(placement.request.request_id, None)
+        if live is None:
+            return
+        self._release_prefill(live)
+        decode = live.decode
+        decode.in_flight -= 1
+        decode.in_flight_tokens -= live.output
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _pick(
+        self,
+        candidates: list[Endpoint],
+        weighted: tuple[tuple[float, scorers.Scorer], ...],
+        cycle: scorers.Cycle,
+        now: float,
+    ) -> tuple[Endpoint, str]:
+        max_queue, max_kv, max_tokens = self._max_queue, self._max_kv, self._max_tokens
+        usable = [
+            e
+            for e in candidates
+            if e.queue_length < max_queue and e.kv_usage < max_kv and e.in_flight_tokens < max_tokens
+        ]
+        overloaded = not usable
+        if overloaded:
+            usable = candidates
+        if len(usable) == 1:
+            chosen = usable[0]
+        else:
+            totals: list[float] = []
+            for weight, scorer in weighted:
+                scores = scorer.score(cycle, usable)
+                if totals:
+                    totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
+                else:
+                    totals = [weight * s for s in scores]
+            if now < self._slow_start_until:
+                totals = [t * self._ramp(e, now) for t, e in zip(totals, usable, strict=True)]
+            floor = max(totals) - self._settings.tie_tolerance
+            ties = [i for i, t in enumerate(totals) if t >= floor]
+            chosen = usable[ties[0] if len(ties) == 1 else self._rng.choice(ties)]
+        if overloaded:
+            return chosen, ALL_OVERLOADED
+        if chosen.slot == cycle.session_slot:
+            return chosen, SESSION
+        if chosen.slot in cycle.matched:
+            return chosen, AFFINITY
+        return chosen, LEAST_LOADED
+
+    def _ramp(self, endpoint: Endpoint, now: float) -> float:
+        slow = self._settings.slow_start
+        elapsed = now - endpoint.added_at
+        if elapsed >= slow.window_s:
+            return 1.0
+        return max(slow.min_weight, elapsed / slow.window_s)
+
+    def _admit(
+        self, request: RouteRequest, *, decode: Endpoint, prefill: Endpoint | None, uncached: int
+    ) -> None:
+        owner = prefill if prefill is not None else decode
+        owner.prefill_tokens += uncached
+        owner.in_flight_tokens += uncached
+        decode.in_flight += 1
+        decode.in_flight_tokens += request.output_tokens
+        if prefill is not None:
+            prefill.in_flight += 1
+        self._live[request.request_id] = _Live(
+            decode,
+            prefill_owner=owner,
+            remote=prefill is not None,
+            uncached=uncached,
+            output=request.output_tokens,
+        )
+
+    @staticmethod
+    def _release_prefill(live: _Live) -> None:
+        owner = live.prefill_owner
+        if owner is None:
+            return
+        owner.prefill_tokens -= live.uncached
+        owner.in_flight_tokens -= live.uncached
+        if live.remote:
+            owner.in_flight -= 1
+        live.prefill_owner = None
+
+    def _session_slot(self, session_id: str | None, now: float) -> int:
+        if session_id is None:
+            return -1
+        entry = self._sessions.get(session_id)
+        if entry is None or entry[1] < now:
+            return -1
+        endpoint = self._by_name.get(entry[0])
+        if endpoint is None or endpoint.draining:
+            return -1
+        return endpoint.slot
+
+    def _remember_session(self, session_id: str, name: str, now: float) -> None:
+        sessions = self._sessions
+        sessions[session_id] = (name, now + self._settings.session_ttl_s)
+        sessions.move_to_end(session_id)
+        if len(sessions) > self._settings.max_sessions:
+            sessions.popitem(last=False)
+
+    def _refresh_candidates(self) -> None:
+        ready = [e for e in self._by_name.values() if not e.draining]
+        self._primary = [e for e in ready if e.phase is not Phase.PREFILL]
+        self._prefill = [e for e in ready if e.phase is Phase.PREFILL]

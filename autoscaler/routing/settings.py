@@ -1,0 +1,142 @@
+"""The router's settings: scorer plugins with their weights, overload thresholds, P/D decider, slow start.
+
+Configuration follows llm-d's EndpointPickerConfig in spirit: a list of scorer instances per scheduling
+profile, each with a ``type``, a ``weight`` and its own parameters; the primary profile picks the endpoint
+that serves the request (the decode endpoint under P/D), the prefill profile picks the remote prefill
+endpoint. Parsed and validated once at the edge, then handed to the router as an immutable value::
+
+    scorers:
+      - {type: prefix-affinity, weight: 3}
+      - {type: in-flight-tokens, weight: 2, threshold_tokens: 262144}
+      - {type: queue-length, weight: 2, threshold: 16}
+      - {type: kv-usage, weight: 2}
+      - {type: session-affinity, weight: 4}
+    prefill_scorers:
+      - {type: prefix-affinity, weight: 3}
+      - {type: in-flight-tokens, weight: 2}
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IndexSource(enum.StrEnum):
+    """What keeps the block index up to date."""
+
+    PLACEMENT = "placement"  # approximate: a placed prompt is assumed cached where it was placed
+    KV_EVENTS = "kv-events"  # precise: only the engines' KV events (BlockStored / BlockRemoved) change it
+
+
+class PrefixAffinity(_Frozen):
+    """Fraction of the prompt's blocks the endpoint holds, counted consecutively from the first."""
+
+    type: Literal["prefix-affinity"] = "prefix-affinity"
+    weight: NonNegative = 3.0
+
+
+class InFlightTokens(_Frozen):
+    """``1 - (in-flight tokens + this prompt's uncached tokens there) / threshold``, floored at 0.
+
+    The lookahead (the request's own uncached tokens on that endpoint) is what lets a cache hit lower the
+    load an endpoint would carry, as llm-d's token-load scorer does.
+    """
+
+    type: Literal["in-flight-tokens"] = "in-flight-tokens"
+    weight: NonNegative = 2.0
+    threshold_tokens: Positive = 262_144.0
+
+
+class QueueLength(_Frozen):
+    """``1 - waiting requests / threshold``, floored at 0 (vllm:num_requests_waiting)."""
+
+    type: Literal["queue-length"] = "queue-length"
+    weight: NonNegative = 2.0
+    threshold: Positive = 16.0
+
+
+class KvUsage(_Frozen):
+    """``1 - KV-cache use`` (vllm:kv_cache_usage_perc)."""
+
+    type: Literal["kv-usage"] = "kv-usage"
+    weight: NonNegative = 2.0
+
+
+class SessionAffinity(_Frozen):
+    """1 for the endpoint that served the session's previous request (within the session TTL), else 0."""
+
+    type: Literal["session-affinity"] = "session-affinity"
+    weight: NonNegative = 4.0
+
+
+ScorerConfig = Annotated[
+    PrefixAffinity | InFlightTokens | QueueLength | KvUsage | SessionAffinity, Field(discriminator="type")
+]
+
+
+def _default_scorers() -> tuple[ScorerConfig, ...]:
+    return (PrefixAffinity(), InFlightTokens(), QueueLength(), KvUsage(), SessionAffinity())
+
+
+def _default_prefill_scorers() -> tuple[ScorerConfig, ...]:
+    return (PrefixAffinity(), InFlightTokens())
+
+
+class Overload(_Frozen):
+    """An endpoint past any of these is skipped (on its own: the rest of the fleet keeps affinity).
+
+    When every candidate is overloaded the request still goes somewhere: to the best-scoring one.
+    """
+
+    max_queue: Positive = 32.0
+    max_kv_usage: Annotated[float, Field(gt=0, le=1)] = 0.98
+    max_in_flight_tokens: Positive = 1_048_576.0
+
+
+class PrefillDecider(_Frozen):
+    """When P/D prefills remotely; see ``autoscaler.routing.pd``."""
+
+    min_remote_prefill_tokens: NonNegative = 256.0  # shorter uncached prompts prefill on the decode endpoint
+    prefill_tokens_per_s: Positive = 10_000.0  # one prefill replica's rate (the profile's, calibrated)
+    local_prefill_budget_s: NonNegative = 0.5  # seconds of prefill an idle decode endpoint may absorb
+
+
+class SlowStart(_Frozen):
+    """A new endpoint's score is scaled from ``min_weight`` up to 1 linearly over ``window_s``."""
+
+    window_s: NonNegative = 30.0
+    min_weight: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+
+class RouterSettings(_Frozen):
+    block_tokens: Annotated[int, Field(ge=1)] = 64  # prompt tokens per hashed block (cached-token estimate)
+    index_source: IndexSource = IndexSource.PLACEMENT
+    scorers: tuple[ScorerConfig, ...] = Field(default_factory=_default_scorers)
+    prefill_scorers: tuple[ScorerConfig, ...] = Field(default_factory=_default_prefill_scorers)
+    overload: Overload = Overload()
+    prefill_decider: PrefillDecider = PrefillDecider()
+    slow_start: SlowStart = SlowStart()
+    session_ttl_s: Positive = 300.0
+    max_sessions: Annotated[int, Field(ge=1)] = 100_000
+    tie_tolerance: NonNegative = 1e-9  # totals this close to the best are ties, broken by the seeded RNG
+
+    @model_validator(mode="after")
+    def _scorers_usable(self) -> RouterSettings:
+        for name, scorers in (("scorers", self.scorers), ("prefill_scorers", self.prefill_scorers)):
+            if not scorers or not any(s.weight > 0 for s in scorers):
+                raise ValueError(f"{name}: at least one scorer needs a positive weight")
+            types = [s.type for s in scorers]
+            if len(set(types)) != len(types):
+                raise ValueError(f"{name}: each scorer type may appear once, got {types}")
+        return self
