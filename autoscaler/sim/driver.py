@@ -1,0 +1,393 @@
+"""The simulator's event loop: a trace through a placer and a cluster of engines, with a policy in the loop.
+
+Events are at request granularity. Each engine computes its own next event (``ReplicaEngine``), and the
+loop keeps only that one per replica in its heap, stamped with a version so that a rescheduled engine's older
+entry is skipped. Arrivals come straight from the trace's columns, never through the heap. Other events:
+a KV transfer done (P/D), a replica ready, a Prometheus scrape, a control step.
+
+A request's path: the placer chooses endpoints (``autoscaler.routing.interface.Placer``: the least-loaded
+placeholder or the cache-affinity router, with no change here); in P/D it is prefilled on the prefill
+replica, its KV moves in ``Profile.kv_transfer_time(prompt)``, and the decode replica admits it; otherwise
+one replica does both. When no endpoint is ready (start-up, scale from zero) requests wait at the router and
+are placed as soon as one is.
+
+Same seed, same result: one ``random.Random(seed)`` draws every start-up delay, ids come from the trace's
+row numbers, and the heap breaks time ties by a per-run counter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from autoscaler.core.phases import Phase, ServingMode
+from autoscaler.core.slo import Slo
+from autoscaler.engine.sequence import Sequence
+from autoscaler.policy.interface import ScalingPolicy
+from autoscaler.profiles.schema import Profile
+from autoscaler.routing.interface import NoEndpointError, Placement, Placer, RouteRequest
+from autoscaler.sim.cluster import Cluster, ReplicaState, SimReplica
+from autoscaler.sim.signals import Demand, Scraper, ScrapeSettings
+from autoscaler.sim.workloads.trace import Trace
+
+__all__ = ["RunResult", "SimSettings", "Timeline", "simulate"]
+
+FloatArray = npt.NDArray[np.float64]
+
+_REPLICA = 0
+_TRANSFER = 1
+_READY = 2
+_SCRAPE = 3
+_CONTROL = 4
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SimSettings:
+    mode: ServingMode
+    slo: Slo
+    initial_replicas: Mapping[Phase, int]  # ready at t = 0 (the deployment existed before the trace)
+    control_interval_s: float = 30.0
+    scrape: ScrapeSettings = dataclasses.field(default_factory=ScrapeSettings)
+    pending_delay_s: float = 0.0  # before the start-up delay: scheduling and node provisioning
+    drain_s: float = 900.0  # after the last arrival, how long in-flight requests may still finish
+    pool: str = "default"
+
+    def __post_init__(self) -> None:
+        if set(self.initial_replicas) != set(self.mode.phases):
+            raise ValueError(
+                f"initial_replicas must name exactly the phases {[p.value for p in self.mode.phases]}"
+            )
+        if self.control_interval_s <= 0 or self.scrape.scrape_interval_s <= 0:
+            raise ValueError("control and scrape intervals must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeline:
+    """Sampled at every scrape: replicas per phase (ready, starting, draining) and arrivals so far."""
+
+    time_s: FloatArray
+    arrivals: npt.NDArray[np.int64]
+    ready: dict[Phase, npt.NDArray[np.int64]]
+    starting: dict[Phase, npt.NDArray[np.int64]]
+    draining: dict[Phase, npt.NDArray[np.int64]]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """One policy's run. Per-request arrays are in trace order; NaN means never reached (not served)."""
+
+    policy: str
+    arrival_s: FloatArray
+    ttft_s: FloatArray
+    itl_s: FloatArray  # mean inter-token latency of the request; NaN for one-token outputs
+    e2e_s: FloatArray
+    cached_tokens: npt.NDArray[np.int64]
+    preemptions: npt.NDArray[np.int64]
+    output_tokens: npt.NDArray[np.int64]
+    gpu_seconds: float  # over [0, horizon_s]
+    horizon_s: float
+    end_s: float  # when the last event ran
+    scale_events: int  # changes of a phase's desired replica count
+    prefix_hit_tokens: int
+    prefix_query_tokens: int
+    prefix_hit_blocks: int
+    prefix_query_blocks: int
+    timeline: Timeline
+
+    @property
+    def finished(self) -> npt.NDArray[np.bool_]:
+        return np.asarray(np.isfinite(self.e2e_s))
+
+
+class _Flight:
+    __slots__ = ("placement", "seq")
+
+    def __init__(self, seq: Sequence, placement: Placement) -> None:
+        self.seq = seq
+        self.placement = placement
+
+
+def simulate(
+    trace: Trace,
+    *,
+    profile: Profile,
+    policy: ScalingPolicy[Any],
+    placer: Placer,
+    settings: SimSettings,
+    seed: int,
+    progress: Callable[[float], None] | None = None,
+) -> RunResult:
+    """Replay ``trace`` through the cluster with ``policy`` scaling it; see the module docstring."""
+    return _Run(trace, profile=profile, policy=policy, placer=placer, settings=settings, seed=seed).run(
+        progress
+    )
+
+
+class _Run:
+    def __init__(
+        self,
+        trace: Trace,
+        *,
+        profile: Profile,
+        policy: ScalingPolicy[Any],
+        placer: Placer,
+        settings: SimSettings,
+        seed: int,
+    ) -> None:
+        self.trace = trace
+        self.profile = profile
+        self.policy = policy
+        self.placer = placer
+        self.settings = settings
+        self.cluster = Cluster(
+            profile,
+            phases=settings.mode.phases,
+            placer=placer,
+            rng=random.Random(seed),
+            block_tokens=trace.block_tokens,
+            pending_delay_s=settings.pending_delay_s,
+        )
+        self.demand = Demand()
+        self.scraper = Scraper(
+            self.cluster, self.demand, settings=settings.scrape, slo=settings.slo, pool=settings.pool
+        )
+        self.heap: list[tuple[float, int, int, Any, int]] = []
+        self.tick = itertools.count()
+        self.backlog: deque[Sequence] = deque()
+        self.flights: dict[int, _Flight] = {}
+        n = len(trace)
+        nan = math.nan
+        self.ttft = [nan] * n
+        self.itl = [nan] * n
+        self.e2e = [nan] * n
+        self.cached = [0] * n
+        self.preempted = [0] * n
+        self.done = 0
+        self.scale_events = 0
+        self.timeline: list[tuple[float, int, dict[Phase, tuple[int, int, int]]]] = []
+        capacity = profile.kv_capacity_tokens
+        self.transfer_s_per_token = profile.kv_transfer_time(1.0) - profile.kv_transfer_time(0.0)
+        self.transfer_latency_s = profile.kv_transfer_time(0.0)
+        self.capacity = capacity
+
+    # --- heap helpers ------------------------------------------------------------------------------------
+
+    def _push(self, time: float, kind: int, obj: Any = None, version: int = 0) -> None:
+        heapq.heappush(self.heap, (time, next(self.tick), kind, obj, version))
+
+    def _reschedule(self, replica: SimReplica) -> None:
+        replica.version += 1
+        when = replica.engine.next_event_time()
+        if when != math.inf:
+            heapq.heappush(self.heap, (when, next(self.tick), _REPLICA, replica, replica.version))
+
+    # --- the loop -------------------------------------------------------------------------------------------
+
+    def run(self, progress: Callable[[float], None] | None) -> RunResult:
+        trace = self.trace
+        settings = self.settings
+        cluster = self.cluster
+        n = len(trace)
+        horizon = trace.duration_s
+        stop_at = horizon + settings.drain_s
+        for phase, replicas in settings.initial_replicas.items():
+            for _, replica in cluster.scale_to(phase, replicas, now=0.0):
+                cluster.mark_ready(replica, 0.0)
+        self._push(0.0, _SCRAPE)
+        self._push(settings.control_interval_s, _CONTROL)
+        policy_state = self.policy.initial_state()
+
+        arrivals = trace.arrival_s.tolist()
+        prompts = trace.prompt_tokens.tolist()
+        outputs = trace.output_tokens.tolist()
+        offsets = trace.block_offsets.tolist() if trace.block_offsets is not None else None
+        hashes = trace.block_hashes.tolist() if trace.block_hashes is not None else None
+        demand = self.demand
+        heap = self.heap
+        pop = heapq.heappop
+        capacity = self.capacity
+        report_every = max(1, n // 200)
+        i = 0
+        now = 0.0
+        while True:
+            next_arrival = arrivals[i] if i < n else math.inf
+            if heap and heap[0][0] < next_arrival:
+                now, _, kind, obj, version = pop(heap)
+                if now > stop_at:
+                    break
+                if kind == _REPLICA:
+                    if version == obj.version:
+                        self._advance(obj, now)
+                elif kind == _TRANSFER:
+                    self._admit(self.cluster.replicas[obj.placement.endpoint], obj.seq, now)
+                elif kind == _READY:
+                    if cluster.mark_ready(obj, now):
+                        self._flush_backlog(now)
+                elif kind == _SCRAPE:
+                    self.scraper.scrape(now)
+                    self._record_timeline(now)
+                    if i < n or self.done < n:
+                        self._push(now + settings.scrape.scrape_interval_s, _SCRAPE)
+                else:
+                    observation = self.scraper.observe(now)
+                    decision, policy_state = self.policy.step(observation, policy_state, now=now)
+                    self._apply(decision.replicas(), now)
+                    if i < n or self.done < n:
+                        self._push(now + settings.control_interval_s, _CONTROL)
+                continue
+            if i >= n:
+                break
+            now = next_arrival
+            prompt = prompts[i]
+            output = outputs[i]
+            demand.arrivals += 1
+            demand.prompt_sum += prompt
+            demand.prompt_sq += prompt * prompt
+            demand.output_sum += output
+            demand.output_sq += output * output
+            blocks = hashes[offsets[i] : offsets[i + 1]] if hashes is not None and offsets is not None else ()
+            seq = Sequence(i, prompt_tokens=prompt, output_tokens=output, arrival=now, block_hashes=blocks)
+            i += 1
+            if prompt + seq.output_tokens > capacity:
+                self.done += 1  # longer than any replica's KV cache: vLLM rejects it (max_model_len)
+            else:
+                self._dispatch(seq, now)
+            if progress is not None and i % report_every == 0:
+                progress(i / n)
+        return self._result(now, horizon)
+
+    # --- event handlers ------------------------------------------------------------------------------------
+
+    def _dispatch(self, seq: Sequence, now: float) -> bool:
+        request = RouteRequest(
+            request_id=seq.uid,
+            prompt_tokens=seq.prompt_tokens,
+            output_tokens=seq.output_tokens,
+            block_hashes=seq.block_hashes,
+        )
+        try:
+            placement = self.placer.place(request, now=now)
+        except NoEndpointError:
+            self.backlog.append(seq)
+            return False
+        flight = _Flight(seq, placement)
+        self.flights[seq.uid] = flight
+        target = placement.prefill_endpoint or placement.endpoint
+        self._admit(self.cluster.replicas[target], seq, now)
+        return True
+
+    def _admit(self, replica: SimReplica, seq: Sequence, now: float) -> None:
+        if replica.engine.admit(seq, now):
+            self._reschedule(replica)
+
+    def _flush_backlog(self, now: float) -> None:
+        backlog = self.backlog
+        while backlog:
+            seq = backlog.popleft()
+            if not self._dispatch(seq, now):  # it went back to the end: put it back in front
+                backlog.appendleft(backlog.pop())
+                return
+
+    def _advance(self, replica: SimReplica, now: float) -> None:
+        left = replica.engine.advance(now)
+        if left:
+            flights = self.flights
+            if replica.phase is Phase.PREFILL:
+                for seq in left:
+                    flight = flights[seq.uid]
+                    self.placer.prefill_done(flight.placement, now=now)
+                    done = now + self.transfer_latency_s + self.transfer_s_per_token * seq.prompt_tokens
+                    heapq.heappush(self.heap, (done, next(self.tick), _TRANSFER, flight, 0))
+            else:
+                for seq in left:
+                    self._finish(flights.pop(seq.uid), now)
+        self._reschedule(replica)
+        if replica.state is ReplicaState.DRAINING:
+            self.cluster.release_if_drained(replica, now)
+
+    def _finish(self, flight: _Flight, now: float) -> None:
+        seq = flight.seq
+        placement = flight.placement
+        self.placer.finished(placement, now=now)
+        uid = seq.uid
+        ttft = seq.first_token_time - seq.arrival
+        self.ttft[uid] = ttft
+        self.e2e[uid] = now - seq.arrival
+        self.demand.ttft.append(ttft)
+        if seq.output_tokens > 1:
+            itl = (now - seq.first_token_time) / (seq.output_tokens - 1)
+            self.itl[uid] = itl
+            self.demand.itl.append(itl)
+        self.cached[uid] = seq.cached_tokens
+        self.preempted[uid] = seq.preemptions
+        self.done += 1
+        prefill = placement.prefill_endpoint
+        if prefill is not None:
+            prefill_replica = self.cluster.replicas[prefill]
+            if prefill_replica.state is ReplicaState.DRAINING:
+                self.cluster.release_if_drained(prefill_replica, now)
+
+    def _apply(self, desired: Mapping[Phase, int], now: float) -> None:
+        cluster = self.cluster
+        for phase in cluster.phases:
+            if phase not in desired:
+                continue
+            wanted = max(0, desired[phase])
+            if wanted == len(cluster.active(phase)):
+                continue
+            self.scale_events += 1
+            for ready_at, replica in cluster.scale_to(phase, wanted, now=now):
+                self._push(ready_at, _READY, replica)
+
+    def _record_timeline(self, now: float) -> None:
+        cluster = self.cluster
+        counts = {
+            phase: (
+                cluster.count(phase, ReplicaState.READY),
+                cluster.count(phase, ReplicaState.STARTING),
+                cluster.count(phase, ReplicaState.DRAINING),
+            )
+            for phase in cluster.phases
+        }
+        self.timeline.append((now, self.demand.arrivals, counts))
+
+    def _result(self, end: float, horizon: float) -> RunResult:
+        replicas = list(self.cluster.replicas.values())
+        engines = [r.engine for r in replicas if r.phase is not Phase.DECODE]
+        trace = self.trace
+        phases = self.cluster.phases
+        timeline = Timeline(
+            time_s=np.array([t for t, _, _ in self.timeline], dtype=np.float64),
+            arrivals=np.array([a for _, a, _ in self.timeline], dtype=np.int64),
+            ready={p: np.array([c[p][0] for _, _, c in self.timeline], dtype=np.int64) for p in phases},
+            starting={p: np.array([c[p][1] for _, _, c in self.timeline], dtype=np.int64) for p in phases},
+            draining={p: np.array([c[p][2] for _, _, c in self.timeline], dtype=np.int64) for p in phases},
+        )
+        return RunResult(
+            policy=self.policy.name,
+            arrival_s=np.asarray(trace.arrival_s, dtype=np.float64),
+            ttft_s=np.array(self.ttft, dtype=np.float64),
+            itl_s=np.array(self.itl, dtype=np.float64),
+            e2e_s=np.array(self.e2e, dtype=np.float64),
+            cached_tokens=np.array(self.cached, dtype=np.int64),
+            preemptions=np.array(self.preempted, dtype=np.int64),
+            output_tokens=np.asarray(trace.output_tokens, dtype=np.int64),
+            gpu_seconds=self.cluster.gpu_seconds(horizon),
+            horizon_s=horizon,
+            end_s=end,
+            scale_events=self.scale_events,
+            prefix_hit_tokens=sum(e.hit_tokens for e in engines),
+            prefix_query_tokens=sum(e.query_tokens for e in engines),
+            prefix_hit_blocks=sum(e.hit_blocks for e in engines),
+            prefix_query_blocks=sum(e.query_blocks for e in engines),
+            timeline=timeline,
+        )
