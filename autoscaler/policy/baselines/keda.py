@@ -134,6 +134,6 @@ def _activation(
         if active:
             return PhaseDecision(1, 0, "Activated", "a trigger is above its activation threshold")
         return PhaseDecision(0, 0, "Inactive", "no trigger is above its activation threshold")
-    if not active and idle_s >= cooldown_s:
+    if not active and idle_s > cooldown_s:  # lastActiveTime + cooldownPeriod before now
         return PhaseDecision(0, current, "Deactivated", f"no trigger active for {idle_s:.0f} s")
     return None
