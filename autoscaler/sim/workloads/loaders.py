@@ -298,18 +298,17 @@ def load_trace(
     *,
     format: TraceFormat | Literal["auto"] = "auto",
     name: str | None = None,
-    block_tokens: int | None = None,
+    block_tokens: int = _MOONCAKE_BLOCK_TOKENS,
 ) -> trace_mod.Trace:
-    """Reads a trace file; ``block_tokens`` (tokens per hash block) defaults to 512, Mooncake's block size.
+    """Reads a trace file; ``block_tokens`` is the tokens per hash block (Mooncake's 512 by default).
 
-    Raises ``TraceError`` (``FILE:LINE: reason``) for a malformed or empty file.
+    Raises ``TraceError`` (``FILE:LINE: reason``) for an unreadable, malformed or empty file.
     """
     path = Path(path)
-    kind = detect_format(path) if format == "auto" else format
-    tokens = block_tokens if block_tokens is not None else _MOONCAKE_BLOCK_TOKENS
-    columns = _Columns(block_tokens=tokens)
+    columns = _Columns(block_tokens=block_tokens)
     line = 0
     try:
+        kind = detect_format(path) if format == "auto" else format
         with path.open(encoding="utf-8", newline="") as handle:
             # Each parser yields a line's number before parsing it, so on failure ``line`` names the culprit.
             for number in _PARSERS[kind](handle, columns):
@@ -318,6 +317,8 @@ def load_trace(
         raise TraceError(f"{path}:{line}: {error}") from None
     except UnicodeDecodeError as error:
         raise TraceError(f"{path}:{line + 1}: not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise TraceError(f"{path}: cannot read: {error.strerror}") from None
     if not columns.arrival:
         raise TraceError(f"{path}:{line}: no requests in the trace")
     return columns.build(name if name is not None else path.stem)
