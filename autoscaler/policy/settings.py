@@ -1,0 +1,110 @@
+"""Settings of our scaling policy, per subsystem, each with defaults and the reason for them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from autoscaler.core.phases import Phase, ServingMode
+from autoscaler.core.slo import Slo
+from autoscaler.profiles.schema import Profile
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bounds:
+    minimum: int = 1
+    maximum: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.minimum <= self.maximum:
+            raise ValueError(f"need 0 <= min <= max replicas, got min={self.minimum} max={self.maximum}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``max(pods, percent% of the replicas at the window's start)`` changes per ``period_s``."""
+
+    pods: int
+    percent: float
+    period_s: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Behavior:
+    """HPA ``behavior`` in spirit: scale up fast, down slowly.
+
+    Up: no stabilization (a spike must be met within one step) and HPA's default rate, max(4 pods, 100 %)
+    per 15 s. Down: hold the highest recommendation of the last 3 minutes (shorter than HPA's 5 because the
+    forecast already carries the start-up horizon) and remove at most max(1 pod, 50 %) per minute.
+    """
+
+    up_window_s: float = 0.0
+    down_window_s: float = 180.0
+    up_limit: RateLimit = RateLimit(pods=4, percent=100.0, period_s=15.0)
+    down_limit: RateLimit = RateLimit(pods=1, percent=50.0, period_s=60.0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Forecast:
+    """Holt's linear trend on the arrival rate, sized for its upper band over the start-up horizon.
+
+    ``horizon_s`` defaults to the profile's start-up time plus one control interval (what a replica
+    asked for now must cover when it becomes ready); ``band_sigmas`` widens the forecast by the spread of
+    recent one-step forecast errors.
+    """
+
+    level_smoothing: float = 0.5
+    trend_smoothing: float = 0.2
+    error_smoothing: float = 0.2
+    band_sigmas: float = 1.0
+    horizon_s: float | None = None
+    backlog_drain_s: float = 60.0  # queued requests are served within this time on top of new arrivals
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Calibration:
+    """A bounded correction of the profile's times from observed vs predicted latency.
+
+    Observed/predicted ratios are smoothed in log space and clamped to ``[minimum, maximum]``; updates
+    happen only while the model is in its valid regime (predicted utilisation below ``max_utilisation``,
+    ready replicas present, load non-zero), so a backlog caused by under-provisioning is not mistaken for a
+    slow engine.
+    """
+
+    enabled: bool = True
+    smoothing: float = 0.2
+    minimum: float = 0.67
+    maximum: float = 1.5
+    max_utilisation: float = 0.8
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolicySettings:
+    profile: Profile
+    slo: Slo
+    mode: ServingMode
+    bounds: dict[Phase, Bounds]
+    control_interval_s: float = 30.0
+    gpu_budget: int | None = None  # GPUs shared by all phases of the pool
+    max_signal_age_s: float = 90.0
+    behavior: Behavior = Behavior()
+    forecast: Forecast = Forecast()
+    calibration: Calibration = Calibration()
+
+    def __post_init__(self) -> None:
+        missing = [phase.value for phase in self.mode.phases if phase not in self.bounds]
+        if missing:
+            raise ValueError(f"bounds missing for phase(s) {', '.join(missing)} of a {self.mode.value} pool")
+        if self.gpu_budget is not None and self.gpu_budget < self.minimum_gpus:
+            raise ValueError(
+                f"GPU budget {self.gpu_budget} is below the minimum replicas' {self.minimum_gpus} GPUs"
+            )
+
+    @property
+    def minimum_gpus(self) -> int:
+        return sum(self.bounds[p].minimum for p in self.mode.phases) * self.profile.gpus_per_replica
+
+    @property
+    def horizon_s(self) -> float:
+        if self.forecast.horizon_s is not None:
+            return self.forecast.horizon_s
+        return self.profile.startup.mean_s.value + self.control_interval_s

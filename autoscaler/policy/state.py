@@ -1,0 +1,35 @@
+"""The policy's explicit state: a value that goes into a step and comes out of it, never mutated.
+
+Drivers keep it between steps (the simulator threads it through; the controller may persist it so that
+stabilization windows survive a restart).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from autoscaler.core.phases import Phase
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ForecastState:
+    level: float
+    trend: float  # per second
+    error_variance: float
+    time: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PhaseState:
+    recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas) within the longest window
+    scale_events: tuple[tuple[float, int], ...] = ()  # (time, replicas before the change)
+    forecast: ForecastState | None = None
+    correction: float = 1.0  # observed / predicted latency, bounded
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolicyState:
+    phases: dict[Phase, PhaseState] = dataclasses.field(default_factory=dict)
+
+    def phase(self, phase: Phase) -> PhaseState:
+        return self.phases.get(phase, PhaseState())
