@@ -70,7 +70,7 @@ def test_truncation_keeps_the_window_and_restarts_time(steady: trace.Trace) -> N
     assert np.array_equal(window.prompt_tokens, steady.prompt_tokens[inside])
     assert _blocks_match_prompts(window)
     first = int(np.argmax(inside))
-    assert np.array_equal(window.hashes(0), steady.hashes(first))
+    assert all(np.array_equal(window.hashes(i), steady.hashes(first + i)) for i in range(len(window)))
 
 
 def test_truncation_rejects_an_empty_window(steady: trace.Trace) -> None:
@@ -111,3 +111,20 @@ def test_transforms_work_on_traces_without_hashes() -> None:
     stacked = transforms.superpose(plain, copies=2, rng=np.random.default_rng(0))
     assert len(stacked) == 6 and not stacked.has_hashes
     assert len(transforms.truncate(plain, start_s=1.0)) == 2
+
+
+def test_superposing_an_instant_trace_stacks_it_at_zero() -> None:
+    instant = trace.Trace(name="i", arrival_s=[0.0, 0.0], prompt_tokens=[1, 2], output_tokens=[1, 1])
+    stacked = transforms.superpose(instant, copies=3, rng=np.random.default_rng(0))
+    assert list(stacked.arrival_s) == [0.0] * 6
+
+
+def test_superposed_rows_keep_their_own_hashes(steady: trace.Trace) -> None:
+    stacked = transforms.superpose(steady, copies=2, rng=np.random.default_rng(5), share="all")
+    assert stacked.block_hashes is not None and steady.block_hashes is not None
+    by_prompt = {}
+    for i in range(len(steady)):
+        by_prompt.setdefault(int(steady.prompt_tokens[i]), set()).add(tuple(steady.hashes(i)))
+    assert all(
+        tuple(stacked.hashes(i)) in by_prompt[int(stacked.prompt_tokens[i])] for i in range(len(stacked))
+    )

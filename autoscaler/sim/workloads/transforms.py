@@ -105,10 +105,12 @@ def superpose(
         raise ValueError(f"copies must be at least 1, got {copies}")
     period = trace.duration_s
     n = len(trace)
-    shifts = np.concatenate(([0.0], rng.uniform(0.0, period, size=copies - 1)))
-    arrival = np.concatenate(
-        [trace.arrival_s] + [np.mod(trace.arrival_s + shift, period) for shift in shifts[1:]]
-    )
+    shifts = rng.uniform(0.0, period, size=copies - 1)
+    if period > 0:
+        shifted = [np.mod(trace.arrival_s + shift, period) for shift in shifts]
+    else:  # every request at t = 0: nothing to shift
+        shifted = [trace.arrival_s] * (copies - 1)
+    arrival = np.concatenate([trace.arrival_s, *shifted])
     order = np.argsort(arrival, kind="stable")
     offsets = hashes = None
     if trace.block_offsets is not None and trace.block_hashes is not None:
