@@ -17,7 +17,8 @@ its own ScaledObject, as KServe's LLMInferenceService creates them; an aggregate
   trigger never wakes a set at 0; production-stack's scale-to-zero recipe adds a keep-alive trigger
   ``sum(rate(vllm:num_incoming_requests_total[1m]) > bool 0)`` with threshold 1, modelled by
   ``keepalive_trigger`` on the arrival rate;
-- ``pollingInterval: 15`` s; the HPA syncs every 15 s as well, so one 15 s cadence drives both.
+- KEDA polls its triggers for activation every ``pollingInterval`` (production-stack: 15 s); the HPA reads
+  the metric through KEDA's metrics adapter at its own 15 s sync. Between polls a set at 0 stays at 0.
 
 Known weaknesses kept on purpose: the signal is a queue, so replicas grow only once requests already wait
 (TTFT is spent), a queue under 5 x replicas never scales up however slow decode gets, and KV pressure
@@ -41,6 +42,7 @@ class KedaSettings:
     bounds: Mapping[Phase, ReplicaBounds]  # minReplicaCount / maxReplicaCount per ScaledObject
     threshold: float = 5.0  # production-stack default trigger threshold
     activation_threshold: float = 0.0  # KEDA default activationThreshold
+    polling_interval_s: float = 15.0  # production-stack pollingInterval (KEDA's own default is 30 s)
     cooldown_period_s: float = 360.0  # production-stack cooldownPeriod (KEDA's own default is 300 s)
     keepalive_trigger: bool = False  # production-stack scale-to-zero recipe
     hpa: hpa.HpaSettings = dataclasses.field(default_factory=hpa.HpaSettings)
@@ -49,6 +51,7 @@ class KedaSettings:
 @dataclasses.dataclass(frozen=True, slots=True)
 class KedaPhaseState:
     hpa: hpa.HpaState = dataclasses.field(default_factory=hpa.HpaState)
+    last_poll: float | None = None
     last_active: float | None = None  # KEDA's lastActiveTime; the cooldown counts from here
 
 
@@ -86,20 +89,20 @@ class KedaPolicy:
         metrics = [(waiting, settings.threshold)]
         if settings.keepalive_trigger:
             metrics.append((1.0 if (finite(signals.arrival_rate) or 0.0) > 0 else 0.0, 1.0))
-        active = any(value > settings.activation_threshold for value, _ in metrics)
-        last_active = now if active or state.last_active is None else state.last_active
-        state = dataclasses.replace(state, last_active=last_active)
-
-        if bounds.minimum == 0:
-            woken = _activation(
-                current=current,
-                active=active,
-                bounds=bounds,
-                idle_s=now - last_active,
-                cooldown_s=settings.cooldown_period_s,
-            )
-            if woken is not None:
-                return woken, state
+        poll_due = state.last_poll is None or now - state.last_poll >= settings.polling_interval_s
+        if poll_due:
+            active = any(value > settings.activation_threshold for value, _ in metrics)
+            last_active = now if active or state.last_active is None else state.last_active
+            state = dataclasses.replace(state, last_poll=now, last_active=last_active)
+            if bounds.minimum == 0:
+                woken = _activation(
+                    current=current,
+                    active=active,
+                    idle_s=now - last_active,
+                    cooldown_s=settings.cooldown_period_s,
+                )
+                if woken is not None:
+                    return woken, state
 
         existing = signals.replicas.ready + signals.replicas.starting
         proposal = max(
@@ -126,9 +129,7 @@ class KedaPolicy:
         return decision, dataclasses.replace(state, hpa=outcome.state)
 
 
-def _activation(
-    *, current: int, active: bool, bounds: ReplicaBounds, idle_s: float, cooldown_s: float
-) -> PhaseDecision | None:
+def _activation(*, current: int, active: bool, idle_s: float, cooldown_s: float) -> PhaseDecision | None:
     """KEDA's own 0 <-> 1 step (scale executor), or ``None`` when the HPA owns the decision."""
     if current == 0:
         if active:

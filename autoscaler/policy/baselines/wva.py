@@ -91,7 +91,9 @@ class Saturation:
     """The analyzer's view of one phase, in tokens."""
 
     per_replica_capacity: float
-    k2_source: str
+    k2: float
+    k2_source: str  # observed, historical, derived or fallback-k1
+    bucket: str  # output length bucket the k2 history is kept under
     demand: float
     required: float
     spare: float
@@ -123,7 +125,12 @@ class WvaPolicy:
                     signals.replicas.current, reason="HoldSyncPeriod", message="between WVA/HPA cycles"
                 )
                 continue
-            decisions[phase], hpa_states[phase] = self._step_phase(phase, signals, phase_hpa, history, now)
+            decisions[phase], hpa_states[phase], saturation = self._step_phase(
+                phase, signals, phase_hpa, history, now
+            )
+            if saturation is not None and saturation.k2_source == "observed":
+                recent = (*history.get(saturation.bucket, ()), saturation.k2)
+                history[saturation.bucket] = recent[-self._settings.history_size :]
         return Decision(pool=observation.pool, time=now, phases=decisions), WvaState(hpa_states, history)
 
     def _step_phase(
@@ -131,9 +138,9 @@ class WvaPolicy:
         phase: Phase,
         signals: PhaseSignals,
         phase_hpa: hpa.HpaState,
-        history: dict[str, tuple[float, ...]],
+        history: Mapping[str, tuple[float, ...]],
         now: float,
-    ) -> tuple[PhaseDecision, hpa.HpaState]:
+    ) -> tuple[PhaseDecision, hpa.HpaState, Saturation | None]:
         settings = self._settings
         current = signals.replicas.current
         saturation = self._analyze(phase, signals, history)
@@ -145,6 +152,7 @@ class WvaPolicy:
                     message="no saturation metrics: no new desired count",
                 ),
                 phase_hpa,
+                None,
             )
         bounds = bounds_for(settings.bounds, phase)
         desired = _optimize(saturation, current=current, bounds=bounds)
@@ -163,12 +171,12 @@ class WvaPolicy:
             f"(k2 {saturation.k2_source}), required {saturation.required:.0f}, spare {saturation.spare:.0f}: "
             f"wva_desired_replicas {desired}; HPA: {outcome.message}"
         )
-        return PhaseDecision(outcome.replicas, current, outcome.reason, message), outcome.state
+        return PhaseDecision(outcome.replicas, current, outcome.reason, message), outcome.state, saturation
 
     def _analyze(
-        self, phase: Phase, signals: PhaseSignals, history: dict[str, tuple[float, ...]]
+        self, phase: Phase, signals: PhaseSignals, history: Mapping[str, tuple[float, ...]]
     ) -> Saturation | None:
-        """Saturation V2 for one role; records an observed k2 in ``history``. ``None``: nothing to analyze."""
+        """Saturation V2 for one role (``None``: nothing to analyze); ``history``: observed k2 by bucket."""
         settings = self._settings
         kv_usage = finite(signals.kv_usage)
         queue = finite(signals.queue_length)
@@ -183,7 +191,6 @@ class WvaPolicy:
         bucket = _output_bucket(output)
         if queue / ready >= settings.queue_length_threshold and tokens_in_use > 0:
             k2, source = tokens_in_use, "observed"
-            history[bucket] = (*history.get(bucket, ()), tokens_in_use)[-settings.history_size :]
         elif history.get(bucket):
             k2, source = sum(history[bucket]) / len(history[bucket]), "historical"
         else:
@@ -194,7 +201,9 @@ class WvaPolicy:
         anticipated = capacity * (ready + signals.replicas.starting)
         return Saturation(
             per_replica_capacity=capacity,
+            k2=k2,
             k2_source=source,
+            bucket=bucket,
             demand=demand,
             required=max(0.0, demand / settings.scale_up_threshold - anticipated),
             spare=max(0.0, capacity * ready - demand / settings.scale_down_boundary),

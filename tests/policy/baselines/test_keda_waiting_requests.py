@@ -108,11 +108,18 @@ def zero_to_one(keepalive: bool, steps: list[tuple[float, float | None, float]],
             1,
             ["1:Hold", "1:ScaleDownStabilized", "1:TooFewReplicas", "0:Deactivated"],
         ),
+        (
+            True,
+            [(0.0, None, 0.0), (5.0, None, 3.0), (15.0, None, 3.0)],
+            0,
+            ["0:Inactive", "0:ScalingDisabled", "1:Activated"],
+        ),
     ],
     ids=[
         "queue trigger alone never wakes a set at 0: no engine, no metric",
         "keep-alive trigger wakes it, then the queue scales it",
         "the HPA stops at 1; KEDA deactivates once 360 s (cooldownPeriod) have passed",
+        "traffic between polls waits for the next 15 s poll",
     ],
 )
 def test_scale_to_and_from_zero(
