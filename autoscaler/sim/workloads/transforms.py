@@ -79,22 +79,19 @@ def truncate(trace: trace_mod.Trace, *, start_s: float = 0.0, end_s: float = mat
     return _take(trace, rows, arrival_s=trace.arrival_s[rows] - start_s)
 
 
-def _copy_hashes(
-    hashes: trace_mod.IntArray, offsets: trace_mod.IntArray, *, copies: int, share: ShareMode
+def _relabel(
+    hashes: trace_mod.IntArray, copy: trace_mod.IntArray, *, requests: int, share: ShareMode
 ) -> trace_mod.IntArray:
-    """Hashes of ``copies`` copies laid end to end, relabelled so copies overlap only as ``share`` says."""
+    """Gives each copy its own hash labels (``copy`` is each block's copy number), except those shared."""
     if share == "all":
-        return np.tile(hashes, copies)
+        return hashes
     unique, dense = np.unique(hashes, return_inverse=True)
-    dense = dense.astype(np.int64)
     if share == "none":
         kept = np.zeros(unique.size, dtype=bool)
     else:
-        # Chained hashes appear at most once per request, so occurrences count referencing requests.
-        references = np.bincount(dense, minlength=unique.size)
-        kept = references >= max(2.0, _SYSTEM_HASH_SHARE * (offsets.size - 1))
-    shifted = [np.where(kept[dense], dense, dense + copy * unique.size) for copy in range(copies)]
-    return np.concatenate(shifted)
+        # Chained hashes appear at most once per request, so a hash's count is its requests' count.
+        kept = np.bincount(dense, minlength=unique.size) >= max(2.0, _SYSTEM_HASH_SHARE * requests)
+    return np.where(kept[dense], dense, dense + copy * unique.size).astype(np.int64)
 
 
 def superpose(
@@ -112,21 +109,13 @@ def superpose(
         shifted = [trace.arrival_s] * (copies - 1)
     arrival = np.concatenate([trace.arrival_s, *shifted])
     order = np.argsort(arrival, kind="stable")
-    offsets = hashes = None
-    if trace.block_offsets is not None and trace.block_hashes is not None:
-        counts = np.tile(np.diff(trace.block_offsets), copies)
-        stacked_offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        stacked = _copy_hashes(trace.block_hashes, trace.block_offsets, copies=copies, share=share)
-        offsets, hashes = _gather(stacked_offsets, stacked, order)
-    rows = np.tile(np.arange(n), copies)[order]
-    return dataclasses.replace(
-        trace,
-        arrival_s=arrival[order],
-        prompt_tokens=trace.prompt_tokens[rows],
-        output_tokens=trace.output_tokens[rows],
-        block_offsets=offsets,
-        block_hashes=hashes,
-    )
+    stacked = _take(trace, np.tile(np.arange(n), copies)[order], arrival_s=arrival[order])
+    if stacked.block_offsets is None or stacked.block_hashes is None:
+        return stacked
+    copy_of_request = np.repeat(np.arange(copies), n)[order]
+    copy_of_block = np.repeat(copy_of_request, np.diff(stacked.block_offsets))
+    hashes = _relabel(stacked.block_hashes, copy_of_block, requests=n, share=share)
+    return dataclasses.replace(stacked, block_hashes=hashes)
 
 
 def modulate(trace: trace_mod.Trace, curve: curves.RateCurve) -> trace_mod.Trace:
