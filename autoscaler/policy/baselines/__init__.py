@@ -15,7 +15,7 @@ from typing import Any
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import Slo
 from autoscaler.policy.baselines.common import ReplicaBounds
-from autoscaler.policy.baselines.dynamo import DynamoPolicy, DynamoSettings
+from autoscaler.policy.baselines.dynamo import LEGACY_MAX_GPU_BUDGET, DynamoPolicy, DynamoSettings
 from autoscaler.policy.baselines.keda import KedaPolicy, KedaSettings
 from autoscaler.policy.baselines.static import StaticPolicy, StaticSettings
 from autoscaler.policy.baselines.wva import WvaPolicy, WvaSettings
@@ -23,8 +23,6 @@ from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
 
 NAMES = ("static", "keda", "wva", "dynamo")
-
-DYNAMO_DEFAULT_GPU_BUDGET = DynamoSettings(bounds={}).max_gpu_budget
 
 
 def build_baseline(
@@ -34,7 +32,7 @@ def build_baseline(
     slo: Slo,
     bounds: Mapping[Phase, ReplicaBounds],
     static_replicas: Mapping[Phase, int] | None = None,
-    gpu_budget: int | None = DYNAMO_DEFAULT_GPU_BUDGET,
+    gpu_budget: int | None = LEGACY_MAX_GPU_BUDGET,
 ) -> ScalingPolicy[Any]:
     """The baseline called ``name`` with its published defaults.
 

@@ -64,12 +64,14 @@ from autoscaler.core.slo import Slo
 from autoscaler.policy.baselines.common import ReplicaBounds, bounds_for, direction, finite, hold
 from autoscaler.profiles.schema import Profile
 
+LEGACY_MAX_GPU_BUDGET = 8  # defaults.py of the legacy planner
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DynamoSettings:
     bounds: Mapping[Phase, ReplicaBounds]  # minimum: min_endpoint (1); maximum: our addition, Dynamo has none
     adjustment_interval_s: float = 180.0
-    max_gpu_budget: int | None = 8  # legacy default; None: no budget
+    max_gpu_budget: int | None = LEGACY_MAX_GPU_BUDGET  # None: no budget
     correction: bool = True  # False is ``--no-correction``
     decode_grid_points: int = 100  # the interpolator's resolution
 
