@@ -1,0 +1,1 @@
+"""A vLLM-compatible engine emulator: the engine model driven in real time behind vLLM's APIs."""
