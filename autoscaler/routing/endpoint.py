@@ -12,7 +12,9 @@ from autoscaler.core.phases import Phase
 class Endpoint:
     __slots__ = (
         "added_at",
+        "base_score",
         "draining",
+        "hot",
         "in_flight",
         "in_flight_tokens",
         "kv_usage",
@@ -34,6 +36,9 @@ class Endpoint:
         self.queue_length = 0.0
         self.running = 0.0
         self.kv_usage = 0.0
+        # Derived from the scrape by the router when it changes, so requests need not recompute them.
+        self.base_score = 0.0  # weighted sum of the scorers that read only the scrape
+        self.hot = False  # past an overload threshold on queue or KV use
         # The router's own accounting of the requests it placed here and that have not finished.
         self.in_flight = 0  # requests
         self.in_flight_tokens = 0  # uncached prompt tokens still to prefill here + expected output tokens

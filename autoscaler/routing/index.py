@@ -13,8 +13,11 @@ head first would make the surviving tail useless, since matches must be consecut
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from bisect import bisect_right
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
+from itertools import accumulate, repeat, takewhile
+from operator import and_, neg
 
 
 class BlockIndex:
@@ -56,15 +59,17 @@ class BlockIndex:
     def store(self, slot: int, hashes: Sequence[int]) -> None:
         """Record that ``slot`` holds ``hashes`` (a prompt's chain, in order), most recent first."""
         lru = self._lrus[slot]
-        owners = self._owners
-        bit = 1 << slot
-        move = lru.move_to_end
-        for h in reversed(hashes):
-            if h in lru:
-                move(h)
-            else:
-                lru[h] = None
-                owners[h] = owners.get(h, 0) | bit
+        newest_first = hashes[::-1]
+        new = [h for h in newest_first if h not in lru]
+        if new:
+            owners = self._owners
+            get = owners.get
+            bit = 1 << slot
+            for h in new:
+                owners[h] = get(h, 0) | bit
+            lru.update(dict.fromkeys(new))
+        # Touch every block tail first (C-level loop): the head ends up most recent.
+        _consume(map(lru.move_to_end, newest_first))
         if len(lru) > self._capacity[slot]:
             self._evict(slot)
 
@@ -82,29 +87,32 @@ class BlockIndex:
 
     def prefix_lengths(self, hashes: Sequence[int]) -> dict[int, int]:
         """Slot -> number of leading blocks of ``hashes`` it holds, for every slot that holds at least one."""
-        if not hashes:
-            return {}
-        get = self._owners.get
-        alive = get(hashes[0], 0)
-        if not alive:
-            return {}
+        # held[i]: the slots holding all of blocks 0..i (C-level loop, stops at the first block nobody
+        # holds). A subset's mask is never larger, so ``held`` is non-increasing and each distinct value's
+        # run is found by bisection: a handful of steps, however long the prompt.
+        held = list(takewhile(bool, accumulate(map(self._owners.get, hashes, repeat(0)), and_)))
         matched: dict[int, int] = {}
-        for i in range(1, len(hashes)):
-            still = get(hashes[i], 0) & alive
-            if still != alive:
-                _record(matched, alive & ~still, i)
-                if not still:
-                    return matched
-                alive = still
-        _record(matched, alive, len(hashes))
+        n = len(held)
+        i = 0
+        while i < n:
+            mask = held[i]
+            end = bisect_right(held, -mask, lo=i, key=neg)
+            _record(matched, mask & ~held[end] if end < n else mask, end)
+            i = end
         return matched
 
     def _evict(self, slot: int) -> None:
         lru = self._lrus[slot]
-        excess = len(lru) - self._capacity[slot]
-        for _ in range(excess):
-            h, _none = lru.popitem(last=False)
-            self._drop_owner(h, slot)
+        owners = self._owners
+        keep = ~(1 << slot)
+        pop = lru.popitem
+        for _ in range(len(lru) - self._capacity[slot]):
+            h = pop(last=False)[0]
+            mask = owners[h] & keep
+            if mask:
+                owners[h] = mask
+            else:
+                del owners[h]
 
     def _drop_owner(self, h: int, slot: int) -> None:
         mask = self._owners[h] & ~(1 << slot)
@@ -119,3 +127,8 @@ def _record(matched: dict[int, int], mask: int, length: int) -> None:
         low = mask & -mask
         matched[low.bit_length() - 1] = length
         mask ^= low
+
+
+def _consume(iterable: Iterable[object]) -> None:
+    """Run an iterator to its end in C."""
+    deque(iterable, maxlen=0)

@@ -24,6 +24,8 @@ import dataclasses
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import repeat
+from operator import add, mul
 
 from autoscaler.core.phases import Phase
 from autoscaler.routing import pd, scorers
@@ -46,6 +48,33 @@ class RoutedPlacement(Placement):
     """
 
     prefill_reason: str = ""
+
+
+class _Pool:
+    """The endpoints one scheduling profile chooses among, with its scorers and a per-request cache.
+
+    ``usable`` (the members not overloaded, or all members when every one is) and their ``base`` scores
+    change only when an endpoint joins, leaves, drains, is scraped or crosses the in-flight token limit;
+    the router marks the pool ``stale`` then, and requests in between reuse the lists as they are.
+    """
+
+    __slots__ = ("base", "members", "overloaded", "per_endpoint", "per_request", "stale", "usable")
+
+    def __init__(self, weighted: tuple[tuple[float, scorers.Scorer], ...]) -> None:
+        self.per_request = tuple((w, s) for w, s in weighted if s.per_request)
+        self.per_endpoint = tuple((w, s) for w, s in weighted if not s.per_request)
+        self.members: list[Endpoint] = []  # non-draining, in the order they were added
+        self.usable: list[Endpoint] = []
+        self.base: list[float] = []
+        self.overloaded = False
+        self.stale = True
+
+    def refresh(self, max_tokens: float) -> None:
+        usable = [e for e in self.members if not e.hot and e.in_flight_tokens < max_tokens]
+        self.overloaded = not usable
+        self.usable = usable or self.members
+        self.base = [e.base_score for e in self.usable]
+        self.stale = False
 
 
 class _Live:
@@ -71,10 +100,8 @@ class AffinityRouter:
         self._rng = random.Random(seed)
         self._index = BlockIndex()
         self._by_name: dict[str, Endpoint] = {}
-        self._primary: list[Endpoint] = []  # ready, non-draining endpoints that serve requests
-        self._prefill: list[Endpoint] = []  # ready, non-draining prefill endpoints (P/D)
-        self._weighted = scorers.build(settings.scorers)
-        self._prefill_weighted = scorers.build(settings.prefill_scorers)
+        self._primary = _Pool(scorers.build(settings.scorers))  # endpoints that serve requests
+        self._prefill = _Pool(scorers.build(settings.prefill_scorers))  # prefill endpoints (P/D)
         self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()  # id -> (endpoint, expiry)
         self._live: dict[int | str, _Live] = {}
         self._slow_start_until = float("-inf")
@@ -96,7 +123,8 @@ class AffinityRouter:
         if name in self._by_name:
             raise ValueError(f"endpoint {name!r} is already known")
         slot = self._index.add_slot(capacity_blocks=kv_capacity_tokens // self._settings.block_tokens)
-        self._by_name[name] = Endpoint(name, phase=phase, slot=slot, added_at=now)
+        endpoint = self._by_name[name] = Endpoint(name, phase=phase, slot=slot, added_at=now)
+        self._rescore(endpoint)
         self._slow_start_until = max(self._slow_start_until, now + self._settings.slow_start.window_s)
         self._refresh_candidates()
 
@@ -122,6 +150,8 @@ class AffinityRouter:
             endpoint.queue_length = metrics.queue_length
             endpoint.running = metrics.running
             endpoint.kv_usage = metrics.kv_usage
+            self._rescore(endpoint)
+            self._primary.stale = self._prefill.stale = True
 
     def endpoints(self, phase: Phase | None = None) -> Sequence[str]:
         return [e.name for e in self._by_name.values() if phase is None or e.phase is phase]
@@ -158,24 +188,26 @@ class AffinityRouter:
     # --- requests ----------------------------------------------------------------------------------
 
     def place(self, request: RouteRequest, *, now: float) -> RoutedPlacement:
-        if not self._primary:
+        primary, prefill_pool = self._primary, self._prefill
+        if not primary.members:
             raise NoEndpointError("no ready, non-draining endpoint")
         settings = self._settings
-        session_slot = self._session_slot(request.session_id, now)
         cycle = scorers.Cycle(
             request,
             matched=self._index.prefix_lengths(request.block_hashes),
             block_tokens=settings.block_tokens,
-            session_slot=session_slot,
+            session_slot=self._session_slot(request.session_id, now)
+            if request.session_id is not None
+            else -1,
         )
-        decode, reason = self._pick(self._primary, self._weighted, cycle, now)
+        decode, reason = self._pick(primary, cycle, now)
         prompt = request.prompt_tokens
-        cached = cycle.cached_tokens(decode.slot)
+        cached = cycle.cached.get(decode.slot, 0)
         prefill: Endpoint | None = None
         prefill_reason = ""
-        if self._prefill:
-            candidate, _ = self._pick(self._prefill, self._prefill_weighted, cycle, now)
-            cached_remote = cycle.cached_tokens(candidate.slot)
+        if prefill_pool.members:
+            candidate, _ = self._pick(prefill_pool, cycle, now)
+            cached_remote = cycle.cached.get(candidate.slot, 0)
             remote, prefill_reason = pd.decide(
                 settings.prefill_decider,
                 uncached_on_decode=prompt - cached,
@@ -217,48 +249,46 @@ class AffinityRouter:
         self._release_prefill(live)
         decode = live.decode
         decode.in_flight -= 1
-        decode.in_flight_tokens -= live.output
+        self._add_tokens(decode, -live.output)
 
     # --- internals ---------------------------------------------------------------------------------
 
-    def _pick(
-        self,
-        candidates: list[Endpoint],
-        weighted: tuple[tuple[float, scorers.Scorer], ...],
-        cycle: scorers.Cycle,
-        now: float,
-    ) -> tuple[Endpoint, str]:
-        max_queue, max_kv, max_tokens = self._max_queue, self._max_kv, self._max_tokens
-        usable = [
-            e
-            for e in candidates
-            if e.queue_length < max_queue and e.kv_usage < max_kv and e.in_flight_tokens < max_tokens
-        ]
-        overloaded = not usable
-        if overloaded:
-            usable = candidates
+    def _pick(self, pool: _Pool, cycle: scorers.Cycle, now: float) -> tuple[Endpoint, str]:
+        if pool.stale:
+            pool.refresh(self._max_tokens)
+        usable = pool.usable
         if len(usable) == 1:
             chosen = usable[0]
         else:
-            totals: list[float] = []
-            for weight, scorer in weighted:
+            totals = pool.base
+            for weight, scorer in pool.per_request:
                 scores = scorer.score(cycle, usable)
-                if totals:
-                    totals = [t + weight * s for t, s in zip(totals, scores, strict=True)]
-                else:
-                    totals = [weight * s for s in scores]
+                if scores is not None:
+                    totals = list(map(add, totals, map(mul, repeat(weight), scores)))  # C-level loop
             if now < self._slow_start_until:
                 totals = [t * self._ramp(e, now) for t, e in zip(totals, usable, strict=True)]
-            floor = max(totals) - self._settings.tie_tolerance
-            ties = [i for i, t in enumerate(totals) if t >= floor]
-            chosen = usable[ties[0] if len(ties) == 1 else self._rng.choice(ties)]
-        if overloaded:
+            best = max(totals)
+            # Equal inputs give bit-identical totals (same operations in the same order): exact ties.
+            if totals.count(best) == 1:
+                chosen = usable[totals.index(best)]
+            else:
+                chosen = usable[self._rng.choice([i for i, t in enumerate(totals) if t == best])]
+        if pool.overloaded:
             return chosen, ALL_OVERLOADED
         if chosen.slot == cycle.session_slot:
             return chosen, SESSION
         if chosen.slot in cycle.matched:
             return chosen, AFFINITY
         return chosen, LEAST_LOADED
+
+    def _rescore(self, endpoint: Endpoint) -> None:
+        """Recompute what depends only on the endpoint's scrape: its overload flag and base score."""
+        endpoint.hot = endpoint.queue_length >= self._max_queue or endpoint.kv_usage >= self._max_kv
+        profile = self._prefill if endpoint.phase is Phase.PREFILL else self._primary
+        endpoint.base_score = sum(
+            weight * (scorer.score(scorers.IDLE, [endpoint]) or [0.0])[0]
+            for weight, scorer in profile.per_endpoint
+        )
 
     def _ramp(self, endpoint: Endpoint, now: float) -> float:
         slow = self._settings.slow_start
@@ -272,9 +302,9 @@ class AffinityRouter:
     ) -> None:
         owner = prefill if prefill is not None else decode
         owner.prefill_tokens += uncached
-        owner.in_flight_tokens += uncached
+        self._add_tokens(owner, uncached)
         decode.in_flight += 1
-        decode.in_flight_tokens += request.output_tokens
+        self._add_tokens(decode, request.output_tokens)
         if prefill is not None:
             prefill.in_flight += 1
         self._live[request.request_id] = _Live(
@@ -285,16 +315,23 @@ class AffinityRouter:
             output=request.output_tokens,
         )
 
-    @staticmethod
-    def _release_prefill(live: _Live) -> None:
+    def _release_prefill(self, live: _Live) -> None:
         owner = live.prefill_owner
         if owner is None:
             return
         owner.prefill_tokens -= live.uncached
-        owner.in_flight_tokens -= live.uncached
+        self._add_tokens(owner, -live.uncached)
         if live.remote:
             owner.in_flight -= 1
         live.prefill_owner = None
+
+    def _add_tokens(self, endpoint: Endpoint, tokens: int) -> None:
+        """Change an endpoint's in-flight tokens; crossing the overload limit changes who is usable."""
+        limit = self._max_tokens
+        before = endpoint.in_flight_tokens >= limit
+        endpoint.in_flight_tokens += tokens
+        if (endpoint.in_flight_tokens >= limit) is not before:
+            self._primary.stale = self._prefill.stale = True
 
     def _session_slot(self, session_id: str | None, now: float) -> int:
         if session_id is None:
@@ -316,5 +353,6 @@ class AffinityRouter:
 
     def _refresh_candidates(self) -> None:
         ready = [e for e in self._by_name.values() if not e.draining]
-        self._primary = [e for e in ready if e.phase is not Phase.PREFILL]
-        self._prefill = [e for e in ready if e.phase is Phase.PREFILL]
+        self._primary.members = [e for e in ready if e.phase is not Phase.PREFILL]
+        self._prefill.members = [e for e in ready if e.phase is Phase.PREFILL]
+        self._primary.stale = self._prefill.stale = True

@@ -1,10 +1,15 @@
 """Scorer plugins: one small interface, one class per signal, weights from configuration.
 
 A scorer rates every candidate endpoint of one request in [0, 1] (higher is better) in one call, so the
-per-request cost is one Python call per scorer rather than one per scorer and endpoint. The router sums
-``weight x score`` per endpoint and picks the best (``autoscaler.routing.router``). Scorers are stateless
-given the ``Cycle`` (what the router worked out once for this request) and the endpoints' records; each
-returns values already in [0, 1], which the tests check for every plugin.
+per-request cost is one Python call per scorer rather than one per scorer and endpoint. It may answer
+``None`` for "0 everywhere" (no endpoint caches the prompt, the request has no session), which spares the
+router adding a row of zeros. The router sums ``weight x score`` per endpoint and picks the best
+(``autoscaler.routing.router``).
+
+A scorer whose ``per_request`` is False reads only the endpoint's scraped state (queue, KV use): the router
+then scores an endpoint when its metrics change, not on every request, and passes ``IDLE`` as the cycle.
+Scorers are stateless given the ``Cycle`` and the endpoints' records, and return values already in
+[0, 1], which the tests check for every plugin.
 """
 
 from __future__ import annotations
@@ -20,47 +25,69 @@ from autoscaler.routing.interface import RouteRequest
 class Cycle:
     """Per-request scratch shared by the scorers of one placement."""
 
-    __slots__ = ("block_tokens", "matched", "request", "session_slot", "total_blocks")
+    __slots__ = ("cached", "matched", "request", "session_slot", "total_blocks")
 
     def __init__(
         self, request: RouteRequest, *, matched: dict[int, int], block_tokens: int, session_slot: int
     ) -> None:
+        prompt = request.prompt_tokens
         self.request = request
         self.matched = matched  # index slot -> leading prompt blocks it holds (absent: none)
+        self.cached = {slot: min(prompt, n * block_tokens) for slot, n in matched.items()}  # tokens
         self.total_blocks = len(request.block_hashes)
-        self.block_tokens = block_tokens
         self.session_slot = session_slot  # slot of the session's previous endpoint, -1 if none
 
     def cached_tokens(self, slot: int) -> int:
-        return min(self.request.prompt_tokens, self.matched.get(slot, 0) * self.block_tokens)
+        return self.cached.get(slot, 0)
+
+
+IDLE = Cycle(
+    RouteRequest(request_id=-1, prompt_tokens=0, output_tokens=0), matched={}, block_tokens=1, session_slot=-1
+)
 
 
 class Scorer(Protocol):
-    def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float]:
-        """One score in [0, 1] per endpoint, in order."""
+    per_request: bool  # False: depends only on the endpoint's scraped state
+
+    def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float] | None:
+        """One score in [0, 1] per endpoint, in order; None when every score is 0."""
         ...
 
 
 class PrefixAffinityScorer:
-    def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float]:
-        matched, total = cycle.matched, cycle.total_blocks
+    per_request = True
+
+    def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float] | None:
+        matched = cycle.matched
         if not matched:
-            return [0.0] * len(endpoints)
-        return [matched.get(e.slot, 0) / total for e in endpoints]
+            return None
+        get = matched.get
+        scale = 1.0 / cycle.total_blocks
+        return [get(e.slot, 0) * scale for e in endpoints]
 
 
 class InFlightTokensScorer:
+    per_request = True
+
     def __init__(self, config: cfg.InFlightTokens) -> None:
-        self._threshold = config.threshold_tokens
+        self._inverse = 1.0 / config.threshold_tokens
 
     def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float]:
-        threshold = self._threshold
-        prompt = cycle.request.prompt_tokens
-        cached = cycle.cached_tokens
-        return [max(0.0, 1.0 - (e.in_flight_tokens + prompt - cached(e.slot)) / threshold) for e in endpoints]
+        inverse = self._inverse
+        idle = 1.0 - cycle.request.prompt_tokens * inverse  # an empty endpoint that caches nothing
+        cached = cycle.cached
+        if cached:
+            get = cached.get
+            return [
+                s if (s := idle - (e.in_flight_tokens - get(e.slot, 0)) * inverse) > 0.0 else 0.0
+                for e in endpoints
+            ]
+        return [s if (s := idle - e.in_flight_tokens * inverse) > 0.0 else 0.0 for e in endpoints]
 
 
 class QueueLengthScorer:
+    per_request = False
+
     def __init__(self, config: cfg.QueueLength) -> None:
         self._threshold = config.threshold
 
@@ -70,13 +97,19 @@ class QueueLengthScorer:
 
 
 class KvUsageScorer:
+    per_request = False
+
     def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float]:
         return [min(1.0, max(0.0, 1.0 - e.kv_usage)) for e in endpoints]
 
 
 class SessionAffinityScorer:
-    def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float]:
+    per_request = True
+
+    def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float] | None:
         slot = cycle.session_slot
+        if slot < 0:
+            return None
         return [1.0 if e.slot == slot else 0.0 for e in endpoints]
 
 

@@ -129,7 +129,6 @@ class RouterSettings(_Frozen):
     slow_start: SlowStart = SlowStart()
     session_ttl_s: Positive = 300.0
     max_sessions: Annotated[int, Field(ge=1)] = 100_000
-    tie_tolerance: NonNegative = 1e-9  # totals this close to the best are ties, broken by the seeded RNG
 
     @model_validator(mode="after")
     def _scorers_usable(self) -> RouterSettings:

@@ -38,7 +38,7 @@ ENDPOINTS = [
 def test_prefix_affinity_is_the_matched_fraction() -> None:
     cycle = _cycle(blocks=4, matched={0: 4, 2: 1})
     assert scorers.PrefixAffinityScorer().score(cycle, ENDPOINTS) == [1.0, 0.0, 0.25]
-    assert scorers.PrefixAffinityScorer().score(_cycle(blocks=0), ENDPOINTS) == [0.0, 0.0, 0.0]
+    assert scorers.PrefixAffinityScorer().score(_cycle(blocks=0), ENDPOINTS) is None  # None: 0 everywhere
 
 
 def test_in_flight_tokens_counts_the_uncached_lookahead() -> None:
@@ -59,7 +59,7 @@ def test_kv_usage_is_free_fraction() -> None:
 
 def test_session_affinity_marks_only_the_previous_endpoint() -> None:
     assert scorers.SessionAffinityScorer().score(_cycle(session_slot=1), ENDPOINTS) == [0.0, 1.0, 0.0]
-    assert scorers.SessionAffinityScorer().score(_cycle(), ENDPOINTS) == [0.0, 0.0, 0.0]
+    assert scorers.SessionAffinityScorer().score(_cycle(), ENDPOINTS) is None
 
 
 def test_build_keeps_positive_weights_in_order() -> None:
@@ -94,4 +94,5 @@ def test_every_plugin_scores_within_unit_interval(
         blocks=blocks, matched={0: min(matched, blocks)} if min(matched, blocks) else {}, session_slot=0
     )
     for scorer in ALL:
-        assert all(0.0 <= s <= 1.0 for s in scorer.score(cycle, endpoints)), type(scorer).__name__
+        scores = scorer.score(cycle, endpoints)
+        assert scores is None or all(0.0 <= s <= 1.0 for s in scores), type(scorer).__name__

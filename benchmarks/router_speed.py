@@ -1,0 +1,205 @@
+"""How long the cache-affinity router takes to place one request (``AffinityRouter.place``).
+
+Scenarios, each with warm indexes (a prefix-sharing workload placed first) and a steady number of requests
+in flight (each placed request finishes a fixed number of placements later):
+
+- ``proxy-8k-32``: the issue's target: 8k-token prompts across 32 aggregated endpoints, approximate index
+  (64-token blocks, 128 per prompt). Target: p99 <= 100 us. Its figures are ``placement_p50_us`` and
+  ``placement_p99_us``.
+- ``precise-8k-32``: same, with vLLM's 16-token blocks (512 per prompt) and the index fed by KV events.
+- ``pd-8k-8p24d``: P/D, 8 prefill and 24 decode endpoints, 8k-token prompts.
+- ``sim-4``: what the simulator does per request: 4 endpoints, Mooncake-like 512-token blocks (a few per
+  prompt). Budget: well under 20 us.
+
+Hashing the prompt is not part of placement (the simulator's requests carry their hashes); its cost per
+8k-token prompt is reported on its own rows.
+
+    python benchmarks/router_speed.py [--quick] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import random
+import statistics
+import time
+from collections import deque
+
+from autoscaler.core.phases import Phase
+from autoscaler.routing import hashing
+from autoscaler.routing import settings as cfg
+from autoscaler.routing.interface import EndpointMetrics, RouteRequest
+from autoscaler.routing.router import AffinityRouter
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    prefill: int  # prefill endpoints (0: aggregated)
+    serving: int  # aggregated or decode endpoints
+    prompt_tokens: int
+    block_tokens: int
+    index_source: cfg.IndexSource = cfg.IndexSource.PLACEMENT
+    prefixes: int = 256  # distinct shared prefixes in the workload
+    in_flight: int = 256  # requests in flight at steady state
+
+
+SCENARIOS = (
+    Scenario("proxy-8k-32", prefill=0, serving=32, prompt_tokens=8192, block_tokens=64),
+    Scenario(
+        "precise-8k-32",
+        prefill=0,
+        serving=32,
+        prompt_tokens=8192,
+        block_tokens=16,
+        index_source=cfg.IndexSource.KV_EVENTS,
+    ),
+    Scenario("pd-8k-8p24d", prefill=8, serving=24, prompt_tokens=8192, block_tokens=64),
+    Scenario("sim-4", prefill=0, serving=4, prompt_tokens=3000, block_tokens=512, in_flight=64),
+)
+
+
+def _workload(scenario: Scenario, count: int, rng: random.Random) -> list[RouteRequest]:
+    """Requests sharing one of ``prefixes`` prefixes (half to all of the prompt), then a unique tail."""
+    blocks = scenario.prompt_tokens // scenario.block_tokens
+    requests = []
+    for i in range(count):
+        prefix = rng.randrange(scenario.prefixes)
+        shared = rng.randint(blocks // 2, blocks)
+        hashes = [prefix * 1_000_003 + b for b in range(shared)]
+        hashes += [(i + 1) * 7_919_000_000 + b for b in range(blocks - shared)]
+        requests.append(
+            RouteRequest(
+                request_id=i,
+                prompt_tokens=scenario.prompt_tokens,
+                output_tokens=rng.randint(50, 500),
+                block_hashes=hashes,
+                session_id=None,
+            )
+        )
+    return requests
+
+
+def _run(scenario: Scenario, *, warm: int, measured: int) -> dict[str, object]:
+    rng = random.Random(42)
+    settings = cfg.RouterSettings(block_tokens=scenario.block_tokens, index_source=scenario.index_source)
+    router = AffinityRouter(settings, seed=1)
+    names = [f"p{i}" for i in range(scenario.prefill)] + [f"s{i}" for i in range(scenario.serving)]
+    for name in names:
+        phase = (
+            Phase.PREFILL
+            if name.startswith("p")
+            else (Phase.DECODE if scenario.prefill else Phase.AGGREGATED)
+        )
+        router.add_endpoint(name, phase=phase, kv_capacity_tokens=400_000, now=-1e6)
+        router.update_metrics(
+            name,
+            EndpointMetrics(queue_length=rng.randint(0, 4), running=8, kv_usage=rng.random() * 0.6),
+            now=0.0,
+        )
+    requests = _workload(scenario, warm + measured, rng)
+    if scenario.index_source is cfg.IndexSource.KV_EVENTS:  # what the engines would have reported
+        for request in requests[:warm]:
+            router.blocks_stored(rng.choice(names), request.block_hashes)
+    live: deque = deque()
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    gc.collect()
+    for i, request in enumerate(requests):
+        start = clock()
+        placement = router.place(request, now=float(i))
+        elapsed = clock() - start
+        if i >= warm:
+            samples.append(elapsed / 1000.0)
+        live.append(placement)
+        if len(live) > scenario.in_flight:
+            router.finished(live.popleft(), now=float(i))
+    samples.sort()
+    return {
+        "scenario": scenario.name,
+        "endpoints": len(names),
+        "blocks_per_prompt": scenario.prompt_tokens // scenario.block_tokens,
+        "placements": len(samples),
+        "p50_us": statistics.median(samples),
+        "p99_us": samples[int(0.99 * (len(samples) - 1))],
+        "mean_us": statistics.fmean(samples),
+    }
+
+
+def _hashing_rows(repeats: int) -> list[dict[str, object]]:
+    tokens = [random.Random(0).randrange(128_000) for _ in range(8192)]
+    text = "lorem ipsum dolor sit amet " * 1214  # about 8k tokens of text
+    cases = [
+        ("approximate tokens, 64/block", lambda: hashing.approximate_token_hashes(tokens, block_tokens=64)),
+        ("approximate text, 256 B/block", lambda: hashing.approximate_text_hashes(text, block_chars=256)),
+        ("precise sha256, 16/block", lambda: hashing.precise_block_hashes(tokens, block_tokens=16)),
+    ]
+    rows = []
+    for name, fn in cases:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter_ns()
+            fn()
+            times.append((time.perf_counter_ns() - start) / 1000.0)
+        rows.append({"hashing": name, "prompt_tokens": 8192, "median_us": statistics.median(times)})
+    return rows
+
+
+def _timer_noise(repeats: int) -> dict[str, float]:
+    """p50 and p99 of a constant ~50 us loop: how much of a tail this machine adds by itself."""
+    data = list(range(400))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        total = 0
+        for v in data:
+            total += v * v
+        times.append((time.perf_counter_ns() - start) / 1000.0)
+    times.sort()
+    return {"p50_us": times[len(times) // 2], "p99_us": times[int(0.99 * (len(times) - 1))]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer placements per scenario")
+    parser.add_argument("--out", default="router_speed.json", help="where to write the JSON result")
+    args = parser.parse_args()
+    warm, measured = (2_000, 3_000) if args.quick else (10_000, 20_000)
+
+    rows = [_run(s, warm=warm, measured=measured) for s in SCENARIOS]
+    hashing_rows = _hashing_rows(20 if args.quick else 100)
+    noise = _timer_noise(measured)
+    target = rows[0]
+    result = {
+        "constant_work_noise": noise,
+        "placement_p50_us": target["p50_us"],
+        "placement_p99_us": target["p99_us"],
+        "target_placement_p99_us": 100,
+        "rows": rows,
+        "hashing": hashing_rows,
+    }
+    print(f"{'scenario':<16}{'endpoints':>10}{'blocks':>8}{'p50 us':>9}{'p99 us':>9}{'mean us':>9}")
+    for row in rows:
+        print(
+            f"{row['scenario']:<16}{row['endpoints']:>10}{row['blocks_per_prompt']:>8}"
+            f"{row['p50_us']:>9.1f}{row['p99_us']:>9.1f}{row['mean_us']:>9.1f}"
+        )
+    print()
+    for h in hashing_rows:
+        print(f"hashing {h['hashing']:<32} 8k tokens: {h['median_us']:>8.1f} us")
+    print(
+        f"machine noise: a constant loop takes p50 {noise['p50_us']:.1f} us, p99 {noise['p99_us']:.1f} us "
+        f"(p99/p50 {noise['p99_us'] / noise['p50_us']:.2f})"
+    )
+    print(f"\nplacement_p99_us ({target['scenario']}): {target['p99_us']:.1f} (target <= 100)")
+    with open(args.out, "w") as fh:
+        json.dump(result, fh, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
