@@ -46,12 +46,15 @@ class PhaseSignals:
     age_s: float = 0.0  # how old the freshest sample behind these signals is
 
     def missing(self) -> tuple[str, ...]:
-        """Names of the required signals that are absent or not finite (the demand itself)."""
-        required = {
-            "arrival_rate": self.arrival_rate,
-            "prompt_tokens_mean": self.prompt_tokens_mean,
-            "output_tokens_mean": self.output_tokens_mean,
-        }
+        """Names of the required signals that are absent or not finite (the demand itself).
+
+        With no arrivals and nothing queued, token means are undefined (0/0 over the rate window) and not
+        needed: zero traffic is a complete signal.
+        """
+        required: dict[str, float | None] = {"arrival_rate": self.arrival_rate}
+        if not (self.arrival_rate == 0 and not self.queue_length):
+            required["prompt_tokens_mean"] = self.prompt_tokens_mean
+            required["output_tokens_mean"] = self.output_tokens_mean
         return tuple(name for name, value in required.items() if value is None or not math.isfinite(value))
 
 

@@ -111,8 +111,7 @@ def _propose(
     trouble = signals.problem(sig, max_age_s=settings.max_signal_age_s)
     if trouble is not None:
         return _Proposal(phase, current, current, trouble[0], trouble[1], state)
-    assert sig.arrival_rate is not None and sig.prompt_tokens_mean is not None
-    assert sig.output_tokens_mean is not None
+    assert sig.arrival_rate is not None
     queue = sig.queue_length or 0.0
     fc = forecast.update(state.forecast, rate=sig.arrival_rate, now=now, settings=settings.forecast)
     if sig.arrival_rate == 0 and queue == 0:

@@ -102,12 +102,15 @@ def test_scale_down_waits_for_its_window() -> None:
 
 
 def test_zero_traffic_goes_to_the_minimum() -> None:
+    """With no requests the token means are 0/0 over the window (missing): still a complete signal."""
     settings = make_settings()
     state = steady_state(settings, rate=60.0, replicas=6)
     replicas = 6
     for i in range(30):
         now = 400.0 + 30.0 * i
-        idle = phase_signals(rate=0.0, replicas=(replicas, replicas, 0))
+        idle = phase_signals(
+            rate=0.0, replicas=(replicas, replicas, 0), prompt_tokens_mean=None, output_tokens_mean=math.nan
+        )
         decision, state = step(observation(now, prefill=idle, decode=idle), state, settings, now=now)
         replicas = decision.phases[Phase.DECODE].replicas
     assert replicas == settings.bounds[Phase.DECODE].minimum
