@@ -34,7 +34,7 @@ from autoscaler.core.slo import Slo
 from autoscaler.engine.sequence import Sequence
 from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
-from autoscaler.routing.interface import NoEndpointError, Placement, Placer, RouteRequest
+from autoscaler.routing.interface import EndpointMetrics, NoEndpointError, Placement, Placer, RouteRequest
 from autoscaler.sim.cluster import Cluster, ReplicaState, SimReplica
 from autoscaler.sim.signals import Demand, Scraper, ScrapeSettings
 from autoscaler.sim.workloads.trace import Trace
@@ -48,6 +48,7 @@ _TRANSFER = 1
 _READY = 2
 _SCRAPE = 3
 _CONTROL = 4
+_ROUTER_METRICS = 5
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class SimSettings:
     control_interval_s: float = 30.0
     scrape: ScrapeSettings = dataclasses.field(default_factory=ScrapeSettings)
     pending_delay_s: float = 0.0  # before the start-up delay: scheduling and node provisioning
+    router_metrics_interval_s: float = 2.0  # how often the placer sees each engine's queue and KV use
     drain_s: float = 900.0  # after the last arrival, how long in-flight requests may still finish
     pool: str = "default"
 
@@ -204,6 +206,7 @@ class _Run:
                 cluster.mark_ready(replica, 0.0)
         self._push(0.0, _SCRAPE)
         self._push(settings.control_interval_s, _CONTROL)
+        self._push(0.0, _ROUTER_METRICS)
         policy_state = self.policy.initial_state()
 
         arrivals = trace.arrival_s.tolist()
@@ -237,6 +240,10 @@ class _Run:
                     self._record_timeline(now)
                     if i < n or self.done < n:
                         self._push(now + settings.scrape.scrape_interval_s, _SCRAPE)
+                elif kind == _ROUTER_METRICS:
+                    self._report_engine_metrics(now)
+                    if i < n or self.done < n:
+                        self._push(now + settings.router_metrics_interval_s, _ROUTER_METRICS)
                 else:
                     observation = self.scraper.observe(now)
                     decision, policy_state = self.policy.step(observation, policy_state, now=now)
@@ -347,6 +354,15 @@ class _Run:
             self.scale_events += 1
             for ready_at, replica in cluster.scale_to(phase, wanted, now=now):
                 self._push(ready_at, _READY, replica)
+
+    def _report_engine_metrics(self, now: float) -> None:
+        for replica in self.cluster.replicas.values():
+            if replica.state is ReplicaState.READY or replica.state is ReplicaState.DRAINING:
+                engine = replica.engine
+                metrics = EndpointMetrics(
+                    queue_length=engine.num_waiting, running=engine.num_running, kv_usage=engine.kv_usage
+                )
+                self.placer.update_metrics(replica.name, metrics, now=now)
 
     def _record_timeline(self, now: float) -> None:
         cluster = self.cluster
