@@ -22,6 +22,10 @@ class PrefixCache:
         self._pinned: dict[int, int] = {}
         self._free: OrderedDict[int, None] = OrderedDict()
 
+    def __contains__(self, block: object) -> bool:
+        """Whether ``block`` is cached (pinned or free); lets a driver see which blocks a ``pin`` adds."""
+        return block in self._pinned or block in self._free
+
     def match(self, hashes: Sequence[int]) -> int:
         """How many leading blocks of ``hashes`` are cached (pinned or free)."""
         pinned = self._pinned
@@ -59,12 +63,14 @@ class PrefixCache:
                 del pinned[block]
                 free[block] = None
 
-    def evict_to(self, max_free_blocks: int) -> None:
-        """Drop the least recently released free blocks until at most ``max_free_blocks`` remain."""
+    def evict_to(self, max_free_blocks: int) -> list[int]:
+        """Drop the least recently released free blocks until at most ``max_free_blocks`` remain.
+
+        Returns the evicted blocks, oldest first (the emulator publishes them as vLLM ``BlockRemoved``).
+        """
         free = self._free
         excess = len(free) - max(0, max_free_blocks)
-        for _ in range(excess):
-            free.popitem(last=False)
+        return [free.popitem(last=False)[0] for _ in range(excess)]
 
     @property
     def free_blocks(self) -> int:

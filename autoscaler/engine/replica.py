@@ -28,10 +28,14 @@ Usage by a driver::
     changed = engine.admit(seq, now)            # True when next_event_time() moved
     t = engine.next_event_time()                # inf when idle
     left = engine.advance(t)                    # sequences that finished (or, prefill_only, were prefilled)
+
+A real-time driver (the emulator) also reads ``segment`` to time each decoding sequence's tokens one step at
+a time, and calls ``abort`` when a client goes away.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections import deque
@@ -40,7 +44,7 @@ from autoscaler.engine.prefix_cache import PrefixCache
 from autoscaler.engine.sequence import Sequence
 from autoscaler.profiles.schema import Profile
 
-__all__ = ["ReplicaEngine"]
+__all__ = ["ReplicaEngine", "Segment"]
 
 _IDLE = 0
 _DECODE = 1  # only decoding sequences: runs until the next finish or KV exhaustion
@@ -50,10 +54,35 @@ _PACKED = 3  # one step that finishes the head prompt's prefill and packs the ne
 _NEVER = math.inf
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Segment:
+    """The current stretch of identical steps: step ``first_step + k`` ends at ``start + k * step_s``.
+
+    A decoding sequence has produced ``step - seq.step0`` tokens once virtual step ``step`` has ended, so a
+    driver that streams tokens can time each one without the engine simulating single steps.
+    """
+
+    first_step: int  # the replica's virtual step when the segment began
+    start: float
+    step_s: float
+    steps: int  # planned steps (the segment ends at the engine's next event)
+
+    def steps_by(self, now: float) -> int:
+        """Steps of this segment completed by ``now``."""
+        if self.steps == 0:
+            return 0
+        return min(self.steps, max(0, math.floor((now - self.start) / self.step_s + 1e-9)))
+
+    def end_of(self, step: int) -> float:
+        """When virtual step ``step`` (of this segment) ends."""
+        return self.start + (step - self.first_step) * self.step_s
+
+
 class ReplicaEngine:
     """Continuous batching, chunked prefill, KV cache with prefix caching and preemption, for one replica."""
 
     __slots__ = (
+        "_aborting",
         "_base_s",
         "_budget",
         "_capacity",
@@ -118,6 +147,7 @@ class ReplicaEngine:
         self.vstep = 0
         self._pending_first: list[Sequence] = []  # decoding sequences that await their first token
         self._packed: list[tuple[Sequence, int]] = []
+        self._aborting: list[Sequence] = []  # running sequences to drop at the end of the current segment
         self._kind = _IDLE
         self._seg_t = 0.0
         self._dt = 0.0
@@ -155,6 +185,10 @@ class ReplicaEngine:
     def in_flight(self) -> int:
         return len(self.waiting) + len(self.running)
 
+    @property
+    def segment(self) -> Segment:
+        return Segment(first_step=self.vstep, start=self._seg_t, step_s=self._dt, steps=self._seg_steps)
+
     def fits(self, seq: Sequence) -> bool:
         """Whether the sequence's whole context can ever be held here (else it would be preempted forever)."""
         return seq.prompt_tokens + seq.output_tokens <= self._capacity
@@ -171,11 +205,30 @@ class ReplicaEngine:
             return True
         if kind == _DECODE and len(self.running) < self._max_seqs:
             # Join at the next step boundary instead of after the current stretch of decoding.
-            steps = max(0, math.ceil((now - self._seg_t) / self._dt - 1e-9))
-            if steps < self._seg_steps:
-                self._seg_steps = steps
-                self._next_t = self._seg_t + steps * self._dt
-                return True
+            return self._cut_segment(now)
+        return False
+
+    def abort(self, seq: Sequence, now: float) -> bool:
+        """Drop ``seq`` (a client went away) at ``now``; returns True when ``next_event_time()`` changed.
+
+        A waiting sequence leaves at once. A running one leaves at the next step boundary (the end of the
+        step in flight), when its KV is freed and its prompt blocks stay cached, as vLLM frees an aborted
+        request's blocks after the step.
+        """
+        if seq.uid not in self.running:
+            if seq in self.waiting:
+                self.waiting.remove(seq)
+            return False
+        self._aborting.append(seq)
+        return self._kind in (_DECODE, _CHUNK) and self._cut_segment(now)
+
+    def _cut_segment(self, now: float) -> bool:
+        """End the current stretch at the first step boundary at or after ``now``, if that is earlier."""
+        steps = max(0, math.ceil((now - self._seg_t) / self._dt - 1e-9))
+        if steps < self._seg_steps:
+            self._seg_steps = steps
+            self._next_t = self._seg_t + steps * self._dt
+            return True
         return False
 
     def advance(self, now: float) -> list[Sequence]:
@@ -186,6 +239,10 @@ class ReplicaEngine:
         end = self._seg_t + self._seg_steps * self._dt
         if self._seg_steps:
             self._settle(end, out)
+        for seq in self._aborting:
+            if seq.uid in self.running:  # not finished meanwhile
+                self._stop_running(seq)
+        self._aborting.clear()
         self._seg_t = end
         self._plan(end, out)
         return out
@@ -294,8 +351,8 @@ class ReplicaEngine:
                 if seq.first_token_time != seq.first_token_time:
                     self._pending_first.append(seq)
 
-    def _preempt_newest(self) -> None:
-        seq = self.running[next(reversed(self.running))]
+    def _stop_running(self, seq: Sequence) -> None:
+        """Take a running sequence out of the batch, keeping the tokens it generated, its KV freed."""
         if seq.computed < seq.target:
             self._prefilling.remove(seq)
             self._prefill_alloc -= seq.target
@@ -304,6 +361,10 @@ class ReplicaEngine:
             self._stop_decoding(seq)
         self._release(seq)
         seq.epoch += 1
+
+    def _preempt_newest(self) -> None:
+        seq = self.running[next(reversed(self.running))]
+        self._stop_running(seq)
         seq.preemptions += 1
         self.preemptions += 1
         seq.target = seq.prompt_tokens + seq.generated
