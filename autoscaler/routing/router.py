@@ -181,6 +181,10 @@ class AffinityRouter:
         if endpoint is not None:
             self._index.clear(endpoint.slot)
 
+    def index_size(self, name: str) -> int:
+        """How many blocks the index says ``name`` holds."""
+        return self._index.size(self._by_name[name].slot)
+
     def cached_blocks(self, name: str) -> list[int]:
         """The blocks the index says ``name`` holds, least recently used first."""
         return self._index.blocks(self._by_name[name].slot)

@@ -1,0 +1,113 @@
+"""The proxy's configuration (``autoscaler router --config FILE``), validated once at start-up.
+
+Example::
+
+    pool: llama-8b
+    port: 8000
+    endpoints:
+      static:
+        - {url: "http://10.0.0.5:8000", phase: prefill, kv_events: "tcp://10.0.0.5:5557"}
+        - {url: "http://10.0.0.6:8000", phase: decode}
+      # or  file: /etc/router/endpoints.yaml      (the same list, re-read when it changes)
+      # or  kubernetes: {namespace: serving, selector: "app=vllm", port: 8000}
+    hashing: {mode: approximate, block_tokens: 64}
+    router:                                      # autoscaler.routing.settings.RouterSettings
+      scorers: [{type: prefix-affinity, weight: 3}, {type: in-flight-tokens, weight: 2}]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from autoscaler.core.phases import Phase
+from autoscaler.routing.hashing import VLLM_DEFAULT_SEED, PreciseAlgo
+from autoscaler.routing.settings import IndexSource, RouterSettings
+
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StaticEndpoint(_Frozen):
+    url: Annotated[str, Field(pattern=r"^https?://[^/]+$")]  # scheme://host:port, no path
+    name: str | None = None  # defaults to the URL's host:port
+    phase: Phase = Phase.AGGREGATED
+    kv_events: str | None = None  # the engine's KV-event PUB address, e.g. tcp://10.0.0.5:5557
+    draining: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name or self.url.split("://", 1)[1]
+
+
+class KubernetesDiscovery(_Frozen):
+    """Ready pods matching ``selector``; their phase from ``phase_label``, draining from an annotation."""
+
+    namespace: str = "default"
+    selector: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    scheme: Literal["http", "https"] = "http"
+    phase_label: str = "llm-d.ai/role"  # prefill | decode | prefill-decode (aggregated); absent: aggregated
+    draining_annotation: str = "autoscaler.io/draining"  # "true": no new requests
+    kv_events_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class Discovery(_Frozen):
+    static: tuple[StaticEndpoint, ...] = ()
+    file: Path | None = None
+    kubernetes: KubernetesDiscovery | None = None
+    file_poll_s: PositiveSeconds = 2.0
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Discovery:
+        sources = [bool(self.static), self.file is not None, self.kubernetes is not None]
+        if sum(sources) != 1:
+            raise ValueError("endpoints: give exactly one of static, file or kubernetes")
+        return self
+
+
+class Hashing(_Frozen):
+    """How the proxy turns a prompt into block hashes.
+
+    ``approximate``: token ids when the request carries them, else the UTF-8 text in chunks of
+    ``block_tokens x chars_per_token`` bytes. ``precise``: vLLM's own hashes, which need token ids (a
+    text prompt then gets no hashes and is placed on load alone); ``block_tokens`` must be the engines'
+    block size, ``algo`` and ``seed`` their ``--prefix-caching-hash-algo`` and ``PYTHONHASHSEED``.
+    """
+
+    mode: Literal["approximate", "precise"] = "approximate"
+    block_tokens: Annotated[int, Field(ge=1)] = 64
+    chars_per_token: Annotated[float, Field(gt=0)] = 4.0  # also estimates a text prompt's tokens
+    algo: PreciseAlgo = PreciseAlgo.SHA256
+    seed: str = VLLM_DEFAULT_SEED
+
+
+class ProxySettings(_Frozen):
+    pool: Annotated[str, Field(min_length=1)] = "default"  # the metrics' pool label
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    endpoints: Discovery
+    hashing: Hashing = Hashing()
+    router: RouterSettings = RouterSettings()
+    max_body_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
+    default_max_tokens: Annotated[int, Field(ge=1)] = 256  # output estimate when a request sets none
+    session_header: str = "x-session-id"
+    scrape_interval_s: PositiveSeconds = 1.0
+    scrape_timeout_s: PositiveSeconds = 0.5
+    connect_timeout_s: PositiveSeconds = 2.0
+    read_timeout_s: PositiveSeconds = 600.0
+    connect_attempts: Annotated[int, Field(ge=1)] = 3  # endpoints tried when connections are refused
+    retry_after_s: Annotated[int, Field(ge=1)] = 1  # the 503's Retry-After
+    default_kv_capacity_tokens: Annotated[int, Field(ge=1)] = 1_000_000  # until the first scrape says
+
+    def router_settings(self) -> RouterSettings:
+        """``router`` with the hashing's block size and index source, whatever ``router`` says of them."""
+        source = IndexSource.KV_EVENTS if self.hashing.mode == "precise" else IndexSource.PLACEMENT
+        return self.router.model_copy(
+            update={"block_tokens": self.hashing.block_tokens, "index_source": source}
+        )

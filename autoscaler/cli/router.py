@@ -1,0 +1,64 @@
+"""Run the cache-affinity router as an OpenAI-compatible HTTP proxy in front of vLLM engines.
+
+Example:
+  autoscaler router --config router.yaml [--port 8000]
+
+The config file (YAML) is ``autoscaler.adapters.proxy.settings.ProxySettings``: where the engines are
+(static list, file or Kubernetes label selector), how prompts are hashed (approximate or vLLM-precise),
+and the router's scorer weights, overload thresholds, P/D decider and slow start. Serves
+/v1/completions, /v1/chat/completions, /v1/models, /health and /metrics.
+Exit codes: 0 stopped cleanly, 2 bad config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pydantic
+import yaml
+
+from autoscaler.adapters.proxy.settings import ProxySettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--config", required=True, type=Path, help="router configuration (YAML)")
+    parser.add_argument("--host", help="listen address (overrides the config)")
+    parser.add_argument("--port", type=int, help="listen port (overrides the config)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def load_settings(path: Path, *, host: str | None = None, port: int | None = None) -> ProxySettings:
+    """The validated settings; raises ``ValueError`` naming the file and the offending fields."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+        return ProxySettings.model_validate({**data, **overrides})
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: {err}") from err
+    except pydantic.ValidationError as err:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"{path}: {fields}") from err
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from autoscaler.adapters.proxy.app import build_app
+
+    try:
+        settings = load_settings(args.config, host=args.host, port=args.port)
+    except ValueError as err:
+        print(f"autoscaler router: {err}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+    )
+    return 0

@@ -1,0 +1,114 @@
+"""A small stand-in for a vLLM engine's OpenAI server, served over real HTTP in the contract tests.
+
+It answers deterministically (``expected_stream`` and ``JSON_ANSWER`` give the exact bytes, so a test can
+check the proxy relays them unchanged), records every request body it receives, honours vLLM's P/D
+``kv_transfer_params`` step one, serves vLLM-named ``/metrics``, and counts streams cut off by a client
+going away (``cancelled``), also while it holds requests back (``gate``) before answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+# Odd spacing, an escaped and a raw non-ASCII character: a re-encoding proxy would change these bytes.
+JSON_ANSWER = (
+    b'{"id": "cmpl-1",  "object":"text_completion", "choices":[{"text":"h\\u00e9llo w\xc3\xa9rld"}]}\n'
+)
+KV_PARAMS = {
+    "do_remote_prefill": True,
+    "do_remote_decode": False,
+    "remote_engine_id": "eng-1",
+    "remote_block_ids": [1, 2, 3],
+    "remote_host": "10.0.0.1",
+    "remote_port": 5600,
+}
+
+
+def expected_stream(name: str, chunks: int) -> list[bytes]:
+    """The SSE frames this engine sends for a streamed request with ``max_tokens=chunks``."""
+    frames = [f'data: {{"engine": "{name}", "i": {i}, "text": "tök{i}"}}\n\n'.encode() for i in range(chunks)]
+    frames.append(b"data: [DONE]\n\n")
+    return frames
+
+
+class FakeEngine:
+    def __init__(
+        self, name: str, *, waiting: float = 0, kv_usage: float = 0.1, chunk_delay_s: float = 0.0
+    ) -> None:
+        self.name = name
+        self.waiting = waiting
+        self.kv_usage = kv_usage
+        self.chunk_delay_s = chunk_delay_s
+        self.gate: asyncio.Event | None = None  # when set up, requests wait for it before answering
+        self.arrived = asyncio.Event()
+        self.bodies: list[dict[str, Any]] = []
+        self.cancelled = 0
+        self.active = 0
+        self.app = Starlette(
+            routes=[
+                Route("/v1/completions", self._generate, methods=["POST"]),
+                Route("/v1/chat/completions", self._generate, methods=["POST"]),
+                Route("/v1/models", self._models),
+                Route("/metrics", self._metrics),
+            ]
+        )
+
+    async def _generate(self, request: Request) -> Response:
+        body = await request.json()
+        self.bodies.append(body)
+        self.arrived.set()
+        if self.gate is not None:
+            await self.gate.wait()
+            if await request.is_disconnected():
+                self.cancelled += 1
+                return Response(status_code=499)
+        params = body.get("kv_transfer_params") or {}
+        if params.get("do_remote_decode"):
+            return JSONResponse(
+                {"id": "prefill", "choices": [{"text": "x"}], "kv_transfer_params": KV_PARAMS}
+            )
+        if not body.get("stream"):
+            return Response(JSON_ANSWER, media_type="application/json")
+        return StreamingResponse(self._stream(body.get("max_tokens", 4)), media_type="text/event-stream")
+
+    async def _stream(self, chunks: int) -> AsyncIterator[bytes]:
+        self.active += 1
+        finished = False
+        try:
+            for frame in expected_stream(self.name, chunks):
+                if self.chunk_delay_s:
+                    await asyncio.sleep(self.chunk_delay_s)
+                yield frame
+            finished = True
+        finally:
+            self.active -= 1
+            if not finished:
+                self.cancelled += 1
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "tiny", "object": "model"}]})
+
+    async def _metrics(self, request: Request) -> Response:
+        labels = 'engine="0",model_name="tiny"'
+        text = (
+            f"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{{{labels}}} {self.waiting}\n"
+            f"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{{{labels}}} {self.active}\n"
+            f"# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{{{labels}}} {self.kv_usage}\n"
+            "# TYPE vllm:cache_config_info gauge\n"
+            f'vllm:cache_config_info{{block_size="16",num_gpu_blocks="4096",{labels}}} 1.0\n'
+        )
+        return Response(text, media_type="text/plain; version=0.0.4")
+
+
+def completion(*, stream: bool = False, max_tokens: int = 4, prompt: str = "hello " * 100) -> bytes:
+    return json.dumps(
+        {"model": "tiny", "prompt": prompt, "stream": stream, "max_tokens": max_tokens}
+    ).encode()
