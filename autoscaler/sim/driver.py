@@ -49,6 +49,7 @@ _READY = 2
 _SCRAPE = 3
 _CONTROL = 4
 _ROUTER_METRICS = 5
+_STARTED = 6
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class SimSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Timeline:
-    """Sampled at every scrape: replicas per phase (ready, starting, draining) and arrivals so far."""
+    """Sampled at every scrape: replicas per phase (ready, pending or starting, draining), arrivals so far."""
 
     time_s: FloatArray
     arrivals: npt.NDArray[np.int64]
@@ -202,7 +203,7 @@ class _Run:
         horizon = trace.duration_s
         stop_at = horizon + settings.drain_s
         for phase, replicas in settings.initial_replicas.items():
-            for _, replica in cluster.scale_to(phase, replicas, now=0.0):
+            for _, _, replica in cluster.scale_to(phase, replicas, now=0.0):
                 cluster.mark_ready(replica, 0.0)
         self._push(0.0, _SCRAPE)
         self._push(settings.control_interval_s, _CONTROL)
@@ -235,6 +236,8 @@ class _Run:
                 elif kind == _READY:
                     if cluster.mark_ready(obj, now):
                         self._flush_backlog(now)
+                elif kind == _STARTED:
+                    cluster.mark_started(obj)
                 elif kind == _SCRAPE:
                     self.scraper.scrape(now)
                     self._record_timeline(now)
@@ -256,6 +259,11 @@ class _Run:
             now = next_arrival
             prompt = prompts[i]
             output = outputs[i]
+            if demand.arrivals:
+                gap = now - demand.last_arrival
+                demand.gap_sum += gap
+                demand.gap_sq += gap * gap
+            demand.last_arrival = now
             demand.arrivals += 1
             demand.prompt_sum += prompt
             demand.prompt_sq += prompt * prompt
@@ -352,11 +360,13 @@ class _Run:
             if wanted == len(cluster.active(phase)):
                 continue
             self.scale_events += 1
-            for ready_at, replica in cluster.scale_to(phase, wanted, now=now):
+            for starts_at, ready_at, replica in cluster.scale_to(phase, wanted, now=now):
+                if starts_at > now:
+                    self._push(starts_at, _STARTED, replica)
                 self._push(ready_at, _READY, replica)
 
     def _report_engine_metrics(self, now: float) -> None:
-        for replica in self.cluster.replicas.values():
+        for replica in self.cluster.live:
             if replica.state is ReplicaState.READY or replica.state is ReplicaState.DRAINING:
                 engine = replica.engine
                 metrics = EndpointMetrics(
@@ -369,7 +379,7 @@ class _Run:
         counts = {
             phase: (
                 cluster.count(phase, ReplicaState.READY),
-                cluster.count(phase, ReplicaState.STARTING),
+                cluster.count(phase, ReplicaState.PENDING, ReplicaState.STARTING),
                 cluster.count(phase, ReplicaState.DRAINING),
             )
             for phase in cluster.phases

@@ -40,10 +40,24 @@ class ScrapeSettings:
 class Demand:
     """Cumulative counters kept by the driver (the router's view) and the latency observations so far."""
 
-    __slots__ = ("arrivals", "itl", "output_sq", "output_sum", "prompt_sq", "prompt_sum", "ttft")
+    __slots__ = (
+        "arrivals",
+        "gap_sq",
+        "gap_sum",
+        "itl",
+        "last_arrival",
+        "output_sq",
+        "output_sum",
+        "prompt_sq",
+        "prompt_sum",
+        "ttft",
+    )
 
     def __init__(self) -> None:
         self.arrivals = 0
+        self.last_arrival = 0.0
+        self.gap_sum = 0.0  # inter-arrival gaps, for their coefficient of variation
+        self.gap_sq = 0.0
         self.prompt_sum = 0.0
         self.prompt_sq = 0.0
         self.output_sum = 0.0
@@ -68,6 +82,8 @@ class _Sample:
     prompt_sq: float
     output_sum: float
     output_sq: float
+    gap_sum: float
+    gap_sq: float
     ttft_count: int
     itl_count: int
     phases: dict[Phase, _PhaseSample]
@@ -99,6 +115,8 @@ class Scraper:
                 prompt_sq=d.prompt_sq,
                 output_sum=d.output_sum,
                 output_sq=d.output_sq,
+                gap_sum=d.gap_sum,
+                gap_sq=d.gap_sq,
                 ttft_count=len(d.ttft),
                 itl_count=len(d.itl),
                 phases=phases,
@@ -151,7 +169,7 @@ class Scraper:
         return ReplicaCounts(
             current=len(cluster.active(phase)),
             ready=cluster.count(phase, ReplicaState.READY),
-            starting=cluster.count(phase, ReplicaState.STARTING),
+            starting=cluster.count(phase, ReplicaState.PENDING, ReplicaState.STARTING),
         )
 
     def _signals(self, phase: Phase, new: _Sample | None, old: _Sample | None, now: float) -> PhaseSignals:
@@ -161,7 +179,9 @@ class Scraper:
                 replicas=counts, arrival_rate=None, prompt_tokens_mean=None, output_tokens_mean=None
             )
         count = new.arrivals - old.arrivals
-        prompt_mean = prompt_cv = output_mean = output_cv = None
+        prompt_mean = prompt_cv = output_mean = output_cv = arrival_cv = None
+        if count > 1:
+            _, arrival_cv = _mean_cv(count, new.gap_sum - old.gap_sum, new.gap_sq - old.gap_sq)
         if count > 0:
             prompt_mean, prompt_cv = _mean_cv(
                 count, new.prompt_sum - old.prompt_sum, new.prompt_sq - old.prompt_sq
@@ -187,6 +207,7 @@ class Scraper:
             output_tokens_mean=output_mean,
             prompt_tokens_cv=prompt_cv,
             output_tokens_cv=output_cv,
+            arrival_cv=arrival_cv,
             prefix_hit_rate=hit_rate,
             queue_length=float(p_new.queue),
             kv_usage=p_new.kv_usage,

@@ -52,3 +52,17 @@ def test_requests_wait_at_the_router_while_no_replica_is_ready(profile: Profile,
     assert result.finished.all()
     # The first request waited for the control step at 30 s plus the start-up delay (about 120 s).
     assert result.ttft_s[0] > 60.0
+
+
+def test_pending_time_is_paid_for_and_shown_as_starting(profile: Profile, slo: Slo) -> None:
+    trace = _sparse_trace(1000)
+    one = {Phase.AGGREGATED: 1}
+    policy = ScriptedPolicy(schedule=((0.0, one), (50.0, {Phase.AGGREGATED: 2}), (400.0, one)))
+    result = run(trace, profile=profile, slo=slo, policy=policy, initial=one, pending_delay_s=100.0)
+    # Asked for at 60 s, drained (idle) at 420 s: pending and start-up time are paid like serving time.
+    assert result.gpu_seconds == pytest.approx(1000.0 + 360.0)
+    timeline = result.timeline
+    at = {float(t): i for i, t in enumerate(timeline.time_s)}
+    assert timeline.starting[Phase.AGGREGATED][at[150.0]] == 1  # still pending
+    assert timeline.ready[Phase.AGGREGATED][at[150.0]] == 1
+    assert timeline.ready[Phase.AGGREGATED].max() == 2  # ready after 160 s + about 120 s

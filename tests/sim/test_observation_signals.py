@@ -63,6 +63,7 @@ def test_rates_are_windowed_and_delayed(profile: Profile, slo: Slo) -> None:
     assert prefill.arrival_rate == pytest.approx(2.0, rel=0.02)
     assert prefill.prompt_tokens_mean == pytest.approx(1000.0)
     assert prefill.prompt_tokens_cv == pytest.approx(0.0, abs=1e-6)
+    assert prefill.arrival_cv == pytest.approx(0.0, abs=1e-6)  # evenly spaced arrivals
     assert prefill.age_s == pytest.approx(15.0)
     assert prefill.ttft_observed_s is not None and prefill.ttft_observed_s < 1.0
     assert at_300.phases[Phase.DECODE].itl_observed_s is not None
