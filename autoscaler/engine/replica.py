@@ -201,7 +201,7 @@ class ReplicaEngine:
         kind = self._kind
         if kind == _IDLE:
             self._seg_t = now
-            self._plan(now, [])
+            self._plan(now)
             return True
         if kind == _DECODE and len(self.running) < self._max_seqs:
             # Join at the next step boundary instead of after the current stretch of decoding.
@@ -244,7 +244,7 @@ class ReplicaEngine:
                 self._stop_running(seq)
         self._aborting.clear()
         self._seg_t = end
-        self._plan(end, out)
+        self._plan(end)
         return out
 
     # --- internals -----------------------------------------------------------------------------------------
@@ -371,7 +371,7 @@ class ReplicaEngine:
         seq.computed = 0
         self.waiting.appendleft(seq)
 
-    def _plan(self, now: float, out: list[Sequence]) -> None:
+    def _plan(self, now: float) -> None:
         capacity = self._capacity
         # KV for the next decode step must fit: drop the newest sequences until it does.
         while self.running and self.kv_used_tokens + self._n_decoding > capacity:
