@@ -1,0 +1,214 @@
+"""What the cluster does between API writes: the ReplicaSet and StatefulSet controllers and the kubelet.
+
+When a Deployment's or StatefulSet's ``spec.replicas`` changes (directly or through ``/scale``), or one of
+its pods is deleted, the fake makes the pods match, the way the real controllers do:
+
+- A Deployment's pods (owned, as in a real cluster, by a ReplicaSet named ``<deployment>-<template hash>``)
+  are removed in the ReplicaSet controller's order: unscheduled before scheduled, Pending before Running,
+  not ready before ready, then the lowest ``controller.kubernetes.io/pod-deletion-cost`` first, then the
+  newest. That order is what lets the autoscaler choose exactly which replica goes.
+- A StatefulSet's pods are ``<name>-<ordinal>``; it removes the highest ordinal whatever the deletion cost
+  and, under the default ``OrderedReady`` policy, creates the next pod only once the previous ones are ready.
+- New pods start Running and Ready, or stay Pending (unschedulable) while ``start_pending`` is set, until a
+  test calls ``set_ready``. The workload's status (replicas, readyReplicas, observedGeneration) follows.
+
+Pods are deleted at once (no grace period), and template changes do not roll pods: the autoscaler only
+changes replica counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+from typing import Any
+
+from tests.fakes.kube_resources import DEPLOYMENTS, PODS, STATEFULSETS, ApiError, ResourceType
+from tests.fakes.kube_store import Change, Obj, Store
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated name suffixes
+
+
+class WorkloadSimulator:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.start_pending = False  # new pods stay Pending (unschedulable) until set_ready
+        self._serial = 0
+        self._names = itertools.count(1)
+        self._queue: list[tuple[ResourceType, str, str]] = []
+        self._busy = False
+        store.listen(self._on_change)
+
+    def set_ready(self, namespace: str, pod: str, *, ready: bool = True) -> None:
+        """Schedule a Pending pod and make it Ready (or make a Running pod not ready)."""
+
+        def change(obj: Obj) -> Obj:
+            ip = obj.get("status", {}).get("podIP") or self._next_ip()
+            spec = {**obj.get("spec", {}), "nodeName": obj.get("spec", {}).get("nodeName", "node-1")}
+            return {**obj, "spec": spec, "status": _pod_status(ready=ready, ip=ip)}
+
+        self._store.update(PODS, namespace, pod, change)
+
+    def _on_change(self, change: Change) -> None:
+        meta = change.obj["metadata"]
+        if change.rtype.key in (DEPLOYMENTS.key, STATEFULSETS.key):
+            if change.type == "DELETED":
+                for pod in self._pods_of(meta["namespace"], meta["name"]):
+                    self._store.delete(PODS, meta["namespace"], pod["metadata"]["name"])
+                return
+            self._enqueue(change.rtype, meta["namespace"], meta["name"])
+        elif change.rtype.key == PODS.key and _OWNER_LABEL in _labels(change.obj):
+            kind = STATEFULSETS if meta["ownerReferences"][0]["kind"] == "StatefulSet" else DEPLOYMENTS
+            self._enqueue(kind, meta["namespace"], _labels(change.obj)[_OWNER_LABEL])
+
+    def _enqueue(self, rtype: ResourceType, namespace: str, name: str) -> None:
+        """Reconcile one workload at a time: changes made while reconciling queue up instead of nesting."""
+        if (rtype, namespace, name) not in self._queue:
+            self._queue.append((rtype, namespace, name))
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._queue:
+                rtype, namespace, name = self._queue.pop(0)
+                with contextlib.suppress(ApiError):  # deleted since it was queued
+                    self._reconcile(rtype, self._store.get(rtype, namespace, name))
+        finally:
+            self._busy = False
+
+    def _reconcile(self, rtype: ResourceType, workload: Obj) -> None:
+        meta = workload["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        desired = workload.get("spec", {}).get("replicas", 1)
+        pods = self._pods_of(namespace, name)
+        stateful = rtype.key == STATEFULSETS.key
+        if len(pods) < desired:
+            ordered = workload["spec"].get("podManagementPolicy", "OrderedReady") == "OrderedReady"
+            missing = 1 if stateful and ordered else desired - len(pods)
+            if not (stateful and ordered and not all(_is_ready(p) for p in pods)):
+                for _ in range(missing):
+                    self._store.create(PODS, namespace, self._new_pod(workload, stateful=stateful, pods=pods))
+        elif len(pods) > desired:
+            rank = _ordinal_rank if stateful else _deletion_rank
+            for victim in sorted(pods, key=rank)[: len(pods) - desired]:
+                self._store.delete(PODS, namespace, victim["metadata"]["name"])
+        self._update_status(rtype, workload)
+
+    def _pods_of(self, namespace: str, owner: str) -> list[Obj]:
+        return self._store.list(PODS, namespace, lambda pod: _labels(pod).get(_OWNER_LABEL) == owner)[0]
+
+    def _new_pod(self, workload: Obj, *, stateful: bool, pods: list[Obj]) -> Obj:
+        template = workload["spec"].get("template", {})
+        template_meta = template.get("metadata", {})
+        owner = workload["metadata"]["name"]
+        template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        if stateful:
+            taken = {p["metadata"]["name"] for p in pods}
+            name = next(f"{owner}-{i}" for i in range(len(pods) + 1) if f"{owner}-{i}" not in taken)
+            extra = {"statefulset.kubernetes.io/pod-name": name}
+            owner_ref = {"kind": "StatefulSet", "name": owner}
+        else:
+            name = f"{owner}-{template_hash}-{_suffix(next(self._names))}"
+            extra = {"pod-template-hash": template_hash}
+            owner_ref = {"kind": "ReplicaSet", "name": f"{owner}-{template_hash}"}
+        return {
+            "metadata": {
+                "name": name,
+                "labels": {**template_meta.get("labels", {}), **extra, _OWNER_LABEL: owner},
+                "annotations": dict(template_meta.get("annotations", {})),
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        **owner_ref,
+                        "uid": workload["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {**template.get("spec", {}), **({} if self.start_pending else {"nodeName": "node-1"})},
+            "status": _pod_status(ready=not self.start_pending, ip=self._next_ip()),
+        }
+
+    def _next_ip(self) -> str:
+        self._serial += 1
+        return f"10.0.{self._serial // 250}.{self._serial % 250 + 1}"
+
+    def _update_status(self, rtype: ResourceType, workload: Obj) -> None:
+        meta = workload["metadata"]
+        pods = self._pods_of(meta["namespace"], meta["name"])
+        ready = sum(_is_ready(p) for p in pods)
+        status: dict[str, Any] = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "updatedReplicas": len(pods),
+        }
+        if rtype.key == DEPLOYMENTS.key and len(pods) > ready:
+            status["unavailableReplicas"] = len(pods) - ready
+        if workload.get("status") != status:
+            self._store.update(
+                rtype,
+                meta["namespace"],
+                meta["name"],
+                lambda obj: {**obj, "status": status},
+                subresource="status",
+            )
+
+
+# Pods carry their owner's name in a label private to the fake, so that a pod is found without a ReplicaSet
+# object; real pods are found through ownerReferences and the selector.
+_OWNER_LABEL = "fake.kube/owner"
+
+
+def _labels(pod: Obj) -> dict[str, str]:
+    labels: dict[str, str] = pod["metadata"].get("labels") or {}
+    return labels
+
+
+def _is_ready(pod: Obj) -> bool:
+    conditions = pod.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _deletion_rank(pod: Obj) -> tuple[bool, bool, bool, int, int]:
+    """The ReplicaSet controller's order of removal (smallest first); see the module doc."""
+    annotations = pod["metadata"].get("annotations") or {}
+    return (
+        bool(pod.get("spec", {}).get("nodeName")),
+        pod.get("status", {}).get("phase") == "Running",
+        _is_ready(pod),
+        int(annotations.get(DELETION_COST, "0")),
+        -int(pod["metadata"]["uid"].replace("-", ""), 16),  # newest first: uids grow with creation here
+    )
+
+
+def _ordinal_rank(pod: Obj) -> int:
+    return -int(pod["metadata"]["name"].rsplit("-", 1)[1])
+
+
+def _pod_status(*, ready: bool, ip: str) -> Obj:
+    if not ready:
+        return {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+                }
+            ],
+        }
+    kinds = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+    return {"phase": "Running", "podIP": ip, "conditions": [{"type": k, "status": "True"} for k in kinds]}
+
+
+def _suffix(serial: int) -> str:
+    chars = []
+    for _ in range(5):
+        serial, digit = divmod(serial, len(_ALPHABET))
+        chars.append(_ALPHABET[digit])
+    return "".join(chars)
