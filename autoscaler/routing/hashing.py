@@ -4,9 +4,9 @@ Two families, both chained so that block ``i``'s hash stands for the whole prefi
 (two prompts share block ``i``'s hash only if they share every block before it):
 
 - **approximate**: fixed-size chunks of the prompt's token ids (or of its UTF-8 text when no tokenizer is
-  at hand), each hashed with BLAKE2b-64 over ``parent ‖ chunk``. Fast, stable across processes (unlike
-  ``hash()``), and only meaningful to this router, which then learns what each endpoint caches from its own
-  placements.
+  at hand), chained with a fast non-cryptographic 64-bit hash computed in C (the per-request budget is
+  tens of microseconds), the same in every process, and only meaningful to this router, which learns what
+  each endpoint caches from its own placements.
 - **precise**: exactly vLLM's prefix-cache block hashes (``vllm/v1/core/kv_cache_utils.py``), so that the
   keys match the ones vLLM publishes in its KV events: ``H((parent_digest or NONE_HASH, tuple(tokens),
   extra_keys))`` with ``H`` = SHA-256 over pickle protocol 5 (``sha256``) or over canonical CBOR
@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import pickle
-from array import array
+import zlib
 from collections.abc import Callable, Sequence
 
 _MASK64 = (1 << 64) - 1
@@ -37,28 +37,39 @@ class PreciseAlgo(enum.StrEnum):
 
 
 def approximate_token_hashes(token_ids: Sequence[int], *, block_tokens: int) -> list[int]:
-    """Chained 64-bit hashes of each full ``block_tokens``-token chunk of ``token_ids``."""
-    return _chain_chunks(array("I", token_ids).tobytes(), chunk_bytes=4 * block_tokens)
+    """Chained 64-bit hashes of each full ``block_tokens``-token chunk of ``token_ids``.
+
+    Python's tuple hash (xxHash-based since 3.8): computed in C, and unlike ``hash()`` of text or bytes it
+    does not depend on ``PYTHONHASHSEED``, so it is the same in every process.
+    """
+    if block_tokens <= 0:
+        raise ValueError(f"block size must be positive, got {block_tokens} tokens")
+    tokens = list(token_ids)
+    parent = 0
+    hashes: list[int] = []
+    for start in range(0, len(tokens) - block_tokens + 1, block_tokens):
+        parent = hash((parent, tuple(tokens[start : start + block_tokens]))) & _MASK64
+        hashes.append(parent)
+    return hashes
 
 
 def approximate_text_hashes(text: str, *, block_chars: int) -> list[int]:
     """Chained 64-bit hashes of each full ``block_chars``-byte chunk of the UTF-8 prompt text.
 
-    Bytes rather than characters: a chunk boundary inside a multi-byte character is harmless for hashing
-    and slicing bytes avoids re-encoding every chunk.
+    The running CRC-32 and Adler-32 of the whole prefix, side by side: both computed in C and chained by
+    construction (each continues from the previous block's value). Bytes rather than characters: a chunk
+    boundary inside a multi-byte character is harmless, and slicing a memoryview copies nothing.
     """
-    return _chain_chunks(text.encode("utf-8"), chunk_bytes=block_chars)
-
-
-def _chain_chunks(data: bytes, *, chunk_bytes: int) -> list[int]:
-    if chunk_bytes <= 0:
-        raise ValueError(f"block size must be positive, got {chunk_bytes} bytes")
-    blake = hashlib.blake2b
-    parent = b"\0" * 8
+    if block_chars <= 0:
+        raise ValueError(f"block size must be positive, got {block_chars} bytes")
+    data = memoryview(text.encode("utf-8"))
+    crc, adler = zlib.crc32, zlib.adler32
+    c, a = 0, 1
     hashes: list[int] = []
-    for start in range(0, len(data) - chunk_bytes + 1, chunk_bytes):
-        parent = blake(parent + data[start : start + chunk_bytes], digest_size=8).digest()
-        hashes.append(int.from_bytes(parent, "big"))
+    for start in range(0, len(data) - block_chars + 1, block_chars):
+        chunk = data[start : start + block_chars]
+        c, a = crc(chunk, c), adler(chunk, a)
+        hashes.append(c << 32 | a)
     return hashes
 
 

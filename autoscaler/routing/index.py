@@ -16,8 +16,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, repeat, takewhile
-from operator import and_, neg
+from itertools import accumulate, islice, repeat, takewhile
+from operator import and_, neg, or_
 
 
 class BlockIndex:
@@ -56,20 +56,20 @@ class BlockIndex:
         """The slot's blocks, least recently used first."""
         return list(self._lrus[slot])
 
-    def store(self, slot: int, hashes: Sequence[int]) -> None:
-        """Record that ``slot`` holds ``hashes`` (a prompt's chain, in order), most recent first."""
+    def store(self, slot: int, hashes: Sequence[int], *, held: int = 0) -> None:
+        """Record that ``slot`` holds ``hashes`` (a prompt's chain, in order), most recent first.
+
+        ``held``: how many leading blocks the slot is known to hold already (``prefix_lengths`` said so
+        and nothing changed since), which spares looking them up again.
+        """
         lru = self._lrus[slot]
-        newest_first = hashes[::-1]
-        new = [h for h in newest_first if h not in lru]
+        new = [h for h in hashes[held:] if h not in lru]
         if new:
             owners = self._owners
-            get = owners.get
-            bit = 1 << slot
-            for h in new:
-                owners[h] = get(h, 0) | bit
+            owners.update(zip(new, map(or_, map(owners.get, new, repeat(0)), repeat(1 << slot)), strict=True))
             lru.update(dict.fromkeys(new))
-        # Touch every block tail first (C-level loop): the head ends up most recent.
-        _consume(map(lru.move_to_end, newest_first))
+        # Touch every block tail first: the head ends up most recent. All loops here run in C.
+        _consume(map(lru.move_to_end, reversed(hashes)))
         if len(lru) > self._capacity[slot]:
             self._evict(slot)
 
@@ -102,17 +102,19 @@ class BlockIndex:
         return matched
 
     def _evict(self, slot: int) -> None:
+        """Drop the least recently used blocks beyond the slot's capacity (loops in C but one)."""
         lru = self._lrus[slot]
+        excess = len(lru) - self._capacity[slot]
+        if excess <= 0:
+            return
+        oldest = list(islice(lru, excess))
+        _consume(map(lru.pop, oldest))
         owners = self._owners
-        keep = ~(1 << slot)
-        pop = lru.popitem
-        for _ in range(len(lru) - self._capacity[slot]):
-            h = pop(last=False)[0]
-            mask = owners[h] & keep
-            if mask:
-                owners[h] = mask
-            else:
-                del owners[h]
+        masks = dict(
+            zip(oldest, map(and_, map(owners.__getitem__, oldest), repeat(~(1 << slot))), strict=True)
+        )
+        owners.update(masks)
+        _consume(map(owners.__delitem__, [h for h, mask in masks.items() if not mask]))
 
     def _drop_owner(self, h: int, slot: int) -> None:
         mask = self._owners[h] & ~(1 << slot)

@@ -227,9 +227,10 @@ class AffinityRouter:
 
         self._admit(request, decode=decode, prefill=prefill, uncached=prompt - cached)
         if self._store_on_place and request.block_hashes:
-            self._index.store(decode.slot, request.block_hashes)
+            matched = cycle.matched
+            self._index.store(decode.slot, request.block_hashes, held=matched.get(decode.slot, 0))
             if prefill is not None:
-                self._index.store(prefill.slot, request.block_hashes)
+                self._index.store(prefill.slot, request.block_hashes, held=matched.get(prefill.slot, 0))
         if request.session_id is not None:
             self._remember_session(request.session_id, decode.name, now)
         return RoutedPlacement(

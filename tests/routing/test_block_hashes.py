@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from autoscaler.routing import hashing
@@ -48,11 +52,19 @@ def test_approximate_token_hashes_are_chained() -> None:
 
 
 def test_approximate_hashes_are_stable_across_processes() -> None:
-    """BLAKE2b, not the per-process ``hash()``: two router replicas (or runs) agree on these values."""
-    assert hashing.approximate_text_hashes("abcd" * 4, block_chars=8) == [
-        8479367050422505080,
-        15537552179466634349,
-    ]
+    """Unlike ``hash()`` of text, these do not depend on PYTHONHASHSEED: replicas and reruns agree."""
+    script = (
+        "from autoscaler.routing import hashing as h;"
+        "print(h.approximate_token_hashes(range(8), block_tokens=4),"
+        " h.approximate_text_hashes('abcd' * 4, block_chars=8))"
+    )
+    expected = "[13869107101669235202, 17758950562940244799] [5430950772673610517, 121767421845440041]"
+    for seed in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == expected
 
 
 def test_approximate_text_hashes_only_full_chunks() -> None:
