@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from autoscaler.capacity import decode, queueing, search
+from autoscaler.capacity import decode, prefill, queueing, search
 from autoscaler.capacity.load import FloatArray, Load
 from autoscaler.capacity.result import PhaseSizing
 from autoscaler.core.slo import Slo
@@ -69,7 +69,7 @@ class _Replica:
             arrival_rate=load.rate,
             mean_service_s=occupancy,
             arrival_cv=load.arrival_cv,
-            service_cv=load.prompt_cv,
+            service_cv=np.sqrt(load.prompt_cv**2 + prefill.STEP_BATCHING_SCV),
             quantile=slo.ttft.quantile,
         )
         self.ttft = np.maximum(

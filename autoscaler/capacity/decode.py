@@ -1,6 +1,7 @@
 """Decode sizing: the largest batch that meets the ITL target, capped by KV capacity, then Little's law.
 
-A decode step for ``B`` sequences of mean context ``x`` takes ``T(B) = a + (b + c·x)·B`` (the profile's
+A decode step for ``B`` sequences of mean context ``x`` (time-averaged, see ``context_per_sequence``)
+takes ``T(B) = a + (b + c·x)·B`` (the profile's
 step model). Sequences in flight per replica follow Little's law, ``n = (λ·O / R)·T(n)``, whose fixed point
 is closed-form: ``n = (λO/R)·a / (1 - (λO/R)·(b + c·x))``. The batch fluctuates around ``n`` (Poisson-like,
 so its q-quantile is ``n + z_q·√n``) and the ITL percentile is the step time of that batch. The largest mean
@@ -19,8 +20,15 @@ from autoscaler.profiles.schema import Profile
 
 
 def context_per_sequence(load: Load) -> FloatArray:
-    """Mean KV tokens a decoding sequence holds over its life: its prompt and half its output."""
-    return np.asarray(load.prompt_tokens + load.output_tokens / 2.0, dtype=np.float64)
+    """Mean KV tokens of a sequence in the batch, averaged over time.
+
+    A sequence holds its prompt plus what it has generated so far. Long outputs stay in the batch longer
+    and grow larger while there, so the time average is size-biased: ``P + E[O²] / (2·E[O])``, i.e.
+    ``P + (O/2)·(1 + cv_O²)``, not ``P + O/2`` (with the public traces' output CV near 1, about 10 % more).
+    """
+    return np.asarray(
+        load.prompt_tokens + load.output_tokens / 2.0 * (1.0 + load.output_cv**2), dtype=np.float64
+    )
 
 
 def _per_sequence_cost(profile: Profile, load: Load) -> FloatArray:

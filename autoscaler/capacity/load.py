@@ -30,6 +30,7 @@ class Load:
     prefix_hit_rate: FloatArray  # fraction of prompt tokens served from cache, 0..1
     arrival_cv: FloatArray  # CV of inter-arrival times (1 = Poisson)
     prompt_cv: FloatArray  # CV of prompt lengths
+    output_cv: FloatArray  # CV of output lengths
 
     @classmethod
     def of(
@@ -41,6 +42,7 @@ class Load:
         prefix_hit_rate: npt.ArrayLike = 0.0,
         arrival_cv: npt.ArrayLike = 1.0,
         prompt_cv: npt.ArrayLike = 1.0,
+        output_cv: npt.ArrayLike = 1.0,
     ) -> Load:
         fields = np.broadcast_arrays(
             _array(rate),
@@ -49,13 +51,14 @@ class Load:
             np.clip(_array(prefix_hit_rate), 0.0, 0.99),
             _array(arrival_cv),
             _array(prompt_cv),
+            _array(output_cv),
         )
         load = cls(*(np.array(f) for f in fields))
         if np.any(load.rate < 0) or not np.all(np.isfinite(load.rate)):
             raise ValueError("arrival rate must be a finite number >= 0")
         if np.any(load.prompt_tokens < 1) or np.any(load.output_tokens < 1):
             raise ValueError("prompt and output token means must be >= 1")
-        if np.any(load.arrival_cv < 0) or np.any(load.prompt_cv < 0):
+        if np.any(load.arrival_cv < 0) or np.any(load.prompt_cv < 0) or np.any(load.output_cv < 0):
             raise ValueError("coefficients of variation must be >= 0")
         return load
 

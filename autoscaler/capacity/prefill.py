@@ -23,6 +23,15 @@ from autoscaler.capacity.result import PhaseSizing
 from autoscaler.core.slo import LatencyTarget
 from autoscaler.profiles.schema import Profile
 
+STEP_BATCHING_SCV = 1.0
+"""Squared CV added to the prefill service for step batching.
+
+A replica packs every waiting prompt into its next step, so a prompt arriving mid-step waits for the step in
+progress and then for its whole batch, not just its own tokens. That behaves like one more unit of squared
+service variability: fitted against the engine model (prompts of 690 to 6,000 tokens, token utilisation 0.3
+to 0.9), TTFT p90 is then within 8 % (median absolute error) instead of 31 % low.
+"""
+
 
 def _linear_and_quadratic(profile: Profile, load: Load) -> tuple[FloatArray, FloatArray]:
     """Work per request ≈ lin·P + quad·P² for a prompt of P tokens (uncached fraction u)."""
@@ -34,13 +43,14 @@ def _linear_and_quadratic(profile: Profile, load: Load) -> tuple[FloatArray, Flo
 
 
 def work(profile: Profile, load: Load) -> tuple[FloatArray, FloatArray]:
-    """Mean replica-seconds per request, and the coefficient of variation of that work."""
+    """Mean replica-seconds per request, and the coefficient of variation of the service it gets
+    (its work's variability plus step batching, ``STEP_BATCHING_SCV``)."""
     lin, quad = _linear_and_quadratic(profile, load)
     mean = lin * load.prompt_tokens + quad * load.prompt_second_moment
     at_mean = lin * load.prompt_tokens + quad * load.prompt_tokens**2
     slope = lin * load.prompt_tokens + 2.0 * quad * load.prompt_tokens**2  # P·dwork/dP at the mean
     cv = load.prompt_cv * slope / np.maximum(at_mean, 1e-12)
-    return mean, cv
+    return mean, np.sqrt(cv**2 + STEP_BATCHING_SCV)
 
 
 def lone_time(profile: Profile, load: Load, prompt: FloatArray) -> FloatArray:

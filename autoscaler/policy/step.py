@@ -157,6 +157,7 @@ def _load(sig: PhaseSignals, rate: float) -> Load:
         prefix_hit_rate=sig.prefix_hit_rate or 0.0,
         arrival_cv=1.0 if sig.arrival_cv is None else sig.arrival_cv,
         prompt_cv=1.0 if sig.prompt_tokens_cv is None else sig.prompt_tokens_cv,
+        output_cv=1.0 if sig.output_tokens_cv is None else sig.output_tokens_cv,
     )
 
 

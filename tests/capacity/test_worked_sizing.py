@@ -30,7 +30,7 @@ def test_decode_batch_is_the_littles_law_fixed_point() -> None:
     load = Load.of(rate=40.0, prompt_tokens=1_000, output_tokens=200)
     replicas = np.array(2.0)
     n = decode.mean_batch(LLAMA_8B_H100, load, replicas)
-    step = LLAMA_8B_H100.decode_step_time(float(n), 1_000 + 100)
+    step = LLAMA_8B_H100.decode_step_time(float(n), float(decode.context_per_sequence(load)))
     assert float(n) == pytest.approx(40.0 * 200 / 2 * step)
 
 
