@@ -376,11 +376,13 @@ class ReplicaEngine:
         # KV for the next decode step must fit: drop the newest sequences until it does.
         while self.running and self.kv_used_tokens + self._n_decoding > capacity:
             self._preempt_newest()
-        self._admit_waiting()
-        if self.cache.free_blocks:
-            self.cache.evict_to((capacity - self.kv_used_tokens) // self.block_tokens)
+        if self.waiting:
+            self._admit_waiting()
         batch = self._n_decoding
         context = self._ctx_base_sum + batch * self.vstep
+        used = self._prefill_alloc + context
+        if self.cache.free_blocks:
+            self.cache.evict_to((capacity - used) // self.block_tokens)
         dt = self._base_s + self._per_sequence_s * batch + self._per_context_s * context
         if self._prefilling:
             avail = max(1, self._budget - batch)
@@ -420,7 +422,7 @@ class ReplicaEngine:
             heap = self._decode_heap
             while heap[0][2] != heap[0][3].epoch:  # drop entries of preempted sequences
                 heapq.heappop(heap)
-            steps = min(steps, heap[0][0] - self.vstep, (capacity - self.kv_used_tokens) // batch)
+            steps = min(steps, heap[0][0] - self.vstep, (capacity - used) // batch)
         self._dt = dt
         self._seg_steps = steps
         self._seg_t = now
