@@ -42,14 +42,17 @@ class WorkloadSimulator:
         store.listen(self._on_change)
 
     def set_ready(self, namespace: str, pod: str, *, ready: bool = True) -> None:
-        """Schedule a Pending pod and make it Ready (or make a Running pod not ready)."""
+        """Schedule a Pending pod and make it Ready (or a Running pod not ready), as the kubelet reports."""
 
-        def change(obj: Obj) -> Obj:
+        def bind(obj: Obj) -> Obj:
+            return {**obj, "spec": {**obj.get("spec", {}), "nodeName": obj["spec"].get("nodeName", "node-1")}}
+
+        def report(obj: Obj) -> Obj:
             ip = obj.get("status", {}).get("podIP") or self._next_ip()
-            spec = {**obj.get("spec", {}), "nodeName": obj.get("spec", {}).get("nodeName", "node-1")}
-            return {**obj, "spec": spec, "status": _pod_status(ready=ready, ip=ip)}
+            return {**obj, "status": _pod_status(ready=ready, ip=ip)}
 
-        self._store.update(PODS, namespace, pod, change)
+        self._store.update(PODS, namespace, pod, bind)
+        self._store.update(PODS, namespace, pod, report, subresource="status")
 
     def _on_change(self, change: Change) -> None:
         meta = change.obj["metadata"]
