@@ -10,7 +10,9 @@ JSON says which).
 - ``speedup_vs_real_time``: simulated seconds per wall second;
 - ``million_requests_seconds`` (not with ``--quick``): wall seconds for 1,000,000 requests, the 20x trace
   tiled in time (target <= 60 s);
-- ``peak_rss_mb``: the process's peak resident memory (target: within 2 GB).
+- ``peak_rss_mb``: the process's peak resident memory (target: within 2 GB);
+- ``affinity_requests_per_wall_second`` (not with ``--quick``, unless ``--router affinity`` already): the
+  20x trace with the cache-affinity router placing requests, whose own cost is about half of the total.
 
     python benchmarks/sim_speed.py [--quick] [--out FILE] [--trace PATH] [--router least-loaded|affinity]
 """
@@ -150,6 +152,10 @@ def main() -> None:
         "speedup_vs_real_time": round(best["simulated_s"] / best["wall_s"], 1),
     }
     rows = [("20x trace", best)]
+    if not args.quick and args.router != "affinity":
+        affinity = run(trace, policy_name=args.policy, router="affinity")
+        result["affinity_requests_per_wall_second"] = round(affinity["requests"] / affinity["wall_s"])
+        rows.append(("  affinity", affinity))
     if not args.quick:
         million = run(tile(trace, MILLION), policy_name=args.policy, router=args.router)
         result["million_requests_seconds"] = round(million["wall_s"], 2)

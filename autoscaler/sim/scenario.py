@@ -79,7 +79,9 @@ class Scenario(_Spec):
     workload: WorkloadSpec
     cluster: ClusterSpec
     control: ControlSpec = ControlSpec()
-    router: Literal["least-loaded", "affinity"] = "least-loaded"
+    router: Literal["affinity", "least-loaded"] = (
+        "affinity"  # placement: the cache-affinity router, or load only
+    )
     policies: tuple[str, ...] = policies.NAMES
     oracle_window_s: PositiveFloat = 60.0
     drain_s: PositiveFloat = 900.0  # after the last arrival, how long in-flight requests may still finish
