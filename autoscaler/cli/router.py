@@ -7,7 +7,8 @@ The config file (YAML) is ``autoscaler.adapters.proxy.settings.ProxySettings``: 
 (static list, file or Kubernetes label selector), how prompts are hashed (approximate or vLLM-precise),
 and the router's scorer weights, overload thresholds, P/D decider and slow start. Serves
 /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics.
-Exit codes: 0 stopped cleanly, 2 bad config.
+SIGTERM or SIGINT stop it gracefully (in-flight requests finish), after which the process ends by that
+signal, as uvicorn does. Exit codes: 2 bad config.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pydantic
 import yaml
 
 from autoscaler.adapters.proxy.settings import ProxySettings
+from autoscaler.config.profiles import ProfileError, load_profile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port)
-    except ValueError as err:
+        profile = load_profile(settings.profile) if settings.profile else None
+    except (ValueError, ProfileError) as err:
         print(f"autoscaler router: {err}", file=sys.stderr)
         return 2
     uvicorn.run(
-        build_app(settings),
+        build_app(settings, profile=profile),
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,

@@ -23,6 +23,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from autoscaler.profiles.schema import Profile
+
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -139,3 +141,15 @@ class RouterSettings(_Frozen):
             if len(set(types)) != len(types):
                 raise ValueError(f"{name}: each scorer type may appear once, got {types}")
         return self
+
+
+def calibrated(settings: RouterSettings, profile: Profile) -> RouterSettings:
+    """``settings`` with the P/D decider's prefill rate taken from ``profile``.
+
+    The router's load gate then reads the same calibrated time model as the capacity model: one full
+    chunk (``max_num_batched_tokens``) prefilled on an idle replica, in tokens per second.
+    """
+    chunk = profile.max_num_batched_tokens
+    rate = chunk / profile.prefill_time(chunk)
+    decider = settings.prefill_decider.model_copy(update={"prefill_tokens_per_s": rate})
+    return settings.model_copy(update={"prefill_decider": decider})

@@ -1,8 +1,8 @@
 """KV events: a ZMQ publisher emitting vLLM-format batches drives the router's index exactly.
 
-The publisher side mirrors vLLM's own msgspec definitions (``vllm/distributed/kv_events.py``: events are
-tagged maps with ``omit_defaults``, the batch an ``array_like`` array, 3 frames per message), including
-fields this router does not read, so the test also shows that newer fields decode.
+The publisher side uses vLLM's own msgspec definitions (``tests/routing/vllm_wire.py``: events are tagged
+maps with ``omit_defaults``, the batch an ``array_like`` array; 3 frames per message), including fields
+this router does not read, so the test also shows that newer fields decode.
 """
 
 from __future__ import annotations
@@ -20,42 +20,13 @@ from autoscaler.core.phases import Phase
 from autoscaler.routing import hashing
 from autoscaler.routing import settings as cfg
 from autoscaler.routing.router import AffinityRouter
-
-ExternalBlockHash = bytes | int
-
-
-class KVCacheEvent(msgspec.Struct, array_like=False, omit_defaults=True, gc=False, tag=True):
-    """vLLM's base class."""
-
-
-class BlockStored(KVCacheEvent):
-    block_hashes: list[ExternalBlockHash]
-    parent_block_hash: ExternalBlockHash | None
-    token_ids: list[int]
-    block_size: int
-    lora_id: int | None
-    medium: str | None
-    lora_name: str | None
-    extra_keys: list[tuple[object, ...] | None] | None = None
-    group_idx: int | None = None
-    kv_cache_spec_kind: str | None = None
-
-
-class BlockRemoved(KVCacheEvent):
-    block_hashes: list[ExternalBlockHash]
-    medium: str | None
-    group_idx: int | None = None
-
-
-class AllBlocksCleared(KVCacheEvent):
-    pass
-
-
-class KVEventBatch(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
-    ts: float
-    events: list[BlockStored | BlockRemoved | AllBlocksCleared]
-    data_parallel_rank: int | None = None
-
+from tests.routing.vllm_wire import (
+    AllBlocksCleared,
+    BlockRemoved,
+    BlockStored,
+    ExternalBlockHash,
+    KVEventBatch,
+)
 
 ENCODER = msgspec.msgpack.Encoder()
 

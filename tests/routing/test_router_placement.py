@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from autoscaler.config.profiles import load_profile
 from autoscaler.core.phases import Phase
 from autoscaler.routing import interface, pd
 from autoscaler.routing import settings as cfg
@@ -228,3 +229,11 @@ def test_settings_reject_useless_scorer_lists() -> None:
         {"scorers": [{"type": "queue-length", "weight": 1, "threshold": 4}]}
     )
     assert parsed.scorers == (cfg.QueueLength(weight=1, threshold=4),)
+
+
+def test_decider_rate_comes_from_the_shared_profile() -> None:
+    profile = load_profile("llama-3.1-8b/h100-tp1")
+    settings = cfg.calibrated(cfg.RouterSettings(), profile)
+    chunk = profile.max_num_batched_tokens
+    assert settings.prefill_decider.prefill_tokens_per_s == pytest.approx(chunk / profile.prefill_time(chunk))
+    assert settings.scorers == cfg.RouterSettings().scorers

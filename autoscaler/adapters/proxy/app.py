@@ -47,6 +47,7 @@ from autoscaler.adapters.proxy import prompts
 from autoscaler.adapters.proxy.fleet import Fleet
 from autoscaler.adapters.proxy.metrics import RouterMetrics
 from autoscaler.adapters.proxy.settings import ProxySettings
+from autoscaler.profiles.schema import Profile
 from autoscaler.routing.interface import NoEndpointError, RouteRequest
 from autoscaler.routing.router import AffinityRouter, RoutedPlacement
 
@@ -103,9 +104,9 @@ def make_client(settings: ProxySettings) -> httpx.AsyncClient:
 
 
 class Proxy:
-    def __init__(self, settings: ProxySettings, *, seed: int = 0) -> None:
+    def __init__(self, settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> None:
         self.settings = settings
-        self.router = AffinityRouter(settings.router_settings(), seed=seed)
+        self.router = AffinityRouter(settings.router_settings(profile), seed=seed)
         self.client = make_client(settings)
         self.fleet = Fleet(settings, self.router, self.client)
         self.metrics = RouterMetrics(pool=settings.pool, router=self.router)
@@ -331,8 +332,9 @@ def _relayed(headers: httpx.Headers) -> dict[str, str]:
     return relayed
 
 
-def build_app(settings: ProxySettings, *, seed: int = 0) -> Starlette:
-    proxy = Proxy(settings, seed=seed)
+def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> Starlette:
+    """The proxy as an ASGI app; ``profile`` is the loaded ``settings.profile``, if any."""
+    proxy = Proxy(settings, seed=seed, profile=profile)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

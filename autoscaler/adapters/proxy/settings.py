@@ -23,8 +23,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoscaler.core.phases import Phase
+from autoscaler.profiles.schema import Profile
 from autoscaler.routing.hashing import VLLM_DEFAULT_SEED, PreciseAlgo
-from autoscaler.routing.settings import IndexSource, RouterSettings
+from autoscaler.routing.settings import IndexSource, RouterSettings, calibrated
 
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -89,6 +90,7 @@ class Hashing(_Frozen):
 
 class ProxySettings(_Frozen):
     pool: Annotated[str, Field(min_length=1)] = "default"  # the metrics' pool label
+    profile: str | None = None  # performance profile (models/...) whose prefill rate the P/D decider uses
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     endpoints: Discovery
@@ -105,9 +107,9 @@ class ProxySettings(_Frozen):
     retry_after_s: Annotated[int, Field(ge=1)] = 1  # the 503's Retry-After
     default_kv_capacity_tokens: Annotated[int, Field(ge=1)] = 1_000_000  # until the first scrape says
 
-    def router_settings(self) -> RouterSettings:
-        """``router`` with the hashing's block size and index source, whatever ``router`` says of them."""
+    def router_settings(self, profile: Profile | None = None) -> RouterSettings:
+        """``router`` with the hashing's block size and index source, whatever ``router`` says of them, and
+        calibrated to ``profile`` (the one ``profile`` names, loaded by the caller) when given."""
         source = IndexSource.KV_EVENTS if self.hashing.mode == "precise" else IndexSource.PLACEMENT
-        return self.router.model_copy(
-            update={"block_tokens": self.hashing.block_tokens, "index_source": source}
-        )
+        router = calibrated(self.router, profile) if profile is not None else self.router
+        return router.model_copy(update={"block_tokens": self.hashing.block_tokens, "index_source": source})
