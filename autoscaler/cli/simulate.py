@@ -7,7 +7,8 @@ Examples:
 
 With no scenario it runs simulations/default.yaml. ``--trace`` replaces the scenario's workload source by a
 trace file (Azure CSV or Mooncake JSONL; the scenario's transforms still apply). Writes DIR/summary.json,
-DIR/requests/<policy>.csv.gz, DIR/replicas.png, DIR/latency_cdf.png and DIR/report.md.
+DIR/requests/<policy>.csv.gz, DIR/timeline/<policy>.csv, DIR/decisions/<policy>.jsonl, DIR/replicas.png,
+DIR/latency_cdf.png and DIR/report.md.
 Exit codes: 0 done, 1 failed while running, 2 bad input.
 """
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from autoscaler.core.decision import Decision
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
 from autoscaler.engine.sequence import Sequence
@@ -100,6 +101,7 @@ class RunResult:
     horizon_s: float
     end_s: float  # when the last event ran
     scale_events: int  # changes of a phase's desired replica count
+    decisions: tuple[Decision, ...]  # every control step's decision, with its reasons
     prefix_hit_tokens: int
     prefix_query_tokens: int
     prefix_hit_blocks: int
@@ -176,6 +178,7 @@ class _Run:
         self.preempted = [0] * n
         self.done = 0
         self.scale_events = 0
+        self.decisions: list[Decision] = []
         self.timeline: list[tuple[float, int, dict[Phase, tuple[int, int, int]]]] = []
         capacity = profile.kv_capacity_tokens
         self.transfer_s_per_token = profile.kv_transfer_time(1.0) - profile.kv_transfer_time(0.0)
@@ -250,6 +253,7 @@ class _Run:
                 else:
                     observation = self.scraper.observe(now)
                     decision, policy_state = self.policy.step(observation, policy_state, now=now)
+                    self.decisions.append(decision)
                     self._apply(decision.replicas(), now)
                     if i < n or self.done < n:
                         self._push(now + settings.control_interval_s, _CONTROL)
@@ -411,6 +415,7 @@ class _Run:
             horizon_s=horizon,
             end_s=end,
             scale_events=self.scale_events,
+            decisions=tuple(self.decisions),
             prefix_hit_tokens=sum(e.hit_tokens for e in engines),
             prefix_query_tokens=sum(e.query_tokens for e in engines),
             prefix_hit_blocks=sum(e.hit_blocks for e in engines),

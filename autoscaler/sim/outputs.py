@@ -3,6 +3,8 @@
 - ``summary.json``: the numbers (see ``summary.py``), byte-identical for the same scenario and seed;
 - ``requests/<policy>.csv.gz``: one row per request in trace order (NaN: never served), gzip with a fixed
   timestamp so the bytes too depend only on the run;
+- ``timeline/<policy>.csv``: at every scrape, requests arrived so far and replicas per phase by state;
+- ``decisions/<policy>.jsonl``: every control step's decision per phase, with its reason and message;
 - ``replicas.png`` and ``latency_cdf.png`` and ``report.md`` that embeds them (see ``report.py``).
 """
 
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from autoscaler.sim import report
+from autoscaler.sim.driver import RunResult
 from autoscaler.sim.experiment import Experiment
 from autoscaler.sim.summary import summary, write_summary
 
@@ -51,5 +55,47 @@ def write_outputs(experiment: Experiment, out_dir: Path) -> tuple[dict[str, Any]
         # Level 3: within 10 % of the smallest output in an eighth of the time of the default 9.
         packed = gzip.compress(text.getvalue().encode(), compresslevel=3, mtime=0)
         (requests_dir / f"{name}.csv.gz").write_bytes(packed)
+        _write_timeline(run, out_dir / "timeline" / f"{name}.csv")
+        _write_decisions(run, out_dir / "decisions" / f"{name}.jsonl")
     messages = report.write_report(experiment, data, out_dir)
     return data, messages
+
+
+def _write_timeline(run: RunResult, path: Path) -> None:
+    path.parent.mkdir(exist_ok=True)
+    timeline = run.timeline
+    phases = list(timeline.ready)
+    columns = ["time_s", "arrivals"] + [
+        f"{phase.value}_{state}" for phase in phases for state in ("ready", "starting", "draining")
+    ]
+    table = np.column_stack(
+        [timeline.time_s, timeline.arrivals]
+        + [
+            series[phase]
+            for phase in phases
+            for series in (timeline.ready, timeline.starting, timeline.draining)
+        ]
+    )
+    formats = ["%.1f"] + ["%d"] * (len(columns) - 1)
+    np.savetxt(path, table, fmt=formats, delimiter=",", header=",".join(columns), comments="")
+
+
+def _write_decisions(run: RunResult, path: Path) -> None:
+    path.parent.mkdir(exist_ok=True)
+    lines = []
+    for decision in run.decisions:
+        record = {
+            "time_s": decision.time,
+            "phases": {
+                phase.value: {
+                    "replicas": d.replicas,
+                    "previous": d.previous,
+                    "reason": d.reason,
+                    "message": d.message,
+                }
+                for phase, d in decision.phases.items()
+            },
+            "notes": list(decision.notes),
+        }
+        lines.append(json.dumps(record, sort_keys=True))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
