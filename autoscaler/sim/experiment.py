@@ -43,6 +43,7 @@ def build_trace(scenario: Scenario, *, base_dir: Path | None, trace_path: Path |
         spec = scenario.workload.model_copy(
             update={
                 "kind": "trace",
+                "name": None,
                 "path": trace_path,
                 "arrivals": None,
                 "duration_s": None,
