@@ -93,7 +93,8 @@ def write_report(experiment: Experiment, data: dict[str, Any], out_dir: Path) ->
         f"- workload: {trace['name']}, {trace['requests']} requests over {trace['duration_s']:.0f} s "
         f"({trace['mean_rate']:.1f} req/s on average)",
         f"- SLO: TTFT <= {slo['ttft_s']} s and ITL <= {1000 * slo['itl_s']:.0f} ms "
-        f"(p{slo['percentile']:g}); attainment is the fraction of all requests meeting the target",
+        f"(p{slo['percentile']:g}); attainment is the fraction of all requests meeting the target "
+        "(a request's ITL is its mean time per output token, as in vLLM's request_time_per_output_token)",
         f"- oracle: the capacity model's replicas for each {data['oracle']['window_s']:.0f} s window of the "
         f"true load, no start-up delay (prefix hit rate {100 * data['oracle']['prefix_hit_rate']:.1f} %)",
         "",
