@@ -9,7 +9,8 @@ at least ``delay_s`` old and the oldest sample inside the rate window before it.
 - Demand (arrival rate, prompt and output means and CVs) is counted at the router, once per request, and
   reported for every phase of the pool (each phase serves every request).
 - The prefix hit rate is the prefill side's: cached over queried prompt tokens at admission.
-- TTFT percentiles go to the prefill phase, ITL percentiles to the decode phase (both to aggregated).
+- TTFT percentiles go to the prefill phase, ITL percentiles to the decode phase (both to aggregated);
+  both are observed when a request finishes (its TTFT a few seconds after its first token, at most).
 - Replica counts come from the actuator (Kubernetes), which the controller reads directly: never delayed.
 - Zero traffic is a real signal: a window without arrivals reports rate 0, and the token means fall back to
   the run's means so far (the policy can still size the minimum), never NaN.
