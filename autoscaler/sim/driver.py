@@ -180,10 +180,10 @@ class _Run:
         self.scale_events = 0
         self.decisions: list[Decision] = []
         self.timeline: list[tuple[float, int, dict[Phase, tuple[int, int, int]]]] = []
-        capacity = profile.kv_capacity_tokens
-        self.transfer_s_per_token = profile.kv_transfer_time(1.0) - profile.kv_transfer_time(0.0)
+        self.capacity = profile.kv_capacity_tokens
+        # Profile.kv_transfer_time is affine in the tokens: keep its two plain coefficients for the hot loop.
         self.transfer_latency_s = profile.kv_transfer_time(0.0)
-        self.capacity = capacity
+        self.transfer_s_per_token = profile.kv_transfer_time(1.0) - self.transfer_latency_s
 
     # --- heap helpers ------------------------------------------------------------------------------------
 
