@@ -176,35 +176,43 @@ class Proxy:
                 placement = self.router.place(route_request, now=time.monotonic())
             except NoEndpointError:
                 return self._count(self._unavailable())
-            self.metrics.placed(
-                placement,
-                phase=self.router.endpoint(placement.endpoint).phase,
-                seconds=time.perf_counter() - start,
-            )
+            self.metrics.timed(time.perf_counter() - start)
+            phase = self.router.endpoint(
+                placement.endpoint
+            ).phase  # now: the endpoint may leave while we wait
             try:
                 upstream = await _unless_disconnected(
                     request.receive,
                     self._open_upstream(placement, request.url.path, raw, body, forward_headers),
                 )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            except (
+                httpx.ConnectError,
+                httpx.ConnectTimeout,
+            ) as err:  # nothing reached the engine: place again
                 self._release(placement)
-                self.metrics.upstream_errors.labels(settings.pool, placement.endpoint, "refused").inc()
+                self._upstream_error(placement.endpoint, "refused")
                 self.fleet.mark_unhealthy(placement.endpoint)
                 log.warning("endpoint %s refused a connection (%s); placing again", placement.endpoint, err)
                 start = time.perf_counter()
                 continue
             except httpx.HTTPError as err:  # accepted, then failed before answering: nothing was sent yet
                 self._release(placement)
-                self.metrics.upstream_errors.labels(settings.pool, placement.endpoint, "failed").inc()
+                self.metrics.placed(placement, phase=phase)
+                self._upstream_error(placement.endpoint, "failed")
                 return self._count(error(502, f"engine failed: {err!r}", kind="upstream_error"))
             except BaseException:
                 self._release(placement)
                 raise
+            self.metrics.placed(placement, phase=phase)
             if upstream is None:  # the client left while the engine was working: nothing to answer
                 self._release(placement)
                 return self._count(Response(status_code=499))
             self._count_code(upstream.status_code)
-            return _Relay(upstream, on_close=functools.partial(self._release, placement))
+            return _Relay(
+                upstream,
+                on_close=functools.partial(self._release, placement),
+                on_error=functools.partial(self._upstream_error, placement.endpoint, "stream"),
+            )
         return self._count(error(502, "no engine accepted the connection", kind="upstream_error"))
 
     async def _open_upstream(
@@ -234,7 +242,7 @@ class Proxy:
             params = answer.json().get("kv_transfer_params")
         except (httpx.HTTPError, ValueError) as err:
             kind = "refused" if isinstance(err, httpx.ConnectError | httpx.ConnectTimeout) else "prefill"
-            self.metrics.upstream_errors.labels(self.settings.pool, placement.prefill_endpoint, kind).inc()
+            self._upstream_error(placement.prefill_endpoint, kind)
             if kind == "refused":
                 self.fleet.mark_unhealthy(placement.prefill_endpoint)
             log.warning("prefill on %s failed (%s); decode prefills locally", placement.prefill_endpoint, err)
@@ -244,6 +252,9 @@ class Proxy:
         if params is None:
             return json.dumps(body).encode()
         return json.dumps({**body, "kv_transfer_params": params}).encode()
+
+    def _upstream_error(self, endpoint: str, kind: str) -> None:
+        self.metrics.upstream_errors.labels(self.settings.pool, endpoint, kind).inc()
 
     def _release(self, placement: RoutedPlacement) -> None:
         self.router.finished(placement, now=time.monotonic())
@@ -266,11 +277,14 @@ class Proxy:
 
 class _Relay(StreamingResponse):
     """Relays an engine's response byte for byte; closes it (cancelling the engine's work) and releases the
-    placement exactly once, whether the stream ends, fails, or the client disconnects."""
+    placement exactly once, whether the stream ends, fails, or the client disconnects. An engine that fails
+    mid-stream is counted and the failure propagates, so the client sees a cut connection, not a clean end."""
 
-    def __init__(self, upstream: httpx.Response, *, on_close: Callable[[], None]) -> None:
+    def __init__(
+        self, upstream: httpx.Response, *, on_close: Callable[[], None], on_error: Callable[[], None]
+    ) -> None:
         super().__init__(
-            upstream.aiter_raw(), status_code=upstream.status_code, headers=_relayed(upstream.headers)
+            _raw(upstream, on_error), status_code=upstream.status_code, headers=_relayed(upstream.headers)
         )
         self._upstream = upstream
         self._on_close = on_close
@@ -282,6 +296,16 @@ class _Relay(StreamingResponse):
             with anyio.CancelScope(shield=True):
                 await self._upstream.aclose()
             self._on_close()
+
+
+async def _raw(upstream: httpx.Response, on_error: Callable[[], None]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as err:
+        on_error()
+        log.warning("engine stream failed: %r", err)
+        raise
 
 
 async def _unless_disconnected(receive: Receive, work: Awaitable[httpx.Response]) -> httpx.Response | None:

@@ -77,11 +77,14 @@ class RouterMetrics:
         )
         self.registry.register(_EndpointCollector(pool, router))
 
-    def placed(self, placement: RoutedPlacement, *, phase: Phase, seconds: float) -> None:
-        """Count a placement (``phase``: the serving endpoint's phase)."""
+    def timed(self, seconds: float) -> None:
+        """One placement took ``seconds`` (a request placed again after a refusal counts twice here)."""
+        self.placement_seconds.labels(self.pool).observe(seconds)
+
+    def placed(self, placement: RoutedPlacement, *, phase: Phase) -> None:
+        """Count a request once, where it was finally placed (``phase``: the serving endpoint's phase)."""
         pool = self.pool
         request = placement.request
-        self.placement_seconds.labels(pool).observe(seconds)
         self.requests.labels(pool, phase.value).inc()
         prefill_phase = Phase.PREFILL if placement.prefill_endpoint is not None else phase
         if prefill_phase is not phase:

@@ -41,12 +41,19 @@ def expected_stream(name: str, chunks: int) -> list[bytes]:
 
 class FakeEngine:
     def __init__(
-        self, name: str, *, waiting: float = 0, kv_usage: float = 0.1, chunk_delay_s: float = 0.0
+        self,
+        name: str,
+        *,
+        waiting: float = 0,
+        kv_usage: float = 0.1,
+        chunk_delay_s: float = 0.0,
+        fail_after: int | None = None,
     ) -> None:
         self.name = name
         self.waiting = waiting
         self.kv_usage = kv_usage
         self.chunk_delay_s = chunk_delay_s
+        self.fail_after = fail_after  # frames sent before the engine "crashes" mid-stream
         self.gate: asyncio.Event | None = None  # when set up, requests wait for it before answering
         self.arrived = asyncio.Event()
         self.bodies: list[dict[str, Any]] = []
@@ -83,7 +90,9 @@ class FakeEngine:
         self.active += 1
         finished = False
         try:
-            for frame in expected_stream(self.name, chunks):
+            for i, frame in enumerate(expected_stream(self.name, chunks)):
+                if i == self.fail_after:
+                    raise RuntimeError("engine crashed mid-stream")
                 if self.chunk_delay_s:
                     await asyncio.sleep(self.chunk_delay_s)
                 yield frame

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from tests.contract.router.conftest import ProxyFactory, refused_url, serve
 from tests.contract.router.fake_engine import JSON_ANSWER, FakeEngine, completion, expected_stream
@@ -89,6 +90,21 @@ async def test_client_leaving_before_the_answer_starts_cancels_it(
             await asyncio.sleep(0.01)
     assert proxy.router.in_flight("a") == 0
     assert engine.cancelled == 1
+
+
+async def test_engine_failing_mid_stream_cuts_the_client_off(
+    proxy_for: ProxyFactory, client: httpx.AsyncClient
+) -> None:
+    """Bytes already went out: the client must see a broken stream, never a clean but truncated end."""
+    engine = FakeEngine("a", fail_after=3, chunk_delay_s=0.01)
+    async with serve(engine.app) as engine_url, proxy_for([{"url": engine_url, "name": "a"}]) as (url, proxy):
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(
+                f"{url}/v1/completions", content=completion(stream=True, max_tokens=9), headers=HEADERS
+            )
+        text = (await client.get(f"{url}/metrics")).text
+        assert proxy.router.in_flight("a") == 0
+    assert 'autoscaler_router_upstream_errors_total{endpoint="a",kind="stream",pool="default"} 1.0' in text
 
 
 async def test_soak_loses_no_request(proxy_for: ProxyFactory, client: httpx.AsyncClient) -> None:
