@@ -195,7 +195,7 @@ class Store:
         with self._lock:
             current = self.get(rtype, namespace, name)
             del self._objects[(rtype.key, namespace, name)]
-            return self._commit(rtype, "DELETED", current, current)
+            return self._commit(rtype, "DELETED", current, copy.deepcopy(current))
 
     def _write(
         self, rtype: ResourceType, namespace: str, name: str, obj: Obj, *, subresource: str | None
@@ -226,8 +226,9 @@ class Store:
 
     def _commit(self, rtype: ResourceType, kind: str, obj: Obj, old: Obj | None) -> Obj:
         self._rv += 1
+        # A deleted object's last event carries the deletion's version, so a watch resumes after it.
+        obj["metadata"]["resourceVersion"] = str(self._rv)
         if kind != "DELETED":
-            obj["metadata"]["resourceVersion"] = str(self._rv)
             self._objects[(rtype.key, obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
         change = Change(kind, rtype, copy.deepcopy(obj), old, self._rv)
         self._history.append(change)

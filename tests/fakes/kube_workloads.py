@@ -25,6 +25,7 @@ import json
 from typing import Any
 
 from tests.fakes.kube_resources import DEPLOYMENTS, PODS, STATEFULSETS, ApiError, ResourceType
+from tests.fakes.kube_selectors import format_label_selector, label_predicate
 from tests.fakes.kube_store import Change, Obj, Store
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -82,10 +83,9 @@ class WorkloadSimulator:
             self._busy = False
 
     def _reconcile(self, rtype: ResourceType, workload: Obj) -> None:
-        meta = workload["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
+        namespace = workload["metadata"]["namespace"]
         desired = workload.get("spec", {}).get("replicas", 1)
-        pods = self._pods_of(namespace, name)
+        pods = self._release_strays(namespace, workload)
         stateful = rtype.key == STATEFULSETS.key
         if len(pods) < desired:
             ordered = workload["spec"].get("podManagementPolicy", "OrderedReady") == "OrderedReady"
@@ -98,6 +98,15 @@ class WorkloadSimulator:
             for victim in sorted(pods, key=rank)[: len(pods) - desired]:
                 self._store.delete(PODS, namespace, victim["metadata"]["name"])
         self._update_status(rtype, workload)
+
+    def _release_strays(self, namespace: str, workload: Obj) -> list[Obj]:
+        """Orphan owned pods that no longer match the selector (relabelled to quarantine them), as the
+        ReplicaSet controller does; the rest are the workload's pods, which a replacement then tops up."""
+        matches = label_predicate(format_label_selector(workload["spec"].get("selector") or {}))
+        pods = self._pods_of(namespace, workload["metadata"]["name"])
+        for stray in (pod for pod in pods if not matches(pod)):
+            self._store.update(PODS, namespace, stray["metadata"]["name"], _orphaned)
+        return [pod for pod in pods if matches(pod)]
 
     def _pods_of(self, namespace: str, owner: str) -> list[Obj]:
         return self._store.list(PODS, namespace, lambda pod: _labels(pod).get(_OWNER_LABEL) == owner)[0]
@@ -164,6 +173,12 @@ class WorkloadSimulator:
 # Pods carry their owner's name in a label private to the fake, so that a pod is found without a ReplicaSet
 # object; real pods are found through ownerReferences and the selector.
 _OWNER_LABEL = "fake.kube/owner"
+
+
+def _orphaned(pod: Obj) -> Obj:
+    labels = {k: v for k, v in _labels(pod).items() if k != _OWNER_LABEL}
+    meta = {k: v for k, v in pod["metadata"].items() if k != "ownerReferences"}
+    return {**pod, "metadata": {**meta, "labels": labels}}
 
 
 def _labels(pod: Obj) -> dict[str, str]:

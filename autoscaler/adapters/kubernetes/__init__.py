@@ -8,6 +8,7 @@ victims or deletion costs is the caller's job.
 - ``pods``: the pods of a selector (readiness, draining, deletion cost) and the annotations that drain them;
 - ``events``: ``events.k8s.io/v1`` Events about a workload;
 - ``foreign``: HPAs and KEDA ScaledObjects that already scale a workload;
+- ``resources``: the controller's custom resources: list, bounded watches, status writes;
 - ``leases``: leader election on a ``coordination.k8s.io/v1`` Lease with an injected clock;
 - ``errors``: the typed errors every call raises instead of the client's exceptions.
 """

@@ -8,6 +8,7 @@ whose class says what the caller may do:
 - ``RequestTimeout``: no answer in time; the write may or may not have happened, so re-read before acting;
 - ``NotFound``: the object is gone (e.g. a custom resource deleted mid-cycle);
 - ``Conflict``: 409, a stale resourceVersion or an object that already exists;
+- ``Expired``: 410, a watch's resourceVersion is too old; list again and watch from the list's version;
 - ``Rejected``: any other 4xx (invalid, forbidden); retrying the same request will not help.
 """
 
@@ -48,6 +49,10 @@ class Conflict(KubernetesError):
     pass
 
 
+class Expired(KubernetesError):
+    pass
+
+
 class Rejected(KubernetesError):
     pass
 
@@ -82,6 +87,8 @@ def from_api_exception(operation: str, error: exceptions.ApiException) -> Kubern
         kind = NotFound
     elif status == 409:
         kind = Conflict
+    elif status == 410:
+        kind = Expired
     else:
         kind = Rejected
     return kind(operation, status=status, reason=reason, message=message)
