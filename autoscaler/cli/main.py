@@ -16,6 +16,7 @@ from collections.abc import Sequence
 VERBS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "size prefill and decode replicas for a load and an SLO (one shot)"),
     "simulate": ("simulate", "what-if simulation of a trace or synthetic load with policies in the loop"),
+    "emulate": ("emulate", "serve one emulated vLLM replica in real time (OpenAI API, /metrics, KV events)"),
     "router": ("router", "cache-affinity router: OpenAI-compatible HTTP proxy in front of vLLM engines"),
 }
 

@@ -6,16 +6,10 @@ import math
 
 import pytest
 
-from autoscaler.config.profiles import load_profile
 from autoscaler.engine.prefix_cache import PrefixCache
 from autoscaler.engine.replica import ReplicaEngine
 from autoscaler.engine.sequence import Sequence
 from autoscaler.profiles.schema import Profile
-
-
-@pytest.fixture(scope="module")
-def profile() -> Profile:
-    return load_profile("llama-3.1-8b/h100-tp1")
 
 
 def _drain(engine: ReplicaEngine) -> list[Sequence]:
