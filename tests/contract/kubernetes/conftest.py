@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client as sync_client
 from kubernetes.aio import client
 
-from tests.fakes.kube_apiserver import FakeKubeApiServer
+from tests.fakes.kube_apiserver import FakeKubeApiServer, running_server
 from tests.fakes.kube_resources import DEPLOYMENTS, STATEFULSETS, ScalePaths, custom_resource
 
 # Kubernetes versions whose schemas every written object must satisfy (oldest supported and newest target).
@@ -50,8 +50,7 @@ class ManualClock:
 
 @pytest.fixture
 def kube() -> Iterator[FakeKubeApiServer]:
-    with FakeKubeApiServer(custom_types=[LEADER_WORKER_SETS, AUTOSCALERS]) as server:
-        yield server
+    yield from running_server(custom_types=[LEADER_WORKER_SETS, AUTOSCALERS])
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from tests.contract.kubernetes.conftest import AUTOSCALERS, add_deployment
+from tests.contract.kubernetes.conftest import AUTOSCALERS, add_deployment, add_statefulset, assert_valid
 from tests.fakes import kube_patch
 from tests.fakes.kube_apiserver import FakeKubeApiServer
-from tests.fakes.kube_resources import DEPLOYMENTS, PODS
+from tests.fakes.kube_resources import DEPLOYMENTS, PODS, STATEFULSETS, scale_of
 
 
 def _status_of(error: client.ApiException) -> dict[str, Any]:
@@ -197,6 +197,28 @@ def test_injected_faults_hit_the_next_matching_requests_only(
 
     assert codes == [503, 503, 200]
     assert apps.read_namespaced_deployment_scale("decode", "default").spec.replicas == 1
+
+
+def test_the_objects_the_fake_serves_are_schema_valid(
+    kube: FakeKubeApiServer, sync_api: client.ApiClient
+) -> None:
+    add_deployment(kube, "decode", replicas=1)
+    add_statefulset(kube, "prefill", replicas=1)
+    kube.workloads.start_pending = True
+    client.AppsV1Api(sync_api).patch_namespaced_deployment_scale(
+        "decode", "default", {"spec": {"replicas": 2}}
+    )
+
+    served = [
+        *kube.list(DEPLOYMENTS),
+        *kube.list(STATEFULSETS),
+        *kube.list(PODS),
+        scale_of(DEPLOYMENTS, kube.get(DEPLOYMENTS, "decode")),
+    ]
+
+    assert {p["status"]["phase"] for p in kube.list(PODS)} == {"Running", "Pending"}
+    for obj in served:
+        assert_valid(obj)
 
 
 def test_unsupported_requests_fail_as_the_real_server_would(
