@@ -49,9 +49,6 @@ class BlockIndex:
     def size(self, slot: int) -> int:
         return len(self._lrus[slot])
 
-    def capacity(self, slot: int) -> int:
-        return self._capacity[slot]
-
     def blocks(self, slot: int) -> list[int]:
         """The slot's blocks, least recently used first."""
         return list(self._lrus[slot])

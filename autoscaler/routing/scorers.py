@@ -37,9 +37,6 @@ class Cycle:
         self.total_blocks = len(request.block_hashes)
         self.session_slot = session_slot  # slot of the session's previous endpoint, -1 if none
 
-    def cached_tokens(self, slot: int) -> int:
-        return self.cached.get(slot, 0)
-
 
 IDLE = Cycle(
     RouteRequest(request_id=-1, prompt_tokens=0, output_tokens=0), matched={}, block_tokens=1, session_slot=-1
