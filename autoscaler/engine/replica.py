@@ -381,8 +381,9 @@ class ReplicaEngine:
         batch = self._n_decoding
         context = self._ctx_base_sum + batch * self.vstep
         used = self._prefill_alloc + context
-        if self.cache.free_blocks:
-            self.cache.evict_to((capacity - used) // self.block_tokens)
+        room = (capacity - used) // self.block_tokens
+        if self.cache.free_blocks > room:
+            self.cache.evict_to(room)
         dt = self._base_s + self._per_sequence_s * batch + self._per_context_s * context
         if self._prefilling:
             avail = max(1, self._budget - batch)
