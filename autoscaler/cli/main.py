@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # verb -> (module under autoscaler.cli, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "size prefill and decode replicas for a load and an SLO (one shot)"),
+    "profile": ("profile", "measure a live vLLM engine and write a performance profile (measured)"),
     "simulate": ("simulate", "what-if simulation of a trace or synthetic load with policies in the loop"),
     "emulate": ("emulate", "serve one emulated vLLM replica in real time (OpenAI API, /metrics, KV events)"),
     "router": ("router", "cache-affinity router: OpenAI-compatible HTTP proxy in front of vLLM engines"),
