@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--trace", type=Path, help="trace file to replay instead of the scenario's workload")
     parser.add_argument(
-        "--out", type=Path, default=Path("sim-results"), help="output folder (default: sim-results)"
+        "--out", type=Path, default=Path("results"), help="output folder (default: results)"
     )
     parser.add_argument(
         "--seed", type=int, help="seed for the workload and the start-up delays (default: scenario's)"
