@@ -23,6 +23,7 @@ import sys
 from autoscaler.config.profiles import ProfileError, load_profile
 from autoscaler.emulator.server import KvEventsConfig, bind_socket, serve
 from autoscaler.emulator.settings import EmulatorSettings, Role
+from autoscaler.routing.hashing import PreciseAlgo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="KV-cache size in blocks instead of the profile's capacity",
     )
     parser.add_argument(
+        "--prefix-caching-hash-algo",
+        choices=[a.value for a in PreciseAlgo],
+        default=PreciseAlgo.SHA256.value,
+        help="vLLM's block hash, as published in KV events (default sha256)",
+    )
+    parser.add_argument(
         "--kv-events-endpoint",
         help="publish vLLM KV events on this ZMQ endpoint (binds if it has '*' or '::', else connects)",
     )
@@ -74,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             role=Role(args.role),
             max_model_len=args.max_model_len,
             num_gpu_blocks_override=args.num_gpu_blocks_override,
+            hash_algo=PreciseAlgo(args.prefix_caching_hash_algo),
             host=args.host,
         )
         sock = bind_socket(args.host, args.port)

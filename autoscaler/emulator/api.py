@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -38,6 +39,8 @@ from starlette.routing import Route
 from autoscaler.emulator import metrics as vm
 from autoscaler.emulator import tokens
 from autoscaler.emulator.realtime import Generation, RealtimeEngine, RequestError
+
+log = logging.getLogger(__name__)
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # vLLM's (and OpenAI's) CompletionRequest default
 
@@ -289,6 +292,11 @@ class _Reply:
         }
 
 
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the emulated engine stopped", exc_info=task.exception())
+
+
 def build_app(engine: RealtimeEngine) -> Starlette:
     """The ASGI app; its lifespan runs the engine's clock task."""
     api = OpenAiApi(engine)
@@ -296,6 +304,7 @@ def build_app(engine: RealtimeEngine) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         clock = asyncio.create_task(engine.run(), name="emulator-engine")
+        clock.add_done_callback(_report_crash)
         try:
             yield
         finally:

@@ -36,6 +36,9 @@ from autoscaler.profiles.schema import Profile
 from autoscaler.routing.hashing import precise_block_hashes
 
 _NAN = math.nan
+# Shortest sleep of the clock task, wall seconds: at high ``speed`` steps are shorter than one pass of the
+# loop, and tokens due together are then handed out together (their recorded times stay exact).
+MIN_WAKE_S = 0.001
 
 
 class Generation:
@@ -219,11 +222,10 @@ class RealtimeEngine:
             self._catch_up(now)
             wake_at = min(self.engine.next_event_time(), self._next_transfer(), self._next_step_end(now))
             self._wake.clear()
-            timeout = (wake_at - self.now()) / speed if math.isfinite(wake_at) else None
-            if timeout is None or timeout > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wake.wait()
+            timeout = max(MIN_WAKE_S, (wake_at - self.now()) / speed) if math.isfinite(wake_at) else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _next_transfer(self) -> float:
         return self._transfers[0][0] if self._transfers else math.inf
