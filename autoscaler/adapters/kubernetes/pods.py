@@ -10,13 +10,14 @@ seconds, written as RFC 3339), so a restarted controller can still bound how lon
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from kubernetes.aio import client
 
-from autoscaler.adapters.kubernetes import errors
+from autoscaler.adapters.kubernetes import errors, watching
 
 DRAINING_ANNOTATION = "inference-autoscaler.io/draining-since"
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
@@ -34,10 +35,23 @@ class PodState:
     draining_since: float | None  # epoch seconds, from DRAINING_ANNOTATION; None when not draining
     deletion_cost: int | None  # from DELETION_COST_ANNOTATION; None when unset (the ReplicaSet reads 0)
     created: float | None  # epoch seconds
+    resource_version: str
 
     @property
     def draining(self) -> bool:
         return self.draining_since is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodList:
+    pods: tuple[PodState, ...]  # ordered by name
+    resource_version: str  # watch from here to follow every later change
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodEvent:
+    type: str  # ADDED, MODIFIED or DELETED (also when a pod stops matching the selector)
+    pod: PodState
 
 
 class PodClient:
@@ -45,13 +59,32 @@ class PodClient:
         self._core = client.CoreV1Api(api_client)
         self._timeout_s = timeout_s
 
-    async def list(self, namespace: str, selector: str) -> tuple[PodState, ...]:
-        """The pods matching a label selector (a Scale's ``status.selector``), ordered by name."""
+    async def list(self, namespace: str, selector: str) -> PodList:
+        """The pods matching a label selector (a Scale's ``status.selector``)."""
         with errors.translated(f"list pods {namespace}/{selector!r}"):
-            pods = await self._core.list_namespaced_pod(
+            listed = await self._core.list_namespaced_pod(
                 namespace, label_selector=selector, _request_timeout=self._timeout_s
             )
-        return tuple(sorted((pod_state(pod) for pod in pods.items), key=lambda p: p.name))
+        pods = tuple(sorted((pod_state(pod) for pod in listed.items), key=lambda p: p.name))
+        version = listed.metadata.resource_version if listed.metadata is not None else None
+        return PodList(pods=pods, resource_version=version or "")
+
+    async def watch(
+        self, namespace: str, selector: str, *, resource_version: str, timeout_s: int = 300
+    ) -> AsyncIterator[PodEvent]:
+        """Changes to the selector's pods after ``resource_version`` (from ``list``), until the server ends
+        this watch; resume from the last event's ``pod.resource_version`` (see ``watching``)."""
+        changes = watching.events(
+            self._core.list_namespaced_pod,
+            namespace,
+            operation=f"watch pods {namespace}/{selector!r}",
+            resource_version=resource_version,
+            timeout_s=timeout_s,
+            label_selector=selector,
+        )
+        async with contextlib.aclosing(changes):
+            async for kind, pod in changes:
+                yield PodEvent(type=kind, pod=pod_state(pod))
 
     async def mark_draining(self, namespace: str, name: str, *, since: float, deletion_cost: int) -> PodState:
         return await self.annotate(
@@ -93,6 +126,7 @@ def pod_state(pod: client.V1Pod) -> PodState:
         draining_since=_epoch(draining) if draining is not None else None,
         deletion_cost=_int_or_none(cost),
         created=meta.creation_timestamp.timestamp() if meta.creation_timestamp is not None else None,
+        resource_version=meta.resource_version or "",
     )
 
 

@@ -1,26 +1,20 @@
-"""The controller's custom resources: get, list, one bounded watch, and status writes.
-
-Watching follows the list-then-watch contract of the API: list to get the objects and the list's
-resourceVersion, then watch from that version; each call to ``watch`` is one request that ends when the
-server closes it after ``timeout_s``, and the caller resumes from the last version it saw. If that version
-is too old (compacted), the watch raises ``errors.Expired`` and the caller lists again: no event is lost
-between the two, and none is invented.
+"""The controller's custom resources: get, list, one bounded watch (see ``watching``), and status writes.
 
 Objects stay plain JSON mappings here: their schema is this project's CRD, parsed at the controller's edge.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from kubernetes.aio import client, watch
+from kubernetes.aio import client
 
-from autoscaler.adapters.kubernetes import errors
+from autoscaler.adapters.kubernetes import errors, watching
 
 MERGE_PATCH = "application/merge-patch+json"
-_WATCH_SLACK_S = 5.0  # the client's own timeout outlives the server's, so the server ends the watch cleanly
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,7 +29,7 @@ class ResourceKind:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WatchEvent:
-    type: str  # ADDED, MODIFIED, DELETED (BOOKMARK events only move the version on)
+    type: str  # ADDED, MODIFIED or DELETED
     object: Mapping[str, Any]
 
     @property
@@ -79,29 +73,31 @@ class CustomResources:
     ) -> AsyncIterator[WatchEvent]:
         """Changes after ``resource_version``, until the server ends this watch (``timeout_s``)."""
         kind = self._kind
-        stream = watch.Watch()  # type: ignore[no-untyped-call]
-        func: Callable[..., Awaitable[object]]
-        args: tuple[str, ...]
+        operation = f"watch {kind} from {resource_version}"
         if namespace is None:
-            func, args = self._custom.list_cluster_custom_object, (kind.group, kind.version, kind.plural)
+            changes = watching.events(
+                self._custom.list_cluster_custom_object,
+                kind.group,
+                kind.version,
+                kind.plural,
+                operation=operation,
+                resource_version=resource_version,
+                timeout_s=timeout_s,
+            )
         else:
-            func = self._custom.list_namespaced_custom_object
-            args = (kind.group, kind.version, namespace, kind.plural)
-        events = stream.stream(  # type: ignore[no-untyped-call]
-            func,
-            *args,
-            resource_version=resource_version,
-            timeout_seconds=timeout_s,
-            allow_watch_bookmarks=True,
-            _request_timeout=timeout_s + _WATCH_SLACK_S,
-        )
-        try:
-            with errors.translated(f"watch {kind} from {resource_version}"):
-                async for event in events:
-                    if event["type"] != "BOOKMARK":
-                        yield WatchEvent(type=event["type"], object=_mapping(event["raw_object"]))
-        finally:
-            await stream.close()  # type: ignore[no-untyped-call]
+            changes = watching.events(
+                self._custom.list_namespaced_custom_object,
+                kind.group,
+                kind.version,
+                namespace,
+                kind.plural,
+                operation=operation,
+                resource_version=resource_version,
+                timeout_s=timeout_s,
+            )
+        async with contextlib.aclosing(changes):
+            async for kind_of_change, obj in changes:
+                yield WatchEvent(type=kind_of_change, object=_mapping(obj))
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``status`` into the object's status subresource (``None`` values remove fields)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from kubernetes.aio import client
 
 from autoscaler.adapters.kubernetes import errors
@@ -25,7 +27,7 @@ async def test_lists_the_pods_of_a_scale_selector_with_readiness(
     scale = await ScaleClient(api_client).set_replicas(await ScaleClient(api_client).read(DECODE), 3)
     assert isinstance(scale, ScaleApplied)
 
-    pods = await PodClient(api_client).list("default", scale.scale.selector)
+    pods = (await PodClient(api_client).list("default", scale.scale.selector)).pods
 
     assert len(pods) == 3  # not the prefill pod
     assert sorted((p.phase, p.ready) for p in pods) == [
@@ -42,11 +44,11 @@ async def test_a_stuck_pending_pod_becomes_ready_when_scheduled(
 ) -> None:
     kube.workloads.start_pending = True
     add_deployment(kube, "decode", replicas=1)
-    (pending,) = await PodClient(api_client).list("default", "app=decode")
+    (pending,) = (await PodClient(api_client).list("default", "app=decode")).pods
 
     kube.workloads.set_ready("default", pending.name)
 
-    (running,) = await PodClient(api_client).list("default", "app=decode")
+    (running,) = (await PodClient(api_client).list("default", "app=decode")).pods
     assert (pending.phase, running.phase, running.ready) == ("Pending", "Running", True)
 
 
@@ -55,7 +57,7 @@ async def test_mark_draining_sets_both_annotations_in_one_valid_patch(
 ) -> None:
     add_deployment(kube, "decode", replicas=2)
     pods = PodClient(api_client)
-    victim = (await pods.list("default", "app=decode"))[0]
+    victim = (await pods.list("default", "app=decode")).pods[0]
 
     marked = await pods.mark_draining("default", victim.name, since=NOW, deletion_cost=-1000)
 
@@ -74,7 +76,7 @@ async def test_scale_down_removes_exactly_the_drained_pods(
 ) -> None:
     add_deployment(kube, "decode", replicas=4)
     pods, scales = PodClient(api_client), ScaleClient(api_client)
-    names = [p.name for p in await pods.list("default", "app=decode")]
+    names = [p.name for p in (await pods.list("default", "app=decode")).pods]
     victims = {names[1], names[2]}  # not the newest: the ReplicaSet's own default would pick otherwise
     for name in names:
         await pods.annotate("default", name, {DELETION_COST_ANNOTATION: "100"})
@@ -83,8 +85,30 @@ async def test_scale_down_removes_exactly_the_drained_pods(
 
     await scales.set_replicas(await scales.read(DECODE), 2)
 
-    remaining = {p.name for p in await pods.list("default", "app=decode")}
+    remaining = {p.name for p in (await pods.list("default", "app=decode")).pods}
     assert remaining == set(names) - victims
+
+
+async def test_a_pod_watch_shows_the_drain_then_the_removal(
+    kube: FakeKubeApiServer, api_client: client.ApiClient
+) -> None:
+    add_deployment(kube, "decode", replicas=2)
+    pods, scales = PodClient(api_client), ScaleClient(api_client)
+    listed = await pods.list("default", "app=decode")
+    victim = listed.pods[0].name
+    await pods.mark_draining("default", victim, since=NOW, deletion_cost=-100)
+    await scales.set_replicas(await scales.read(DECODE), 1)
+
+    seen = []
+    async with contextlib.aclosing(
+        pods.watch("default", "app=decode", resource_version=listed.resource_version, timeout_s=5)
+    ) as events:
+        async for event in events:
+            seen.append((event.type, event.pod.name, event.pod.draining))
+            if len(seen) == 2:
+                break
+
+    assert seen == [("MODIFIED", victim, True), ("DELETED", victim, True)]
 
 
 async def test_statefulsets_remove_the_highest_ordinal_whatever_the_cost(
@@ -97,7 +121,7 @@ async def test_statefulsets_remove_the_highest_ordinal_whatever_the_cost(
 
     await scales.set_replicas(await scales.read(target), 2)
 
-    assert [p.name for p in await pods.list("default", "app=prefill")] == ["prefill-0", "prefill-1"]
+    assert [p.name for p in (await pods.list("default", "app=prefill")).pods] == ["prefill-0", "prefill-1"]
 
 
 async def test_an_ordered_statefulset_waits_for_each_pod_to_be_ready(
@@ -106,11 +130,11 @@ async def test_an_ordered_statefulset_waits_for_each_pod_to_be_ready(
     kube.workloads.start_pending = True
     add_statefulset(kube, "prefill", replicas=3)
     pods = PodClient(api_client)
-    assert [p.name for p in await pods.list("default", "app=prefill")] == ["prefill-0"]
+    assert [p.name for p in (await pods.list("default", "app=prefill")).pods] == ["prefill-0"]
 
     kube.workloads.set_ready("default", "prefill-0")
 
-    assert [p.name for p in await pods.list("default", "app=prefill")] == ["prefill-0", "prefill-1"]
+    assert [p.name for p in (await pods.list("default", "app=prefill")).pods] == ["prefill-0", "prefill-1"]
 
 
 async def test_annotating_a_deleted_pod_is_not_found(
