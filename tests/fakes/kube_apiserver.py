@@ -31,7 +31,7 @@ import dataclasses
 import json
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -44,7 +44,7 @@ from tests.fakes.kube_resources import (
     apply_scale,
     scale_of,
 )
-from tests.fakes.kube_selectors import SelectorError, field_predicate, label_predicate
+from tests.fakes.kube_selectors import Predicate, SelectorError, field_predicate, label_predicate
 from tests.fakes.kube_store import Obj, Store, WatchStream
 from tests.fakes.kube_workloads import WorkloadSimulator
 
@@ -95,10 +95,6 @@ class Faults:
     ) -> None:
         with self._lock:
             self._rules.append(Fault(path, status, times, delay_s, method.upper() if method else None))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rules.clear()
 
     def take(self, method: str, path: str) -> Fault | None:
         """The first rule the request matches, with one of its uses spent."""
@@ -295,7 +291,7 @@ class FakeKubeApiServer:
         return scale_of(rtype, self.store.get(rtype, namespace, updated["metadata"]["name"]))
 
     async def _watch(
-        self, request: web.Request, rtype: ResourceType, namespace: str | None, predicate: Any
+        self, request: web.Request, rtype: ResourceType, namespace: str | None, predicate: Predicate
     ) -> web.StreamResponse:
         stream = WatchStream(
             loop=asyncio.get_running_loop(), rtype=rtype, namespace=namespace, predicate=predicate
@@ -330,7 +326,7 @@ class FakeKubeApiServer:
         return self.store.resource(info.get("group", ""), info["version"], info["plural"])
 
 
-def _patcher(request: web.Request) -> Any:
+def _patcher(request: web.Request) -> Callable[[Obj], Obj]:
     patch, content_type = request[_BODY], request.content_type
 
     def apply(obj: Obj) -> Obj:
@@ -342,13 +338,13 @@ def _patcher(request: web.Request) -> Any:
                 "UnsupportedMediaType",
                 f"the body of the request was in an unknown format: {content_type}",
             ) from None
-        except (kube_patch.PatchError, KeyError, IndexError, ValueError) as error:
+        except (kube_patch.PatchError, KeyError, IndexError, TypeError, ValueError) as error:
             raise ApiError(422, "Invalid", f"the patch could not be applied: {error}") from None
 
     return apply
 
 
-def _both(first: Any, second: Any) -> Any:
+def _both(first: Predicate, second: Predicate) -> Predicate:
     return lambda obj: first(obj) and second(obj)
 
 
