@@ -60,13 +60,21 @@ class BlockIndex:
         and nothing changed since), which spares looking them up again.
         """
         lru = self._lrus[slot]
-        new = [h for h in hashes[held:] if h not in lru]
+        tail = hashes[held:]
+        new = [h for h in tail if h not in lru]
+        # Tail first, so the head ends up most recent: new blocks go in from the chain's end backwards,
+        # then the blocks already there are touched the same way. All loops here run in C.
         if new:
             owners = self._owners
             owners.update(zip(new, map(or_, map(owners.get, new, repeat(0)), repeat(1 << slot)), strict=True))
-            lru.update(dict.fromkeys(new))
-        # Touch every block tail first: the head ends up most recent. All loops here run in C.
-        _consume(map(lru.move_to_end, reversed(hashes)))
+            lru.update(dict.fromkeys(reversed(new)))
+        if len(new) == len(tail):
+            present = hashes[:held]
+        else:  # blocks past the known prefix were there already (a hole in the chain): rare
+            fresh = set(new)
+            present = [h for h in hashes if h not in fresh]
+        if present:
+            _consume(map(lru.move_to_end, reversed(present)))
         if len(lru) > self._capacity[slot]:
             self._evict(slot)
 
