@@ -287,8 +287,8 @@ class FakeKubeApiServer:
             )
         else:
             raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported on scale")
-        # The workload controllers may have written the parent's status since: answer with the latest.
-        return scale_of(rtype, self.store.get(rtype, namespace, updated["metadata"]["name"]))
+        # The object as written: its status is still the old one, since no controller has acted on it yet.
+        return scale_of(rtype, updated)
 
     async def _watch(
         self, request: web.Request, rtype: ResourceType, namespace: str | None, predicate: Predicate

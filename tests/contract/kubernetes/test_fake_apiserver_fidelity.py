@@ -40,7 +40,8 @@ def test_scale_patches_in_every_format_return_a_scale(
     scale = apps.patch_namespaced_deployment_scale("decode", "default", body, _content_type=content_type)
 
     assert (scale.kind, scale.api_version) == ("Scale", "autoscaling/v1")
-    assert (scale.spec.replicas, scale.status.replicas, scale.status.selector) == (5, 5, "app=decode")
+    assert (scale.spec.replicas, scale.status.replicas, scale.status.selector) == (5, 2, "app=decode")
+    assert apps.read_namespaced_deployment_scale("decode", "default").status.replicas == 5
     assert kube.requests_to("/scale$", method="PATCH")[0].content_type == content_type
 
 
