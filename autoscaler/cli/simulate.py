@@ -31,9 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated policies to compare (default: the scenario's): ours,static,keda,wva,dynamo",
     )
     parser.add_argument("--trace", type=Path, help="trace file to replay instead of the scenario's workload")
-    parser.add_argument(
-        "--out", type=Path, default=Path("results"), help="output folder (default: results)"
-    )
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
     parser.add_argument(
         "--seed", type=int, help="seed for the workload and the start-up delays (default: scenario's)"
     )

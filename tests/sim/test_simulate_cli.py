@@ -68,7 +68,7 @@ def test_writes_report_and_plots(scenario: Path, tmp_path: Path) -> None:
     assert (tmp_path / "replicas.png").stat().st_size > 0
     assert (tmp_path / "latency_cdf.png").stat().st_size > 0
     assert (tmp_path / "timeline" / "static.csv").read_text().startswith("time_s,arrivals,prefill_ready")
-    assert "\"reason\": \"Static\"" in (tmp_path / "decisions" / "static.jsonl").read_text()
+    assert '"reason": "Static"' in (tmp_path / "decisions" / "static.jsonl").read_text()
 
 
 def test_another_seed_changes_the_workload(scenario: Path, tmp_path: Path) -> None:
