@@ -102,7 +102,7 @@ class RunResult:
     end_s: float  # when the last event ran
     scale_events: int  # changes of a phase's desired replica count
     decisions: tuple[Decision, ...]  # every control step's decision, with its reasons
-    prefix_hit_tokens: int
+    prefix_hit_tokens: int  # prompt tokens found cached, over all prefills (remote, local, recomputes)
     prefix_query_tokens: int
     prefix_hit_blocks: int
     prefix_query_blocks: int
@@ -392,7 +392,7 @@ class _Run:
 
     def _result(self, end: float, horizon: float) -> RunResult:
         replicas = list(self.cluster.replicas.values())
-        engines = [r.engine for r in replicas if r.phase is not Phase.DECODE]
+        engines = [r.engine for r in replicas]  # decode replicas count only what they prefill themselves
         trace = self.trace
         phases = self.cluster.phases
         timeline = Timeline(
