@@ -206,12 +206,10 @@ class VllmMetrics:
     def first_token(self, *, ttft: float, prompt_tokens: int, cached_tokens: int, transferred: bool) -> None:
         self._ttft.observe(ttft)
         self.prompt_tokens.inc(prompt_tokens)
-        if transferred:
-            self._by_source["external_kv_transfer"].inc(prompt_tokens)
-        else:
-            self._by_source["local_compute"].inc(prompt_tokens - cached_tokens)
-            self._by_source["local_cache_hit"].inc(cached_tokens)
-            self._cached.inc(cached_tokens)
+        source = "external_kv_transfer" if transferred else "local_compute"
+        self._by_source[source].inc(prompt_tokens - cached_tokens)
+        self._by_source["local_cache_hit"].inc(cached_tokens)
+        self._cached.inc(cached_tokens)
 
     def next_token(self, *, itl: float) -> None:
         self._itl.observe(itl)

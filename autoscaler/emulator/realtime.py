@@ -169,9 +169,10 @@ class RealtimeEngine:
         gen = Generation(seq, max_tokens=max_tokens, transferred=remote_prefill)
         self._active[seq.uid] = gen
         if remote_prefill:
-            local = min(self.engine.cache.match(hashes) * self.block_size, seq.prompt_tokens)
-            seq.computed = seq.target  # the prompt's KV is the prefill replica's work
-            arrival = now + self.profile.kv_transfer_time(seq.prompt_tokens - local)
+            # Only the blocks missing here are pulled; the prompt's KV is the prefill replica's work.
+            seq.cached_tokens = min(self.engine.cache.match(hashes) * self.block_size, seq.prompt_tokens)
+            seq.computed = seq.target
+            arrival = now + self.profile.kv_transfer_time(seq.prompt_tokens - seq.cached_tokens)
             heapq.heappush(self._transfers, (arrival, seq.uid, gen))
         else:
             self.engine.admit(seq, now)

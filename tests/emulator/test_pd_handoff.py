@@ -42,7 +42,7 @@ async def test_two_step_prefill_then_remote_decode(start: Start, profile: Profil
         profile.prefill_time(len(PROMPT))
     )
     # The decode replica computed no prompt: it waited for the KV, then decoded.
-    assert value(decode_metrics, "vllm:prefix_cache_queries_total") == 0
+    assert value(decode_metrics, "vllm:prompt_tokens_by_source_total", source="local_compute") == 0
     assert value(decode_metrics, "vllm:prompt_tokens_by_source_total", source="external_kv_transfer") == len(
         PROMPT
     )
@@ -75,3 +75,18 @@ async def test_roles_ignore_the_half_of_the_protocol_they_do_not_play(start: Sta
     assert handoff.json()["kv_transfer_params"] is None
     assert local.status_code == 200
     assert value(prefill_metrics, "vllm:prefix_cache_queries_total") == len(PROMPT)  # prefilled here
+
+
+async def test_decode_pulls_only_the_blocks_it_does_not_hold(start: Start, profile: Profile) -> None:
+    params = {"do_remote_prefill": True, "remote_engine_id": "e", "remote_block_ids": [1, 2]}
+    body = {"model": MODEL, "prompt": PROMPT, "max_tokens": 2, "kv_transfer_params": params}
+    async with start(speed=20, role=Role.DECODE) as decode:
+        await decode.client.post("/v1/completions", json=body)
+        first = await decode.metrics()
+        await decode.client.post("/v1/completions", json=body)
+        second = await decode.metrics()
+    ttft = "vllm:time_to_first_token_seconds_sum"
+    step = profile.decode_step_time(1, len(PROMPT))
+    assert value(first, ttft) == pytest.approx(profile.kv_transfer_time(len(PROMPT)) + step)
+    assert value(second, ttft) - value(first, ttft) == pytest.approx(profile.kv_transfer_time(0) + step)
+    assert value(second, "vllm:prompt_tokens_by_source_total", source="local_cache_hit") == len(PROMPT)
