@@ -39,6 +39,7 @@ from aiohttp import web
 from tests.fakes import kube_patch
 from tests.fakes.kube_resources import (
     BUILTIN_TYPES,
+    PODS,
     ApiError,
     ResourceType,
     apply_scale,
@@ -263,6 +264,8 @@ class FakeKubeApiServer:
         if request.method == "PATCH":
             patch = _patcher(request)
             return _json(self.store.update(rtype, namespace, name, patch, subresource=sub))
+        if request.method == "DELETE" and rtype.key == PODS.key:  # the kubelet's grace period applies
+            return _json(self.workloads.delete_pod(namespace, name))
         if request.method == "DELETE":
             return _json(self.store.delete(rtype, namespace, name))
         raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported")

@@ -12,13 +12,15 @@ its pods is deleted, the fake makes the pods match, the way the real controllers
 - New pods start Running and Ready, or stay Pending (unschedulable) while ``start_pending`` is set, until a
   test calls ``set_ready``. The workload's status (replicas, readyReplicas, observedGeneration) follows.
 
-Pods are deleted at once (no grace period), and template changes do not roll pods: the autoscaler only
-changes replica counts.
+Deleted pods vanish at once, or with ``termination_grace`` stay Terminating (deletionTimestamp set, not
+ready, no longer counted) until a test calls ``finish_termination``. Template changes do not roll pods:
+the autoscaler only changes replica counts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import itertools
 import json
@@ -30,12 +32,14 @@ from tests.fakes.kube_store import Change, Obj, Store
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated name suffixes
+_READINESS = ("Ready", "ContainersReady")
 
 
 class WorkloadSimulator:
     def __init__(self, store: Store) -> None:
         self._store = store
         self.start_pending = False  # new pods stay Pending (unschedulable) until set_ready
+        self.termination_grace = False  # deleted pods stay Terminating until finish_termination
         self._serial = 0
         self._names = itertools.count(1)
         self._queue: list[tuple[ResourceType, str, str]] = []
@@ -55,12 +59,35 @@ class WorkloadSimulator:
         self._store.update(PODS, namespace, pod, bind)
         self._store.update(PODS, namespace, pod, report, subresource="status")
 
+    def delete_pod(self, namespace: str, name: str) -> Obj:
+        """Delete a pod: at once, or with ``termination_grace`` mark it Terminating (deletionTimestamp set,
+        not ready) as the kubelet does during the grace period; the workload no longer counts it."""
+        if not self.termination_grace:
+            return self._store.delete(PODS, namespace, name)
+
+        def terminate(obj: Obj) -> Obj:
+            since = {"deletionTimestamp": _now(), "deletionGracePeriodSeconds": 30}
+            return {**obj, "metadata": {**obj["metadata"], **since}}
+
+        def unready(obj: Obj) -> Obj:
+            conditions = [
+                {**c, "status": "False"} if c["type"] in _READINESS else c for c in _conditions(obj)
+            ]
+            return {**obj, "status": {**obj.get("status", {}), "conditions": conditions}}
+
+        self._store.update(PODS, namespace, name, terminate)
+        return self._store.update(PODS, namespace, name, unready, subresource="status")
+
+    def finish_termination(self, namespace: str, name: str) -> None:
+        """The grace period of a Terminating pod is over: it is gone."""
+        self._store.delete(PODS, namespace, name)
+
     def _on_change(self, change: Change) -> None:
         meta = change.obj["metadata"]
         if change.rtype.key in (DEPLOYMENTS.key, STATEFULSETS.key):
             if change.type == "DELETED":
                 for pod in self._pods_of(meta["namespace"], meta["name"]):
-                    self._store.delete(PODS, meta["namespace"], pod["metadata"]["name"])
+                    self.delete_pod(meta["namespace"], pod["metadata"]["name"])
                 return
             self._enqueue(change.rtype, meta["namespace"], meta["name"])
         elif change.rtype.key == PODS.key and _OWNER_LABEL in _labels(change.obj):
@@ -86,18 +113,31 @@ class WorkloadSimulator:
         namespace = workload["metadata"]["namespace"]
         desired = workload.get("spec", {}).get("replicas", 1)
         pods = self._release_strays(namespace, workload)
+        active = [pod for pod in pods if not _terminating(pod)]
         stateful = rtype.key == STATEFULSETS.key
-        if len(pods) < desired:
-            ordered = workload["spec"].get("podManagementPolicy", "OrderedReady") == "OrderedReady"
-            missing = 1 if stateful and ordered else desired - len(pods)
-            if not (stateful and ordered and not all(_is_ready(p) for p in pods)):
-                for _ in range(missing):
-                    self._store.create(PODS, namespace, self._new_pod(workload, stateful=stateful, pods=pods))
-        elif len(pods) > desired:
+        if len(active) < desired:
+            for pod in self._missing(workload, pods, desired=desired, stateful=stateful):
+                self._store.create(PODS, namespace, pod)
+        elif len(active) > desired:
             rank = _ordinal_rank if stateful else _deletion_rank
-            for victim in sorted(pods, key=rank)[: len(pods) - desired]:
-                self._store.delete(PODS, namespace, victim["metadata"]["name"])
+            for victim in sorted(active, key=rank)[: len(active) - desired]:
+                self.delete_pod(namespace, victim["metadata"]["name"])
         self._update_status(rtype, workload)
+
+    def _missing(self, workload: Obj, pods: list[Obj], *, desired: int, stateful: bool) -> list[Obj]:
+        """The pods to create now. A StatefulSet recreates an ordinal only once its old pod is gone and,
+        under ``OrderedReady``, creates one pod at a time once every earlier one is ready."""
+        if not stateful:
+            active = sum(not _terminating(pod) for pod in pods)
+            return [self._new_pod(workload, name=None) for _ in range(desired - active)]
+        owner = workload["metadata"]["name"]
+        existing = {pod["metadata"]["name"] for pod in pods}
+        names = [f"{owner}-{i}" for i in range(desired) if f"{owner}-{i}" not in existing]
+        if workload["spec"].get("podManagementPolicy", "OrderedReady") == "OrderedReady":
+            if not all(_is_ready(pod) and not _terminating(pod) for pod in pods):
+                return []
+            names = names[:1]
+        return [self._new_pod(workload, name=name) for name in names]
 
     def _release_strays(self, namespace: str, workload: Obj) -> list[Obj]:
         """Orphan owned pods that no longer match the selector (relabelled to quarantine them), as the
@@ -111,14 +151,13 @@ class WorkloadSimulator:
     def _pods_of(self, namespace: str, owner: str) -> list[Obj]:
         return self._store.list(PODS, namespace, lambda pod: _labels(pod).get(_OWNER_LABEL) == owner)[0]
 
-    def _new_pod(self, workload: Obj, *, stateful: bool, pods: list[Obj]) -> Obj:
+    def _new_pod(self, workload: Obj, *, name: str | None) -> Obj:
+        """A pod from the template: ``name`` is a StatefulSet ordinal, or None for a generated name."""
         template = workload["spec"].get("template", {})
         template_meta = template.get("metadata", {})
         owner = workload["metadata"]["name"]
         template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-        if stateful:
-            taken = {p["metadata"]["name"] for p in pods}
-            name = next(f"{owner}-{i}" for i in range(len(pods) + 1) if f"{owner}-{i}" not in taken)
+        if name is not None:
             extra = {"statefulset.kubernetes.io/pod-name": name}
             owner_ref = {"kind": "StatefulSet", "name": owner}
         else:
@@ -149,7 +188,7 @@ class WorkloadSimulator:
 
     def _update_status(self, rtype: ResourceType, workload: Obj) -> None:
         meta = workload["metadata"]
-        pods = self._pods_of(meta["namespace"], meta["name"])
+        pods = [pod for pod in self._pods_of(meta["namespace"], meta["name"]) if not _terminating(pod)]
         ready = sum(_is_ready(p) for p in pods)
         status: dict[str, Any] = {
             "observedGeneration": meta.get("generation", 1),
@@ -186,9 +225,21 @@ def _labels(pod: Obj) -> dict[str, str]:
     return labels
 
 
+def _conditions(pod: Obj) -> list[dict[str, str]]:
+    conditions: list[dict[str, str]] = pod.get("status", {}).get("conditions", [])
+    return conditions
+
+
 def _is_ready(pod: Obj) -> bool:
-    conditions = pod.get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in _conditions(pod))
+
+
+def _terminating(pod: Obj) -> bool:
+    return "deletionTimestamp" in pod["metadata"]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _deletion_rank(pod: Obj) -> tuple[bool, bool, bool, int, int]:

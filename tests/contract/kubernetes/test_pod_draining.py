@@ -111,6 +111,46 @@ async def test_a_pod_watch_shows_the_drain_then_the_removal(
     assert seen == [("MODIFIED", victim, True), ("DELETED", victim, True)]
 
 
+async def test_a_removed_pod_stays_terminating_through_its_grace_period(
+    kube: FakeKubeApiServer, api_client: client.ApiClient
+) -> None:
+    kube.workloads.termination_grace = True
+    add_deployment(kube, "decode", replicas=2)
+    pods, scales = PodClient(api_client), ScaleClient(api_client)
+    victim = (await pods.list("default", "app=decode")).pods[0].name
+    await pods.mark_draining("default", victim, since=NOW, deletion_cost=-100)
+
+    await scales.set_replicas(await scales.read(DECODE), 1)
+
+    states = {p.name: p for p in (await pods.list("default", "app=decode")).pods}
+    assert (states[victim].deleting, states[victim].ready, states[victim].draining) == (True, False, True)
+    assert sum(not p.deleting for p in states.values()) == 1
+    assert (await scales.read(DECODE)).observed_replicas == 1  # a terminating pod is not a replica
+    kube.workloads.finish_termination("default", victim)
+    assert victim not in {p.name for p in (await pods.list("default", "app=decode")).pods}
+
+
+async def test_a_statefulset_recreates_an_ordinal_only_once_its_old_pod_is_gone(
+    kube: FakeKubeApiServer, api_client: client.ApiClient
+) -> None:
+    kube.workloads.termination_grace = True
+    add_statefulset(kube, "prefill", replicas=2, parallel=True)
+    pods, scales = PodClient(api_client), ScaleClient(api_client)
+    target = WorkloadRef(api_version="apps/v1", kind="StatefulSet", name="prefill", namespace="default")
+    await scales.set_replicas(await scales.read(target), 1)
+
+    await scales.set_replicas(await scales.read(target), 2)
+
+    (terminating,) = [p for p in (await pods.list("default", "app=prefill")).pods if p.deleting]
+    assert terminating.name == "prefill-1"
+    kube.workloads.finish_termination("default", "prefill-1")
+    listed = (await pods.list("default", "app=prefill")).pods
+    assert [(p.name, p.deleting, p.ready) for p in listed] == [
+        ("prefill-0", False, True),
+        ("prefill-1", False, True),
+    ]
+
+
 async def test_statefulsets_remove_the_highest_ordinal_whatever_the_cost(
     kube: FakeKubeApiServer, api_client: client.ApiClient
 ) -> None:
