@@ -128,9 +128,8 @@ class OpenAiApi:
             return body
         prompt = tokens.encode(tokens.render_chat(body.messages))
         limit = body.max_completion_tokens or body.max_tokens
-        return await self._generate(
-            request, body, prompt, limit or self.engine.settings.max_model_len - len(prompt)
-        )
+        rest = max(1, self.engine.settings.max_model_len - len(prompt))  # too long: the context error
+        return await self._generate(request, body, prompt, limit or rest)
 
     async def _parse(self, request: Request, model: type[_B]) -> _B | Response:
         try:
