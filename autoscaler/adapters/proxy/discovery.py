@@ -7,7 +7,7 @@ iterator of complete snapshots (the whole list each time), so the fleet only eve
 - **kubernetes**: pods matching a label selector, listed then watched; a pod is an endpoint while it is
   Ready, has an IP and is not being deleted; its phase comes from a label (llm-d's ``llm-d.ai/role``:
   ``prefill``, ``decode``, ``prefill-decode``) and the controller's draining annotation stops new
-  requests to it.
+  requests to it (any value but "" or "false": the controller writes the time the drain began).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def pod_endpoint(pod: Mapping[str, Any], config: KubernetesDiscovery) -> StaticE
         url=f"{config.scheme}://{host}:{config.port}",
         phase=_ROLES.get(labels.get(config.phase_label, ""), Phase.AGGREGATED),
         kv_events=f"tcp://{host}:{config.kv_events_port}" if config.kv_events_port else None,
-        draining=str(annotations.get(config.draining_annotation, "")).lower() == "true",
+        draining=str(annotations.get(config.draining_annotation, "")).lower() not in ("", "false"),
     )
 
 
@@ -95,11 +95,15 @@ async def _kubernetes_snapshots(config: KubernetesDiscovery) -> AsyncIterator[Sn
     from kubernetes.aio import client, watch  # only this source needs the client
     from kubernetes.aio import config as kube_config
 
-    try:
-        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kube_config.ConfigException:
-        await kube_config.load_kube_config()  # type: ignore[no-untyped-call]
-    async with client.ApiClient() as api_client:
+    configuration = None
+    if config.api_server:
+        configuration = client.Configuration(host=config.api_server)
+    else:
+        try:
+            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kube_config.ConfigException:
+            await kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    async with client.ApiClient(configuration) as api_client:
         api = client.CoreV1Api(api_client)
         while True:
             try:

@@ -47,15 +47,22 @@ class StaticEndpoint(_Frozen):
 
 
 class KubernetesDiscovery(_Frozen):
-    """Ready pods matching ``selector``; their phase from ``phase_label``, draining from an annotation."""
+    """Ready pods matching ``selector``; their phase from ``phase_label``, draining from an annotation.
+
+    Needs the ``kubernetes`` client (the controller extra)."""
 
     namespace: str = "default"
     selector: Annotated[str, Field(min_length=1)]
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     scheme: Literal["http", "https"] = "http"
     phase_label: str = "llm-d.ai/role"  # prefill | decode | prefill-decode (aggregated); absent: aggregated
-    draining_annotation: str = "autoscaler.io/draining"  # "true": no new requests
+    # Set (to anything but "" or "false") on a pod: no new requests. The controller's mark, whose value is
+    # the time the drain began (autoscaler.adapters.kubernetes.pods.DRAINING_ANNOTATION).
+    draining_annotation: str = "inference-autoscaler.io/draining-since"
     kv_events_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    api_server: str | None = (
+        None  # e.g. http://127.0.0.1:8001 (kubectl proxy); default: in-cluster, then kubeconfig
+    )
 
 
 class Discovery(_Frozen):

@@ -99,7 +99,7 @@ def _pod(
         "metadata": {
             "name": "vllm-0",
             "labels": {"llm-d.ai/role": role} if role else {},
-            "annotations": {"autoscaler.io/draining": draining} if draining else {},
+            "annotations": {"inference-autoscaler.io/draining-since": draining} if draining else {},
         },
         "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": ready}]},
     }
@@ -117,9 +117,10 @@ def test_pod_to_endpoint() -> None:
         False,
     )
     assert (
-        discovery.pod_endpoint(_pod(role="prefill-decode", draining="true"), config).phase is Phase.AGGREGATED
+        discovery.pod_endpoint(_pod(role="prefill-decode", draining="false"), config).phase
+        is Phase.AGGREGATED
     )  # type: ignore[union-attr]
-    assert discovery.pod_endpoint(_pod(draining="true"), config).draining  # type: ignore[union-attr]
+    assert discovery.pod_endpoint(_pod(draining="2026-11-25T10:00:00Z"), config).draining  # type: ignore[union-attr]
     assert discovery.pod_endpoint(_pod(ready="False"), config) is None
     assert discovery.pod_endpoint(_pod(ip=None), config) is None
 
