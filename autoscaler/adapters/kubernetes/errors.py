@@ -26,7 +26,8 @@ class KubernetesError(Exception):
     """A Kubernetes API call failed; ``operation`` names it (``"read scale apps/v1 Deployment ns/name"``)."""
 
     def __init__(self, operation: str, *, status: int | None, reason: str, message: str) -> None:
-        super().__init__(f"{operation}: {status or ''} {reason}: {message}".replace(":  ", ": "))
+        code = f"{status} " if status is not None else ""
+        super().__init__(f"{operation}: {code}{reason}" + (f": {message}" if message else ""))
         self.operation = operation
         self.status = status
         self.reason = reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from kubernetes import client as sync_client
 from kubernetes.aio import client
@@ -117,6 +119,40 @@ async def test_server_errors_surface_as_unavailable(
 
     assert (raised.value.status, raised.value.reason) == (500, "InternalError")
     assert (await scales.read(DECODE)).replicas == 2  # the fault was for one request only
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (429, errors.Unavailable),
+        (503, errors.Unavailable),
+        (403, errors.Rejected),
+        (422, errors.Rejected),
+        (404, errors.NotFound),
+        (409, errors.Conflict),
+        (410, errors.Expired),
+    ],
+)
+async def test_each_status_maps_to_the_error_that_says_what_to_do(
+    kube: FakeKubeApiServer, api_client: client.ApiClient, status: int, error: type[errors.KubernetesError]
+) -> None:
+    add_deployment(kube, "decode", replicas=2)
+    kube.faults.inject("/deployments/decode/scale$", status=status)
+
+    with pytest.raises(error) as raised:
+        await ScaleClient(api_client).read(DECODE)
+
+    assert raised.value.status == status
+    assert str(raised.value).startswith(f"read scale of apps/v1 Deployment default/decode: {status} ")
+
+
+async def test_an_unreachable_api_server_is_unavailable() -> None:
+    with socket.socket() as probe:  # a port nothing listens on any more
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{port}")) as api:
+        with pytest.raises(errors.Unavailable, match="ConnectionError"):
+            await ScaleClient(api).read(DECODE)
 
 
 async def test_a_slow_server_surfaces_as_request_timeout(
