@@ -68,6 +68,8 @@ _HOP_HEADERS = frozenset(
         "content-length",
     }
 )
+# httpx decodes a body it reads whole: these no longer describe the bytes passed on.
+_DECODED_HEADERS = frozenset({"content-encoding", "content-length"})
 _PREFILL_PARAMS = {
     "do_remote_decode": True,
     "do_remote_prefill": False,
@@ -126,9 +128,8 @@ class Proxy:
             upstream = await self.client.get(f"{self.fleet.url(ready[0])}/v1/models")
         except httpx.TransportError as err:
             return error(502, f"engine unreachable: {err}", kind="upstream_error")
-        return Response(
-            upstream.content, status_code=upstream.status_code, headers=_relayed(upstream.headers)
-        )
+        headers = {k: v for k, v in _relayed(upstream.headers).items() if k.lower() not in _DECODED_HEADERS}
+        return Response(upstream.content, status_code=upstream.status_code, headers=headers)
 
     async def health(self, request: Request) -> Response:
         ready = len(self.fleet.ready())
