@@ -78,6 +78,7 @@ class RecordedRequest:
     query: dict[str, str]
     content_type: str
     body: Any
+    authorization: str  # the Authorization header ("" when none): which credentials the client used
 
 
 class Faults:
@@ -204,7 +205,14 @@ class FakeKubeApiServer:
                 return _status(ApiError(400, "BadRequest", "the request body is not JSON"))
         request[_BODY] = body
         self.requests.append(
-            RecordedRequest(request.method, request.path, dict(request.query), request.content_type, body)
+            RecordedRequest(
+                request.method,
+                request.path,
+                dict(request.query),
+                request.content_type,
+                body,
+                request.headers.get("Authorization", ""),
+            )
         )
         fault = self.faults.take(request.method, request.path)
         if fault is not None:

@@ -3,6 +3,7 @@
 I/O only: every module reads or writes API objects and returns frozen values; choosing replica counts,
 victims or deletion costs is the caller's job.
 
+- ``connection``: the ``ApiClient``, from the pod's service account or a kubeconfig;
 - ``workload``: ``WorkloadRef``, which object a pool scales (any kind with a ``scale`` subresource);
 - ``scale``: read a Scale, set replicas under optimistic concurrency (a 409 re-reads and says "decide again");
 - ``pods``: the pods of a selector (readiness, draining, deletion cost), their watch, and the annotations
