@@ -15,6 +15,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
     parser.add_argument(
         "--seed", type=int, help="seed for the workload and the start-up delays (default: scenario's)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(
+            2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        ),
+        help="policies simulated in parallel processes (default: 2, or 1 on one core); results do not change",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -63,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
-        experiment = run_experiment(scenario, trace=trace, progress=bar)
+        experiment = run_experiment(scenario, trace=trace, progress=bar, jobs=args.jobs)
     except (UnknownPolicy, ProfileError) as exc:
         return _fail(str(exc))
     finally:

@@ -7,7 +7,9 @@ placer and a policy per run, each run with the same seed, so policies differ onl
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from autoscaler.sim.signals import ScrapeSettings
 from autoscaler.sim.workloads.spec import build_workload
 from autoscaler.sim.workloads.trace import Trace
 
-__all__ = ["Experiment", "build_trace", "run_experiment"]
+__all__ = ["Experiment", "build_trace", "run_experiment", "run_policy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +65,10 @@ def _placer(scenario: Scenario) -> Placer:
     return LeastLoadedPlacer()
 
 
-def run_experiment(
-    scenario: Scenario,
-    *,
-    trace: Trace,
-    progress: Callable[[str, float], None] | None = None,
-) -> Experiment:
-    """Simulate each of ``scenario.policies`` on ``trace``; ``progress(policy, fraction)`` as they go."""
+def run_policy(
+    scenario: Scenario, *, trace: Trace, name: str, progress: Callable[[float], None] | None = None
+) -> RunResult:
+    """One policy's run of the scenario (a module-level function, so a worker process can run it)."""
     profile = load_profile(scenario.profile)
     slo = scenario.slo.build()
     cluster = scenario.cluster
@@ -100,21 +99,51 @@ def run_experiment(
         drain_s=scenario.drain_s,
         pool=scenario.name,
     )
+    return simulate(
+        trace,
+        profile=profile,
+        policy=policies.build_policy(name, context),
+        placer=_placer(scenario),
+        settings=settings,
+        seed=scenario.seed,
+        progress=progress,
+    )
+
+
+def run_experiment(
+    scenario: Scenario,
+    *,
+    trace: Trace,
+    progress: Callable[[str, float], None] | None = None,
+    jobs: int = 1,
+) -> Experiment:
+    """Simulate each of ``scenario.policies`` on ``trace``, in ``jobs`` processes; then the oracle.
+
+    ``progress(policy, fraction)`` follows each run (with ``jobs > 1``, only as each run ends). Runs are
+    independent and seeded alike, so the results do not depend on ``jobs``.
+    """
+    names = scenario.policies
     runs: dict[str, RunResult] = {}
-    for name in scenario.policies:
-        policy = policies.build_policy(name, context)
-        report = None if progress is None else _bound(progress, name)
-        runs[name] = simulate(
-            trace,
-            profile=profile,
-            policy=policy,
-            placer=_placer(scenario),
-            settings=settings,
-            seed=scenario.seed,
-            progress=report,
-        )
-        if report is not None:
-            report(1.0)
+    if jobs <= 1 or len(names) <= 1:
+        for name in names:
+            report = None if progress is None else _bound(progress, name)
+            runs[name] = run_policy(scenario, trace=trace, name=name, progress=report)
+            if report is not None:
+                report(1.0)
+    else:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(max_workers=min(jobs, len(names)), mp_context=context) as pool:
+            futures = {pool.submit(run_policy, scenario, trace=trace, name=name): name for name in names}
+            for future in as_completed(futures):
+                runs[futures[future]] = future.result()
+                if progress is not None:
+                    progress(futures[future], 1.0)
+        runs = {name: runs[name] for name in names}
+    profile = load_profile(scenario.profile)
+    slo = scenario.slo.build()
+    cluster = scenario.cluster
+    phases = scenario.mode.phases
     hit_rates = [r.prefix_hit_tokens / r.prefix_query_tokens for r in runs.values() if r.prefix_query_tokens]
     hit_rate = float(np.mean(hit_rates)) if hit_rates else 0.0
     bound = oracle(

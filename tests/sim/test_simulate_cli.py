@@ -34,11 +34,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_same_seed_same_summary_bytes(
+def test_same_seed_same_summary_bytes_whatever_the_parallelism(
     scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["simulate", str(scenario), "--out", str(tmp_path / "a"), "--quiet"]) == 0
-    assert main(["simulate", str(scenario), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    # One run in this process, one with the policies spread over two worker processes.
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "a"), "--quiet", "--jobs", "1"]) == 0
+    assert main(["simulate", str(scenario), "--out", str(tmp_path / "b"), "--quiet", "--jobs", "2"]) == 0
     first = (tmp_path / "a" / "summary.json").read_bytes()
     assert first == (tmp_path / "b" / "summary.json").read_bytes()
     assert (tmp_path / "a" / "requests" / "ours.csv.gz").read_bytes() == (
