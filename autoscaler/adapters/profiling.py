@@ -6,11 +6,16 @@ What is measured, and how (the fit is ``autoscaler.profiles.fitting``):
   ``vllm:cache_config_info``, whose labels hold ``block_size`` and ``num_gpu_blocks`` (KV capacity =
   their product, summed over the engine's DP ranks);
 - **prefill**: single streaming requests, one at a time, at several prompt lengths, ``max_tokens: 1``; the
-  time to the first token is the prefill step (plus the HTTP hop, which the fit's ``step.base_s``
-  absorbs). Prompts are random token ids, different per request, so the prefix cache never hits;
+  time from being scheduled to the first token is the prefill step. Prompts are random token ids,
+  different per request, so the prefix cache never hits;
 - **decode**: ``batch`` concurrent streaming requests, started together, at several batch sizes and prompt
-  lengths; the median gap between tokens while all of them decode is one decode step with ``batch``
-  sequences and their summed context.
+  lengths; their mean inter-token time is one decode step with ``batch`` sequences and their context.
+
+Timings come from the engine itself when it reports them (vLLM ``--enable-per-request-metrics``: the last
+stream chunk carries queue time, scheduled-to-first-token time and mean ITL from engine-core timestamps).
+Otherwise the client's clock is used: TTFT as seen over HTTP, and the median gap between stream chunks
+while every stream of the batch decodes. The client's view is a fallback: a frontend that cannot keep up
+with millisecond steps (vLLM's Python API server on a busy CPU) delivers tokens in bursts.
 
 Requests ask for ``ignore_eos`` (vLLM) so every request runs for exactly ``max_tokens``, and
 ``skip_special_tokens: false`` so that no token detokenizes to an empty delta (vLLM sends no chunk for an
@@ -226,7 +231,7 @@ class MeasurePlan:
     @property
     def requests(self) -> int:
         prefill = len(self.prompt_lengths) * self.repeats
-        return prefill + sum(self.batch_sizes) * len(self.decode_prompt_lengths)
+        return _WARMUP + prefill + sum(self.batch_sizes) * len(self.decode_prompt_lengths)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -237,6 +242,7 @@ class Measurements:
 
 # The first and last gaps of a decode run overlap other requests' prefills and finishes; skip them.
 _EDGE_GAPS = 2
+_WARMUP = 2  # requests before measuring: the first ones pay one-off costs (connections, lazy set-up)
 
 
 async def measure(
@@ -251,8 +257,8 @@ async def measure(
             client, base_url, model=model, prompt=prompt, max_tokens=max_tokens, timeout_s=plan.timeout_s
         )
 
-    report("warming up (2 requests)")
-    for _ in range(2):
+    report(f"warming up ({_WARMUP} requests)")
+    for _ in range(_WARMUP):
         warm = await one(plan.prompt_lengths[0], 4)
     report(f"timings from the {timing_source(warm)}")
 

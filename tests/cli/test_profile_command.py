@@ -39,6 +39,7 @@ def test_writes_a_measured_profile_that_recovers_the_engine_time_model(
     assert profile.step.base_s.kind is ProvenanceKind.MEASURED
     assert url in profile.step.base_s.source
     printed = capsys.readouterr().out
+    assert f"{len(engine.arrivals)} requests" in printed  # the plan announces what it will send
     assert "timings from the engine" in printed and f"wrote {out}" in printed
 
 
