@@ -77,14 +77,19 @@ class _Replica:
         )
 
 
-def size(profile: Profile, load: Load, slo: Slo) -> PhaseSizing:
+def size(profile: Profile, load: Load, slo: Slo, *, max_utilisation: float = 1.0) -> PhaseSizing:
+    """Fewest replicas meeting both targets with the engine's pressure at most ``max_utilisation``."""
     caps = decode.max_batches(profile, load, slo.itl)
     kv_cap = np.minimum(caps["kv-capacity"], caps["max-num-seqs"])
 
     def satisfied(replicas: FloatArray) -> search.BoolArray:
         r = _Replica(profile, load, replicas, slo)
         return np.asarray(
-            r.stable & (r.itl <= slo.itl.seconds) & (r.ttft <= slo.ttft.seconds) & (r.batch_q <= kv_cap)
+            r.stable
+            & (r.pressure <= max_utilisation)
+            & (r.itl <= slo.itl.seconds)
+            & (r.ttft <= slo.ttft.seconds)
+            & (r.batch_q <= kv_cap)
         )
 
     unloaded = _Replica(profile, load.with_rate(np.zeros_like(load.rate)), np.ones_like(load.rate), slo)

@@ -67,7 +67,8 @@ def itl(profile: Profile, load: Load, replicas: FloatArray, target: LatencyTarge
     return np.asarray(profile.step.base_s.value + _per_sequence_cost(profile, load) * batch)
 
 
-def size(profile: Profile, load: Load, target: LatencyTarget) -> PhaseSizing:
+def size(profile: Profile, load: Load, target: LatencyTarget, *, max_utilisation: float = 1.0) -> PhaseSizing:
+    """Fewest decode replicas whose mean batch is at most ``max_utilisation`` of the largest allowed one."""
     caps = max_batches(profile, load, target)
     names = np.array(list(caps))
     stacked = np.stack(list(caps.values()))
@@ -76,7 +77,7 @@ def size(profile: Profile, load: Load, target: LatencyTarget) -> PhaseSizing:
     z = normal_quantile(target.quantile)
     # largest mean batch n with n + z·sqrt(n) <= cap
     root = (-z + np.sqrt(z * z + 4.0 * np.maximum(cap, 0.0))) / 2.0
-    n_max = np.maximum(root, 0.0) ** 2
+    n_max = np.minimum(np.maximum(root, 0.0) ** 2, max_utilisation * cap)
     attainable = caps["itl"] >= 1.0
     per_seq = _per_sequence_cost(profile, load)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -94,14 +94,16 @@ def _unattainable_message(profile: Profile, load: Load, slo: Slo, phase: Phase) 
     )
 
 
-def size_phase(profile: Profile, load: Load, slo: Slo, phase: Phase) -> PhaseSizing:
+def size_phase(
+    profile: Profile, load: Load, slo: Slo, phase: Phase, *, max_utilisation: float = 1.0
+) -> PhaseSizing:
     """Vectorised sizing of one phase on that phase's own signals (the policy sizes phases separately,
     so a phase whose signals are unusable can hold while the other acts)."""
     if phase is Phase.PREFILL:
-        return prefill.size(profile, load, slo.ttft, disaggregated=True)
+        return prefill.size(profile, load, slo.ttft, disaggregated=True, max_utilisation=max_utilisation)
     if phase is Phase.DECODE:
-        return decode.size(profile, load, slo.itl)
-    return aggregated.size(profile, load, slo)
+        return decode.size(profile, load, slo.itl, max_utilisation=max_utilisation)
+    return aggregated.size(profile, load, slo, max_utilisation=max_utilisation)
 
 
 def predict_phase(profile: Profile, load: Load, slo: Slo, phase: Phase, replicas: FloatArray) -> PhaseSizing:

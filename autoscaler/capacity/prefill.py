@@ -96,15 +96,18 @@ def ttft(
     return np.maximum(long_prompt, mean_prompt + wait)
 
 
-def size(profile: Profile, load: Load, target: LatencyTarget, *, disaggregated: bool) -> PhaseSizing:
+def size(
+    profile: Profile, load: Load, target: LatencyTarget, *, disaggregated: bool, max_utilisation: float = 1.0
+) -> PhaseSizing:
     """Fewest prefill replicas meeting the TTFT target at every point of ``load``.
 
-    The search starts from the fewest replicas that keep the queue stable; points whose unqueued TTFT
+    The search starts from the fewest replicas that keep utilisation below ``max_utilisation`` (1: the
+    queue merely stable, the pure SLO bound; a policy passes less as headroom); points whose unqueued TTFT
     already misses the target are unattainable (inf).
     """
     mean_work, _ = work(profile, load)
     offered = load.rate * mean_work
-    stable = np.floor(offered) + 1.0
+    stable = np.floor(offered / max_utilisation) + 1.0
     attainable = np.maximum(*_unqueued(profile, load, target, disaggregated=disaggregated)) <= target.seconds
     replicas = search.fewest_replicas(
         lambda r: ttft(profile, load, r, target, disaggregated=disaggregated) <= target.seconds,

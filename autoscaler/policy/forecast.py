@@ -1,10 +1,11 @@
 """Load forecast over the replica start-up horizon.
 
-A replica asked for now serves only after its start-up time, so the policy sizes for the load expected
-then, and for the upper edge of that expectation: Holt's linear trend (level and slope, updated at each
-step with the elapsed time) plus ``band_sigmas`` times the spread of recent one-step under-forecasts (a
-load that falls faster than expected is no risk, so it does not widen the band). Never below
-the rate observed now: a forecast that expects a fall does not take capacity away before it happens.
+A replica asked for now serves only after its start-up time, and the rate the policy reads is already
+old (a Prometheus rate over a window, read some seconds late, describes the middle of that window). So the
+policy sizes for the load expected ``horizon + lag`` after the sample's time, and for the upper edge of that
+expectation: a least-squares line through the samples of the last ``window_s`` seconds, extrapolated, plus
+``band_sigmas`` times the spread of the samples around the line. The slope counts only when rising (a
+forecast fall takes no capacity away before it happens), and the result is never below the rate now.
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ from autoscaler.policy.state import ForecastState
 
 
 def update(previous: ForecastState | None, *, rate: float, now: float, settings: Forecast) -> ForecastState:
-    if previous is None or now <= previous.time:
-        return ForecastState(level=rate, trend=0.0, error_variance=0.0, time=now)
-    dt = now - previous.time
-    predicted = previous.level + previous.trend * dt
-    error = rate - predicted
-    level = predicted + settings.level_smoothing * error
-    trend = previous.trend + settings.trend_smoothing * (level - previous.level - previous.trend * dt) / dt
-    surprise = max(error, 0.0)  # only load above the forecast is a risk to the SLO
-    variance = (
-        1 - settings.error_smoothing
-    ) * previous.error_variance + settings.error_smoothing * surprise**2
-    return ForecastState(level=level, trend=trend, error_variance=variance, time=now)
+    """Add the sample ``(now, rate)``, keeping those of the last ``window_s`` seconds."""
+    samples = () if previous is None else previous.samples
+    kept = tuple((t, r) for t, r in samples if now - t < settings.window_s and t < now)
+    return ForecastState(samples=(*kept, (now, rate)))
 
 
 def upper_band(state: ForecastState, *, rate_now: float, horizon_s: float, settings: Forecast) -> float:
-    expected = state.level + max(state.trend, 0.0) * horizon_s
-    band = expected + settings.band_sigmas * math.sqrt(state.error_variance)
-    return max(rate_now, band, 0.0)
+    """The rate to size for: the line at ``now + lag + horizon`` plus the band; at least ``rate_now``."""
+    samples = state.samples
+    now = samples[-1][0]
+    n = len(samples)
+    if n < 3:
+        return max(rate_now, 0.0)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_r = sum(r for _, r in samples) / n
+    var_t = sum((t - mean_t) ** 2 for t, _ in samples)
+    slope = sum((t - mean_t) * (r - mean_r) for t, r in samples) / var_t
+    residual = math.sqrt(sum((r - mean_r - slope * (t - mean_t)) ** 2 for t, r in samples) / (n - 2))
+    ahead = now + settings.signal_lag_s + horizon_s
+    expected = mean_r + max(slope, 0.0) * (ahead - mean_t)
+    return max(rate_now, expected + settings.band_sigmas * residual, 0.0)

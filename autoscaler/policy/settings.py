@@ -45,17 +45,17 @@ class Behavior:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Forecast:
-    """Holt's linear trend on the arrival rate, sized for its upper band over the start-up horizon.
+    """A rising-trend line through the last ``window_s`` of arrival rates, sized for its upper band.
 
-    ``horizon_s`` defaults to the profile's start-up time plus one control interval (what a replica
-    asked for now must cover when it becomes ready); ``band_sigmas`` widens the forecast by the spread of
-    recent one-step forecast errors.
+    ``horizon_s`` defaults to the profile's start-up time plus one control interval (what a replica asked
+    for now must cover when it becomes ready). ``signal_lag_s`` is how old the rate already is when read: a
+    1-minute Prometheus rate read 15 s late describes the load 45 s ago. ``band_sigmas`` widens the line by
+    the spread of the samples around it.
     """
 
-    level_smoothing: float = 0.5
-    trend_smoothing: float = 0.2
-    error_smoothing: float = 0.2
+    window_s: float = 180.0
     band_sigmas: float = 1.0
+    signal_lag_s: float = 45.0
     horizon_s: float | None = None
     backlog_drain_s: float = 60.0  # queued requests are served within this time on top of new arrivals
 
@@ -65,16 +65,19 @@ class Calibration:
     """A bounded correction of the profile's times from observed vs predicted latency.
 
     Observed/predicted ratios are smoothed in log space and clamped to ``[minimum, maximum]``; updates
-    happen only while the model is in its valid regime (predicted utilisation below ``max_utilisation``,
-    ready replicas present, load non-zero), so a backlog caused by under-provisioning is not mistaken for a
-    slow engine.
+    happen only where the observation is informative about capacity (predicted utilisation between
+    ``min_utilisation`` and ``max_utilisation``, observed or predicted latency at least
+    ``min_latency_fraction`` of the target, ready replicas present, load non-zero), so neither an
+    idle replica's fixed costs nor a backlog caused by under-provisioning is mistaken for the engine's speed.
     """
 
     enabled: bool = True
     smoothing: float = 0.2
-    minimum: float = 0.67
+    minimum: float = 0.9  # the model being pessimistic costs GPUs; optimistic costs the SLO: trust it less
     maximum: float = 1.5
-    max_utilisation: float = 0.8
+    min_utilisation: float = 0.4  # below, latency is mostly fixed costs and says little about capacity
+    max_utilisation: float = 0.85
+    min_latency_fraction: float = 0.5  # of the SLO target, for the same reason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +89,9 @@ class PolicySettings:
     control_interval_s: float = 30.0
     gpu_budget: int | None = None  # GPUs shared by all phases of the pool
     max_signal_age_s: float = 90.0
+    # Size so no replica runs above this utilisation (prefill busy fraction, decode batch / largest batch
+    # meeting ITL): headroom for model error and for load the forecast did not see coming.
+    max_utilisation: float = 0.9
     behavior: Behavior = Behavior()
     forecast: Forecast = Forecast()
     calibration: Calibration = Calibration()

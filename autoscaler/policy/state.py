@@ -13,10 +13,7 @@ from autoscaler.core.phases import Phase
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ForecastState:
-    level: float
-    trend: float  # per second
-    error_variance: float
-    time: float
+    samples: tuple[tuple[float, float], ...]  # (time, arrival rate) within the forecast window
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

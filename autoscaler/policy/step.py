@@ -70,8 +70,11 @@ class Autoscaler:
 def step(
     observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float
 ) -> tuple[Decision, PolicyState]:
+    backlogged = _backlogged(observation)
     proposals = {
-        phase: _propose(phase, observation.phases.get(phase), state.phase(phase), settings, now=now)
+        phase: _propose(
+            phase, observation.phases.get(phase), state.phase(phase), settings, now=now, backlogged=backlogged
+        )
         for phase in settings.mode.phases
     }
     notes: list[str] = []
@@ -99,8 +102,20 @@ def step(
     )
 
 
+def _backlogged(observation: Observation) -> bool:
+    """Whether any phase has more requests waiting than ready replicas: latencies then measure the backlog
+    (in P/D a saturated decode pool shows up in TTFT), not the engine's speed, so nothing is calibrated."""
+    return any((sig.queue_length or 0.0) > max(1, sig.replicas.ready) for sig in observation.phases.values())
+
+
 def _propose(
-    phase: Phase, sig: PhaseSignals | None, state: PhaseState, settings: PolicySettings, *, now: float
+    phase: Phase,
+    sig: PhaseSignals | None,
+    state: PhaseState,
+    settings: PolicySettings,
+    *,
+    now: float,
+    backlogged: bool,
 ) -> _Proposal:
     if sig is None:
         last = state.recommendations[-1][1] if state.recommendations else settings.bounds[phase].minimum
@@ -124,9 +139,9 @@ def _propose(
     )
     rate += queue / settings.forecast.backlog_drain_s
     load = _load(sig, rate)
-    correction = _calibrate(phase, sig, state.correction, settings)
+    correction = state.correction if backlogged else _calibrate(phase, sig, state.correction, settings)
     profile = calibration.corrected(settings.profile, factor=correction, phase=phase)
-    sizing = planning.size_phase(profile, load, settings.slo, phase)
+    sizing = planning.size_phase(profile, load, settings.slo, phase, max_utilisation=settings.max_utilisation)
     needed = float(sizing.replicas[()])
     state = dataclasses.replace(state, forecast=fc, correction=correction)
     basis = (
@@ -170,10 +185,14 @@ def _calibrate(phase: Phase, sig: PhaseSignals, previous: float, settings: Polic
     predicted = planning.predict_phase(
         settings.profile, now_load, settings.slo, phase, np.asarray(float(sig.replicas.ready))
     )
-    if not float(predicted.utilisation[()]) < settings.calibration.max_utilisation:
+    rules = settings.calibration
+    if not rules.min_utilisation <= float(predicted.utilisation[()]) < rules.max_utilisation:
         return previous
     expected = float((predicted.ttft_s if phase is Phase.PREFILL else predicted.itl_s)[()])
-    return calibration.update(previous, observed=observed, predicted=expected, settings=settings.calibration)
+    target = settings.slo.ttft.seconds if phase is Phase.PREFILL else settings.slo.itl.seconds
+    if max(observed, expected) < rules.min_latency_fraction * target:
+        return previous  # far from the SLO the latency is fixed costs, which say nothing about capacity
+    return calibration.update(previous, observed=observed, predicted=expected, settings=rules)
 
 
 def _served_fraction(proposal: _Proposal, replicas: int, settings: PolicySettings) -> float:
@@ -182,7 +201,9 @@ def _served_fraction(proposal: _Proposal, replicas: int, settings: PolicySetting
         return 1.0 if replicas >= proposal.replicas else 0.0
     fractions = np.arange(1, SERVED_FRACTION_GRID + 1) / SERVED_FRACTION_GRID
     grid = proposal.load.with_rate(proposal.load.rate * fractions)
-    needed = planning.size_phase(proposal.profile, grid, settings.slo, proposal.phase).replicas
+    needed = planning.size_phase(
+        proposal.profile, grid, settings.slo, proposal.phase, max_utilisation=settings.max_utilisation
+    ).replicas
     served = fractions[needed <= replicas]
     return float(served.max()) if served.size else 0.0
 
@@ -209,7 +230,10 @@ def _behave(
         wanted, limiter = budget_cap, "BudgetLimited"
         notes.append(f"GPU budget allows {budget_cap}")
     keep = max(rules.up_window_s, rules.down_window_s, rules.up_limit.period_s, rules.down_limit.period_s)
-    recommendations = behavior.record(state.recommendations, now=now, value=wanted, keep_s=keep)
+    # A policy that has just started trusts the current count as the previous step's recommendation (as HPA
+    # does), so it cannot scale down before a full window of its own evidence.
+    history = state.recommendations or ((now - settings.control_interval_s, current),)
+    recommendations = behavior.record(history, now=now, value=wanted, keep_s=keep)
     desired, why = behavior.stabilize(
         current=current, recommendations=recommendations, now=now, behavior=rules
     )

@@ -81,7 +81,7 @@ def test_spike_scales_up_within_one_step() -> None:
 
 
 def test_scale_down_waits_for_its_window() -> None:
-    settings = make_settings(forecast=Forecast(level_smoothing=1.0, band_sigmas=0.0))  # forecast = rate now
+    settings = make_settings(forecast=Forecast(window_s=1.0))  # one sample: the forecast is the rate now
     high = needed(Phase.DECODE, 120.0)
     state = steady_state(settings, rate=120.0, replicas=high)
     t0 = 12 * 30.0
@@ -180,7 +180,8 @@ def test_calibration_is_bounded() -> None:
     settings = make_settings()
     state = PolicyState()
     for i in range(40):
-        slow = phase_signals(rate=20.0, replicas=(4, 4, 0), itl_observed_s=1.0)  # far slower than any model
+        # a loaded replica (in the calibration band) that is far slower than any model
+        slow = phase_signals(rate=25.0, replicas=(1, 1, 0), itl_observed_s=1.0)
         _, state = step(observation(30.0 * i, prefill=slow, decode=slow), state, settings, now=30.0 * i)
     assert state.phases[Phase.DECODE].correction == pytest.approx(settings.calibration.maximum)
 
