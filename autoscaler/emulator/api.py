@@ -9,6 +9,7 @@ token ids, ``messages``, ``max_tokens`` (completions default 16, chat default th
 ``max_model_len``, as in vLLM), ``max_completion_tokens``, ``stream``, ``stream_options.include_usage``,
 ``ignore_eos`` and ``kv_transfer_params``. Other sampling fields are accepted and ignored: the output is
 filler text and always runs to ``max_tokens`` (finish reason ``length``), since no EOS is ever sampled.
+Not emulated (400): ``n`` > 1 and batches of prompts.
 
 P/D follows vLLM's NIXL connector: a request with ``kv_transfer_params.do_remote_decode`` (on a prefill or
 both-role replica) gets back ``kv_transfer_params`` naming this engine and the prompt's blocks; one with
