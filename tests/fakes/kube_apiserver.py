@@ -175,7 +175,7 @@ class FakeKubeApiServer:
         self.store.close_watches()
         await self._runner.cleanup()
 
-    # -- seeding and inspection helpers for tests ------------------------------------------------------
+    # -- seeding and inspection helpers for tests (unlike an HTTP create, ``create`` keeps the status) ---
     def create(self, rtype: ResourceType, obj: Obj, *, namespace: str = "default") -> Obj:
         return self.store.create(rtype, obj["metadata"].get("namespace", namespace), obj)
 
@@ -254,7 +254,10 @@ class FakeKubeApiServer:
                 }
             )
         if request.method == "POST" and namespace is not None:
-            return _json(self.store.create(rtype, namespace, _body(request)), status=201)
+            body = _body(request)
+            if rtype.status_subresource:  # a client cannot create an object with a status of its choosing
+                body = {key: value for key, value in body.items() if key != "status"}
+            return _json(self.store.create(rtype, namespace, body), status=201)
         raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported on a collection")
 
     async def _item(self, request: web.Request) -> web.StreamResponse:

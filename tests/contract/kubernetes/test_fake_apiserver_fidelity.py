@@ -108,7 +108,7 @@ def test_writes_to_the_main_resource_keep_the_stored_status(
     assert replaced.status.ready_replicas == 2
 
 
-def test_custom_resources_refuse_an_unconditional_put(
+def test_custom_resources_ignore_a_created_status_and_refuse_an_unconditional_put(
     kube: FakeKubeApiServer, sync_api: client.ApiClient
 ) -> None:
     body = {
@@ -116,10 +116,12 @@ def test_custom_resources_refuse_an_unconditional_put(
         "kind": AUTOSCALERS.kind,
         "metadata": {"name": "x"},
         "spec": {},
+        "status": {"message": "made up"},
     }
     custom = client.CustomObjectsApi(sync_api)
     args = (AUTOSCALERS.group, AUTOSCALERS.version, "default", AUTOSCALERS.plural)
-    custom.create_namespaced_custom_object(*args, body)
+    created = custom.create_namespaced_custom_object(*args, body)
+    assert "status" not in created
 
     with pytest.raises(client.ApiException) as raised:
         custom.replace_namespaced_custom_object(*args, "x", body)
