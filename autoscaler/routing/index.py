@@ -68,13 +68,11 @@ class BlockIndex:
             owners = self._owners
             owners.update(zip(new, map(or_, map(owners.get, new, repeat(0)), repeat(1 << slot)), strict=True))
             lru.update(dict.fromkeys(reversed(new)))
-        if len(new) == len(tail):
-            present = hashes[:held]
+        if len(new) == len(tail):  # the usual case: the held prefix, last block first, without a copy
+            _consume(map(lru.move_to_end, islice(reversed(hashes), len(tail), None)))
         else:  # blocks past the known prefix were there already (a hole in the chain): rare
             fresh = set(new)
-            present = [h for h in hashes if h not in fresh]
-        if present:
-            _consume(map(lru.move_to_end, reversed(present)))
+            _consume(map(lru.move_to_end, [h for h in reversed(hashes) if h not in fresh]))
         if len(lru) > self._capacity[slot]:
             self._evict(slot)
 

@@ -35,8 +35,8 @@ def test_index_never_exceeds_capacity_and_matches_exactly(
     slots = [index.add_slot(capacity_blocks=c) for c in capacities]
     for op, which, hashes in ops:
         slot = slots[which]
-        if op == "store":
-            index.store(slot, hashes)
+        if op == "store":  # as the router does: it passes what the lookup said the slot already holds
+            index.store(slot, hashes, held=index.prefix_lengths(hashes).get(slot, 0))
         elif op == "remove":
             index.remove(slot, hashes)
         else:
@@ -61,7 +61,7 @@ def test_recently_used_prefix_survives_new_work() -> None:
     slot = index.add_slot(capacity_blocks=4)
     index.store(slot, [1, 2])
     index.store(slot, [3, 4])
-    index.store(slot, [1, 2])  # touched again: most recent
+    index.store(slot, [1, 2], held=2)  # touched again: most recent
     index.store(slot, [5, 6])
     assert index.prefix_lengths([1, 2]) == {slot: 2}
     assert index.prefix_lengths([3, 4]) == {}
