@@ -85,7 +85,10 @@ class Hashing(_Frozen):
     ``approximate``: token ids when the request carries them, else the UTF-8 text in chunks of
     ``block_tokens x chars_per_token`` bytes. ``precise``: vLLM's own hashes, which need token ids (a
     text prompt then gets no hashes and is placed on load alone); ``block_tokens`` must be the engines'
-    block size, ``algo`` and ``seed`` their ``--prefix-caching-hash-algo`` and ``PYTHONHASHSEED``.
+    block size, ``algo`` and ``seed`` their ``--prefix-caching-hash-algo`` and ``PYTHONHASHSEED``, and
+    each engine needs its ``kv_events`` address (static) or ``kv_events_port`` (Kubernetes): in precise
+    mode only KV events fill the index. With data parallelism vLLM publishes rank r on port + r; only
+    rank 0's port is subscribed.
     """
 
     mode: Literal["approximate", "precise"] = "approximate"
