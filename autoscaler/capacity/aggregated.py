@@ -2,10 +2,11 @@
 
 vLLM's scheduler runs the decoding sequences first and fills the rest of the step's token budget with
 prefill chunks (chunked prefill). Per replica, prefill compute takes a share ``w_p = (λ/R)·work`` of every
-second, so decode steps stretch by ``1/(1 - w_p)`` and the Little's-law batch grows accordingly. ITL at the
-percentile is a pure decode step unless more than ``1 - q`` of the steps carry a prefill chunk, in which case
-it is a step with a chunk (chunked prefill is exactly what inflates aggregated ITL tails). TTFT is a G/G/c
-queue whose servers are the replicas' prefill lanes.
+second, so decode steps stretch by ``1/(1 - w_p)`` and the Little's-law batch grows accordingly. ITL is the
+percentile of a request's mean inter-token latency (its TPOT, as the simulator and DistServe report it): a
+decode step at the percentile batch plus the chunk time spread over the steps that carry one. Per-token ITL
+tails are higher in aggregated mode, since a step with a whole chunk is slow; that is P/D's argument. TTFT is
+a G/G/c queue whose servers are the replicas' prefill lanes.
 """
 
 from __future__ import annotations
@@ -52,10 +53,7 @@ class _Replica:
         decode_step = base + self.per_seq * self.batch_q
         mixed_mean = base + self.per_seq * np.where(self.stable, mean_batch, 0.0) + chunk_time
         chunk_fraction = np.minimum(1.0, arrivals * chunks * mixed_mean)
-        carries_chunk = chunk_fraction > 1.0 - slo.itl.quantile
-        self.itl = np.where(
-            self.stable, np.where(carries_chunk, decode_step + chunk_time, decode_step), np.inf
-        )
+        self.itl = np.where(self.stable, decode_step + chunk_fraction * chunk_time, np.inf)
 
         def latency(prompt: FloatArray) -> FloatArray:
             steps = np.ceil(np.maximum(u * prompt, 1.0) / lane)
