@@ -176,7 +176,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("e2e")
     model = vllm_server.build_tiny_model(workdir / "tiny")
     with ExitStack() as stack:
-        started = vllm_server.vllm_engines(model, workdir, count=2, max_num_seqs=4)
+        # -O0: no torch.compile, which would spend ~25 s of CPU per engine on a model this small
+        started = vllm_server.vllm_engines(
+            model, workdir, count=2, max_num_seqs=4, extra_args=("--optimization-level", "0")
+        )
         engines = dict(zip(("e0", "e1"), stack.enter_context(started), strict=True))
         kv_log = KvEventLog({name: engine.kv_events for name, engine in engines.items()})
         stack.callback(kv_log.close)

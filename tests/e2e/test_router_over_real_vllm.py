@@ -112,20 +112,30 @@ def holder_of_any(stack: Stack, prompt: list[int]) -> bool:
 
 
 def test_prometheus_stores_vllm_names_and_the_reader_parses_them(stack: Stack) -> None:
-    for _ in range(4):
-        complete(stack, [*PREFIX[:40], 9, 9, 9], max_tokens=8)
     reader = prometheus.PrometheusReader.connect(stack.prometheus, prometheus.ReaderSettings(window="15s"))
 
     def signals() -> dict[str, float]:
         return reader.read(now=time.time()).get((POOL, Phase.AGGREGATED), {})
 
+    # rate() needs the counters scraped before and after the requests: wait for the series, then a scrape
+    wait_until(lambda: "arrival_rate" in signals(), timeout_s=30, what="the engines' first scrape")
+    time.sleep(2.5)
+    for _ in range(4):
+        complete(stack, [*PREFIX[:40], 9, 9, 9], max_tokens=8)
     wanted = {"arrival_rate", "prompt_tokens_mean", "output_tokens_mean", "prefix_hit_rate", "kv_usage"}
-    wait_until(
-        lambda: wanted <= set(signals()), timeout_s=30, what=f"signals {sorted(wanted)} from Prometheus"
-    )
+
+    def counted() -> bool:
+        values = signals()
+        return wanted <= set(values) and values["arrival_rate"] > 0
+
+    try:
+        wait_until(counted, timeout_s=10, what=f"signals {sorted(wanted)} from Prometheus")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last read: {signals()}") from None
     values = signals()
-    assert values["arrival_rate"] > 0
-    assert values["output_tokens_mean"] > 0
+    # the window may also hold the earlier tests' requests (2-4 output tokens, 69-132 prompt tokens)
+    assert 2.0 <= values["output_tokens_mean"] <= 8.0
+    assert 43.0 <= values["prompt_tokens_mean"] <= 132.0
     assert 0.0 <= values["prefix_hit_rate"] <= 1.0
 
     names = httpx.get(f"{stack.prometheus}/api/v1/label/__name__/values", timeout=10).json()["data"]
