@@ -14,10 +14,10 @@ Routes (what kube-aggregator proxies to us):
   board entry, ``value`` a Kubernetes quantity string (``"7"``), ``timestamp`` the decision's time (RFC 3339);
 - ``GET /healthz``: ``ok``.
 
-The selector takes equality terms (``k=v``, ``k==v``) on ``autoscaler`` and ``phase``. Name both: HPA sums
-the items it receives, so a selector matching two phases would add them. An unknown metric, or a selector
-that matches no published decision, answers a ``Status`` NotFound (404) that says what was asked; other
-selector forms answer BadRequest (400).
+The selector must name both ``autoscaler`` and ``phase`` with equality terms (``k=v``, ``k==v``): HPA sums
+the items it receives, so a selector matching two phases would add them; anything else is BadRequest (400).
+An unknown metric, or a selector that matches no published decision, answers a ``Status`` NotFound (404)
+that says what was asked.
 
 The HPA, with an ``AverageValue`` target of 1 (HPA: ``desired = ceil(value / 1)``; a ``Value`` target would
 multiply by the current replicas)::
@@ -71,19 +71,22 @@ def parse_selector(selector: str) -> dict[str, str]:
                 f"unsupported selector term {term!r}: use equality on {' and '.join(SELECTABLE)}"
             )
         wanted[key] = value
+    if len(wanted) < len(SELECTABLE):
+        # HPA sums the items it receives: a selector open on either key would add phases or autoscalers.
+        raise SelectorError(f"name both {' and '.join(SELECTABLE)} in the selector (got {selector!r})")
     return wanted
 
 
 def metric_value_list(
     board: DesiredReplicasBoard, *, namespace: str, wanted: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """The ``ExternalMetricValue`` items for the entries in ``namespace`` that match ``wanted``."""
+    """The ``ExternalMetricValue`` items (none or one) for the entry ``wanted`` names in ``namespace``."""
     return [
         _item(key, entry)
         for key, entry in board.snapshot().items()
         if key.namespace == namespace
-        and wanted.get("autoscaler", key.autoscaler) == key.autoscaler
-        and wanted.get("phase", key.phase.value) == key.phase.value
+        and key.autoscaler == wanted["autoscaler"]
+        and key.phase.value == wanted["phase"]
     ]
 
 
@@ -125,7 +128,7 @@ def build_app(board: DesiredReplicasBoard) -> Starlette:
             return _status(400, "BadRequest", str(refused))
         items = metric_value_list(board, namespace=namespace, wanted=wanted)
         if not items:
-            asked = ",".join(f"{k}={v}" for k, v in wanted.items()) or "(no selector)"
+            asked = ",".join(f"{k}={v}" for k, v in wanted.items())
             return _status(404, "NotFound", f"no decision published in namespace {namespace!r} for {asked}")
         return JSONResponse(
             {"kind": "ExternalMetricValueList", "apiVersion": GROUP_VERSION, "metadata": {}, "items": items}

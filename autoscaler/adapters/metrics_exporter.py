@@ -58,7 +58,7 @@ from prometheus_client.registry import Collector
 
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 
-LABELS = ["namespace", "autoscaler", "phase"]
+LABELS = ("namespace", "autoscaler", "phase")
 
 
 class DesiredReplicasCollector(Collector):

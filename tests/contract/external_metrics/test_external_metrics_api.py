@@ -74,8 +74,18 @@ async def test_the_value_is_desired_replicas_as_a_quantity(
         ("serving/vllm_queue", "autoscaler=llama,phase=decode", 404, "no external metric 'vllm_queue'"),
         ("serving/autoscaler_desired_replicas", "autoscaler!=llama", 400, "unsupported selector term"),
         ("serving/autoscaler_desired_replicas", "phase in (decode)", 400, "unsupported selector term"),
+        ("serving/autoscaler_desired_replicas", "autoscaler=llama", 400, "name both autoscaler and phase"),
+        ("serving/autoscaler_desired_replicas", "", 400, "name both autoscaler and phase"),
     ],
-    ids=["unknown autoscaler", "other namespace", "unknown metric", "inequality", "set selector"],
+    ids=[
+        "unknown autoscaler",
+        "other namespace",
+        "unknown metric",
+        "inequality",
+        "set selector",
+        "phase left open",
+        "no selector",
+    ],
 )
 async def test_refusals_are_kubernetes_status_objects(
     api: str, pki: Path, board: DesiredReplicasBoard, path: str, selector: str, status: int, words: str
