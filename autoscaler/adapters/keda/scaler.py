@@ -1,7 +1,7 @@
 """KEDA external scaler over gRPC: our desired replicas as the metric KEDA's HPA divides by 1.
 
 KEDA calls the ``externalscaler.ExternalScaler`` service (``externalscaler.proto`` next to this file) with a
-``ScaledObjectRef`` whose ``scalerMetadata`` is the trigger's ``metadata`` map, verbatim. We read three keys:
+``ScaledObjectRef`` whose ``scalerMetadata`` is the trigger's ``metadata`` map, verbatim. We read:
 
 - ``autoscaler`` (required): the name of our autoscaler custom resource;
 - ``phase`` (required): ``prefill``, ``decode`` or ``aggregated``, the replica set this ScaledObject scales;
