@@ -113,6 +113,7 @@ class Proxy:
         self.fleet = Fleet(settings, self.router, self.client)
         self.metrics = RouterMetrics(pool=settings.pool, router=self.router)
         self._ids = itertools.count()
+        self._tokenizer_turn = itertools.count()  # engines take turns tokenizing
 
     async def completions(self, request: Request) -> Response:
         return await self._generate(request, chat=False)
@@ -163,6 +164,12 @@ class Proxy:
             )
         except prompts.BadRequest as err:
             return self._count(error(400, str(err), kind="invalid_request_error", param=err.param))
+        if (
+            settings.hashing.tokenize_with_engine
+            and settings.hashing.mode == "precise"
+            and not prompt.token_ids
+        ):
+            prompt = await self._engine_tokens(prompt, body, chat=chat)
         start = time.perf_counter()
         route_request = RouteRequest(
             request_id=next(self._ids),
@@ -215,6 +222,28 @@ class Proxy:
                 on_error=functools.partial(self._upstream_error, placement.endpoint, "stream"),
             )
         return self._count(error(502, "no engine accepted the connection", kind="upstream_error"))
+
+    async def _engine_tokens(
+        self, prompt: prompts.Prompt, body: dict[str, Any], *, chat: bool
+    ) -> prompts.Prompt:
+        """The prompt's token ids from a ready engine's ``/tokenize``; the prompt as it was if that fails."""
+        ready = self.fleet.ready()
+        if not ready:
+            return prompt
+        engine = ready[next(self._tokenizer_turn) % len(ready)]
+        try:
+            answer = await self.client.post(
+                f"{self.fleet.url(engine)}/tokenize", json=prompts.tokenize_request(body, chat=chat)
+            )
+            answer.raise_for_status()
+            tokens = answer.json()["tokens"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
+            self._upstream_error(engine, "tokenize")
+            log.warning("tokenize on %s failed (%r); placing on load alone", engine, err)
+            return prompt
+        if not (isinstance(tokens, list) and all(isinstance(t, int) for t in tokens)):
+            return prompt
+        return prompts.with_tokens(prompt, tokens)
 
     async def _open_upstream(
         self, placement: RoutedPlacement, path: str, raw: bytes, body: dict[str, Any], headers: dict[str, str]

@@ -46,6 +46,18 @@ def read(body: object, *, chat: bool, config: Hashing, default_max_tokens: int) 
     )
 
 
+def tokenize_request(body: dict[str, Any], *, chat: bool) -> dict[str, Any]:
+    """The body of vLLM's ``POST /tokenize`` that yields the token ids the engine will prefill."""
+    if chat:
+        return {"model": body["model"], "messages": body["messages"], "add_generation_prompt": True}
+    prompt = body["prompt"]
+    return {"model": body["model"], "prompt": prompt if isinstance(prompt, str) else "\n".join(prompt)}
+
+
+def with_tokens(prompt: Prompt, tokens: list[int]) -> Prompt:
+    return dataclasses.replace(prompt, token_ids=tokens, prompt_tokens=len(tokens))
+
+
 def block_hashes(prompt: Prompt, config: Hashing) -> list[int]:
     if config.mode == "precise":
         if prompt.token_ids is None:

@@ -83,8 +83,10 @@ class Hashing(_Frozen):
     """How the proxy turns a prompt into block hashes.
 
     ``approximate``: token ids when the request carries them, else the UTF-8 text in chunks of
-    ``block_tokens x chars_per_token`` bytes. ``precise``: vLLM's own hashes, which need token ids (a
-    text prompt then gets no hashes and is placed on load alone); ``block_tokens`` must be the engines'
+    ``block_tokens x chars_per_token`` bytes. ``precise``: vLLM's own hashes, which need token ids: a
+    text prompt (or a chat) is tokenized by a ready engine's ``/tokenize`` when ``tokenize_with_engine``
+    is set (one more round trip, exact tokens including the chat template), else gets no hashes and is
+    placed on load alone. ``block_tokens`` must be the engines'
     block size, ``algo`` and ``seed`` their ``--prefix-caching-hash-algo`` and ``PYTHONHASHSEED``, and
     each engine needs its ``kv_events`` address (static) or ``kv_events_port`` (Kubernetes): in precise
     mode only KV events fill the index. With data parallelism vLLM publishes rank r on port + r; only
@@ -96,6 +98,7 @@ class Hashing(_Frozen):
     chars_per_token: Annotated[float, Field(gt=0)] = 4.0  # also estimates a text prompt's tokens
     algo: PreciseAlgo = PreciseAlgo.SHA256
     seed: str = VLLM_DEFAULT_SEED
+    tokenize_with_engine: bool = False  # precise mode: text prompts through an engine's /tokenize
 
 
 class ProxySettings(_Frozen):

@@ -64,6 +64,7 @@ class FakeEngine:
                 Route("/v1/completions", self._generate, methods=["POST"]),
                 Route("/v1/chat/completions", self._generate, methods=["POST"]),
                 Route("/v1/models", self._models),
+                Route("/tokenize", self._tokenize, methods=["POST"]),
                 Route("/metrics", self._metrics),
             ]
         )
@@ -101,6 +102,15 @@ class FakeEngine:
             self.active -= 1
             if not finished:
                 self.cancelled += 1
+
+    async def _tokenize(self, request: Request) -> Response:
+        """One token per byte of the prompt (or of "role\ncontent\n" per message)."""
+        body = await request.json()
+        text = body.get("prompt") or "".join(f"{m['role']}\n{m['content']}\n" for m in body["messages"])
+        tokens = list(text.encode())
+        return JSONResponse(
+            {"count": len(tokens), "max_model_len": 4096, "tokens": tokens, "token_strs": None}
+        )
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "tiny", "object": "model"}]})

@@ -8,18 +8,34 @@ import json
 
 import httpx
 import msgspec
+import pytest
 import zmq
 import zmq.asyncio
 
-from autoscaler.routing import hashing
+from autoscaler.routing.hashing import precise_block_hashes
 from tests.contract.router.conftest import ProxyFactory, serve
 from tests.contract.router.fake_engine import FakeEngine
 from tests.routing.vllm_wire import BlockStored, KVEventBatch
 
 TOKENS = list(range(1000, 1064))  # 4 blocks of 16
+TEXT = "the same long system prompt " * 3  # 84 bytes: the fake engine's /tokenize makes one token a byte
 
 
-async def test_kv_events_steer_placement(proxy_for: ProxyFactory, client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    ("prompt", "tokens", "hashing"),
+    [
+        ([*TOKENS, 7, 8, 9], TOKENS, {}),
+        (TEXT, list(TEXT.encode()), {"tokenize_with_engine": True}),
+    ],
+    ids=["token ids in the request", "text tokenized by an engine"],
+)
+async def test_kv_events_steer_placement(
+    proxy_for: ProxyFactory,
+    client: httpx.AsyncClient,
+    prompt: str | list[int],
+    tokens: list[int],
+    hashing: dict[str, object],
+) -> None:
     engines = {name: FakeEngine(name) for name in ("a", "b")}
     context = zmq.asyncio.Context()
     publisher = context.socket(zmq.PUB)
@@ -28,9 +44,9 @@ async def test_kv_events_steer_placement(proxy_for: ProxyFactory, client: httpx.
         ts=0.0,
         events=[
             BlockStored(
-                block_hashes=hashing.precise_block_hashes(TOKENS, block_tokens=16),
+                block_hashes=precise_block_hashes(tokens, block_tokens=16),
                 parent_block_hash=None,
-                token_ids=TOKENS,
+                token_ids=tokens,
                 block_size=16,
                 lora_id=None,
                 medium="GPU",
@@ -47,17 +63,19 @@ async def test_kv_events_steer_placement(proxy_for: ProxyFactory, client: httpx.
                     {"url": a_url, "name": "a", "kv_events": "tcp://127.0.0.1:1"},  # nothing publishes there
                     {"url": b_url, "name": "b", "kv_events": f"tcp://127.0.0.1:{port}"},
                 ],
-                hashing={"mode": "precise", "block_tokens": 16},
+                hashing={"mode": "precise", "block_tokens": 16, **hashing},
             ) as (url, proxy),
         ):
             seq = 0
-            while proxy.router.index_size("b") < 4:  # PUB drops until the subscription lands: resend
+            while (
+                proxy.router.index_size("b") < len(tokens) // 16
+            ):  # PUB drops until the subscription lands: resend
                 await publisher.send_multipart(
                     [b"kv@b@tiny", seq.to_bytes(8, "big"), msgspec.msgpack.encode(stored)]
                 )
                 seq += 1
                 await asyncio.sleep(0.02)
-            body = json.dumps({"model": "tiny", "prompt": [*TOKENS, 7, 8, 9], "max_tokens": 2}).encode()
+            body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 2}).encode()
             for _ in range(3):
                 r = await client.post(
                     f"{url}/v1/completions", content=body, headers={"content-type": "application/json"}
