@@ -1,0 +1,283 @@
+"""The live controller: leader election, a watch of the InferenceAutoscalers, one scheduled cycle each.
+
+Every replica of the controller watches the resources and keeps an apscheduler interval job per resource
+(``spec.controlIntervalSeconds``); a job's cycle does nothing unless this replica holds the Lease, so a new
+leader starts acting at its next tick. Winning the lease, and a spec change (a new ``generation``), run the
+affected cycles at once. Shutdown (``stop`` set) stops the scheduler, the watch and the renewals, then
+releases the Lease so a follower takes over without waiting out its duration.
+
+Tests drive the same object one step at a time: ``elect()``, ``sync()``, ``reconcile(namespace, name)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from kubernetes.aio import client
+
+from autoscaler.adapters.kubernetes import errors
+from autoscaler.adapters.kubernetes.events import EventRecorder
+from autoscaler.adapters.kubernetes.foreign import ForeignAutoscalerFinder
+from autoscaler.adapters.kubernetes.leases import LeaseElector
+from autoscaler.adapters.kubernetes.pods import PodClient
+from autoscaler.adapters.kubernetes.resources import CustomResources, ResourceKind
+from autoscaler.adapters.kubernetes.scale import ScaleClient
+from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.config.autoscaler_resource import GROUP, PLURAL, VERSION, AutoscalerResource
+from autoscaler.controller.actuation import Scaled
+from autoscaler.controller.cycle import Cluster, Reconciler
+from autoscaler.controller.health import ControllerMetrics, HealthServer
+from autoscaler.controller.leadership import LeaderGate
+from autoscaler.controller.router_load import RouterLoadReader
+from autoscaler.controller.signals import SignalReader
+from autoscaler.core import ports
+from autoscaler.core.phases import Phase
+
+KIND = ResourceKind(group=GROUP, version=VERSION, plural=PLURAL)
+DEFAULT_INTERVAL_S = 30
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    identity: str  # this replica's name in the Lease (the pod name)
+    lease_namespace: str
+    namespace: str | None = None  # the resources' namespace; None: all namespaces
+    lease_name: str = "inference-autoscaler"
+    lease_duration_s: int = 15
+    renew_every_s: float = 5.0
+    watch_timeout_s: int = 300
+    request_timeout_s: float = 10.0
+    watch_backoff_s: float = 5.0
+
+
+class Controller:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        settings: ControllerSettings,
+        signals: SignalReader,
+        board: DesiredReplicasBoard,
+        clock: ports.Clock,
+        metrics: ControllerMetrics | None = None,
+        router: RouterLoadReader | None = None,
+    ) -> None:
+        timeout = settings.request_timeout_s
+        self.settings = settings
+        self.metrics = metrics or ControllerMetrics()
+        self._clock = clock
+        self._resources = CustomResources(api_client, KIND, timeout_s=timeout)
+        cluster = Cluster(
+            resources=self._resources,
+            scales=ScaleClient(api_client, timeout_s=timeout),
+            pods=PodClient(api_client, timeout_s=timeout),
+            events=EventRecorder(
+                api_client, instance=settings.identity, clock=_Increasing(clock), timeout_s=timeout
+            ),
+            foreign=ForeignAutoscalerFinder(api_client, timeout_s=timeout),
+            signals=signals,
+            router=router or RouterLoadReader(),
+            board=board,
+        )
+        elector = LeaseElector(
+            api_client,
+            namespace=settings.lease_namespace,
+            name=settings.lease_name,
+            identity=settings.identity,
+            lease_duration_s=settings.lease_duration_s,
+            clock=clock,
+            timeout_s=min(timeout, settings.renew_every_s),
+        )
+        self.gate = LeaderGate(elector, clock=clock, on_elected=self._run_all_now)
+        self.reconciler = Reconciler(cluster, leading=self.gate.leading, on_scale=self._count_scale)
+        self._tracked: dict[Key, tuple[int, int]] = {}  # key -> (interval, generation)
+        self._scheduler: AsyncIOScheduler | None = None
+        self.synced = False
+
+    # -- one step at a time (the scheduler's jobs and the tests call these) ------------------------------
+
+    async def elect(self) -> bool:
+        leading = await self.gate.step()
+        self.metrics.leader.set(1 if leading else 0)
+        return leading
+
+    async def reconcile(self, namespace: str, name: str) -> str:
+        started = time.perf_counter()
+        try:
+            outcome = await self.reconciler.reconcile(namespace, name, now=self._clock.now())
+        except Exception:  # a bug must cost one cycle of one resource, never the loop
+            log.exception("cycle failed", extra={"fields": {"namespace": namespace, "autoscaler": name}})
+            outcome = "error"
+        self.metrics.cycle_seconds.observe(time.perf_counter() - started)
+        self.metrics.cycles.labels(namespace, name, outcome).inc()
+        if outcome == "gone":
+            self._untrack((namespace, name))
+        return outcome
+
+    async def sync(self) -> str:
+        """List the resources, track them all, forget the vanished; returns the version to watch from."""
+        items, version = await self._resources.list(self.settings.namespace)
+        seen = {self._track(item) for item in items}
+        for key in set(self._tracked) - seen:
+            self._untrack(key)
+            self.reconciler.forget(*key)
+        self.synced = True
+        return version
+
+    def ready(self) -> bool:
+        return self.synced and self.gate.reachable
+
+    # -- the live loop ------------------------------------------------------------------------------------
+
+    async def run(
+        self, stop: asyncio.Event, *, health_host: str = "0.0.0.0", health_port: int | None = None
+    ) -> None:
+        """Run until ``stop`` is set, then shut down gracefully (the Lease is released)."""
+        health = HealthServer(self.metrics, ready=self.ready)
+        if health_port is not None:
+            await health.start(host=health_host, port=health_port)
+        self._scheduler = AsyncIOScheduler(timezone=datetime.UTC)
+        self._scheduler.start()
+        for key, (interval, _) in self._tracked.items():
+            self._schedule(key, interval)
+        tasks = [
+            asyncio.create_task(self._renew(stop), name="lease"),
+            asyncio.create_task(self._watch(stop), name="watch"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self.gate.release()
+            self.metrics.leader.set(0)
+            await health.stop()
+            log.info("controller stopped", extra={"fields": {"identity": self.settings.identity}})
+
+    async def _renew(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.elect()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.renew_every_s)
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """List, then watch from the list's version and from each event's; list again on 410 or error."""
+        version = ""
+        while not stop.is_set():
+            try:
+                if not version:
+                    version = await self.sync()
+                async for event in self._resources.watch(
+                    resource_version=version,
+                    namespace=self.settings.namespace,
+                    timeout_s=self.settings.watch_timeout_s,
+                ):
+                    version = event.resource_version or version
+                    if event.type == "DELETED":
+                        key = _key(event.object)
+                        self._untrack(key)
+                        self.reconciler.forget(*key)
+                    else:
+                        self._track(event.object)
+            except errors.Expired:
+                version = ""
+            except errors.KubernetesError as error:
+                log.warning("resource watch failed", extra={"fields": {"error": str(error)}})
+                version = ""
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.settings.watch_backoff_s)
+
+    # -- scheduling ---------------------------------------------------------------------------------------
+
+    def _track(self, obj: Mapping[str, Any]) -> Key:
+        key = _key(obj)
+        interval = _interval(obj)
+        generation = int((obj.get("metadata") or {}).get("generation") or 0)
+        before = self._tracked.get(key)
+        self._tracked[key] = (interval, generation)
+        self.metrics.resources.set(len(self._tracked))
+        if before is None or before[0] != interval:
+            self._schedule(key, interval)
+        elif before[1] != generation:
+            self._run_now(key)
+        return key
+
+    def _untrack(self, key: Key) -> None:
+        if self._tracked.pop(key, None) is not None and self._scheduler is not None:
+            with contextlib.suppress(LookupError):
+                self._scheduler.remove_job(_job_id(key))
+        self.metrics.resources.set(len(self._tracked))
+
+    def _schedule(self, key: Key, interval: int) -> None:
+        if self._scheduler is None:
+            return
+        self._scheduler.add_job(
+            self.reconcile,
+            trigger=IntervalTrigger(seconds=interval),
+            args=list(key),
+            id=_job_id(key),
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=interval,
+            next_run_time=datetime.datetime.now(datetime.UTC),
+        )
+
+    def _run_now(self, key: Key) -> None:
+        if self._scheduler is not None:
+            with contextlib.suppress(LookupError):
+                self._scheduler.modify_job(_job_id(key), next_run_time=datetime.datetime.now(datetime.UTC))
+
+    async def _run_all_now(self) -> None:
+        for key in list(self._tracked):
+            self._run_now(key)
+
+    def _count_scale(self, resource: AutoscalerResource, phase: Phase, scaled: Scaled) -> None:
+        direction = "up" if scaled.after > scaled.before else "down"
+        self.metrics.scales.labels(resource.namespace, resource.name, phase.value, direction).inc()
+
+
+class _Increasing:
+    """The clock, nudged forward by a microsecond when it has not moved: Events are named after their time,
+    and two Events of one cycle (both phases scaled) must not share a name."""
+
+    def __init__(self, clock: ports.Clock) -> None:
+        self._clock = clock
+        self._last = float("-inf")
+
+    def now(self) -> float:
+        self._last = max(self._clock.now(), self._last + 1e-6)
+        return self._last
+
+
+def _key(obj: Mapping[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def _interval(obj: Mapping[str, Any]) -> int:
+    """The spec's control interval, or the default when the spec is too broken to say (the cycle reports)."""
+    value = (obj.get("spec") or {}).get("controlIntervalSeconds")
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else DEFAULT_INTERVAL_S
+    )
+
+
+def _job_id(key: Key) -> str:
+    return f"{key[0]}/{key[1]}"

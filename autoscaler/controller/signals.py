@@ -1,0 +1,37 @@
+"""Signals for a cycle: the Prometheus reader, run off the event loop, without retries.
+
+``PrometheusReader`` is synchronous (``prometheus_api_client`` over ``requests``), so a read runs in a
+worker thread. The client's default retries with back-off would stall a cycle for seconds when Prometheus
+is down; the control loop retries by itself next cycle, so a failed read fails at once and the policy holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping
+from typing import Protocol
+
+from autoscaler.adapters.prometheus import PrometheusReader, ReaderSettings
+from autoscaler.core.phases import Phase
+
+Values = Mapping[tuple[str, Phase], Mapping[str, float]]
+
+
+class SignalReader(Protocol):
+    async def read(self, settings: ReaderSettings, *, now: float) -> Values:
+        """Every signal of every (pool, phase); raises ``SignalsUnavailable`` when Prometheus fails."""
+        ...
+
+
+class PrometheusSignals:
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
+
+        self._client = PrometheusConnect(url=url, disable_ssl=True, retry=Retry(total=0))
+        self._timeout_s = timeout_s
+
+    async def read(self, settings: ReaderSettings, *, now: float) -> Values:
+        reader = PrometheusReader(self._client, dataclasses.replace(settings, timeout_s=self._timeout_s))
+        return await asyncio.to_thread(reader.read, now=now)

@@ -1,0 +1,169 @@
+"""Fixtures for the controller's contract tests: the fake API server (official client over real HTTP), a
+fake Prometheus, a manual clock, and builders for serving deployments and their InferenceAutoscalers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from kubernetes.aio import client
+
+from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.config.autoscaler_resource import API_VERSION, KIND
+from autoscaler.controller.loop import Controller, ControllerSettings
+from autoscaler.controller.signals import PrometheusSignals
+from tests.contract.controller.fake_prometheus import FakePrometheus
+from tests.contract.controller.fake_router import FakeRouterMetrics
+from tests.contract.kubernetes.conftest import (
+    AUTOSCALERS,
+    LEADER_WORKER_SETS,
+    ManualClock,
+    add_deployment,
+    assert_valid,
+)
+from tests.fakes.kube_apiserver import FakeKubeApiServer, running_server
+from tests.fakes.kube_resources import EVENTS, PODS
+
+CRD = Path(__file__).resolve().parents[3] / "charts/inference-autoscaler/crds/inferenceautoscalers.yaml"
+POOL = "llama"
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKubeApiServer]:
+    yield from running_server(custom_types=[LEADER_WORKER_SETS, AUTOSCALERS])
+
+
+@pytest.fixture
+async def api_client(kube: FakeKubeApiServer) -> AsyncIterator[client.ApiClient]:
+    async with client.ApiClient(client.Configuration(host=kube.url)) as api:
+        yield api
+
+
+@pytest.fixture
+async def prom() -> AsyncIterator[FakePrometheus]:
+    server = await FakePrometheus().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(start=float(int(time.time())))  # near real time: pods' creation times are real
+
+
+@pytest.fixture
+def board() -> DesiredReplicasBoard:
+    return DesiredReplicasBoard()
+
+
+ControllerFactory = Callable[..., Controller]
+
+
+@pytest.fixture
+def make_controller(
+    api_client: client.ApiClient, prom: FakePrometheus, clock: ManualClock, board: DesiredReplicasBoard
+) -> ControllerFactory:
+    def make(identity: str = "controller-0", **settings: Any) -> Controller:
+        options = {"lease_namespace": "default", "namespace": "default", "request_timeout_s": 1.0, **settings}
+        return Controller(
+            api_client,
+            settings=ControllerSettings(identity=identity, **options),
+            signals=PrometheusSignals(prom.url, timeout_s=2.0),
+            board=board,
+            clock=clock,
+        )
+
+    return make
+
+
+def add_pool(kube: FakeKubeApiServer, *, prefill: int = 1, decode: int = 1) -> None:
+    add_deployment(kube, f"{POOL}-prefill", replicas=prefill)
+    add_deployment(kube, f"{POOL}-decode", replicas=decode)
+
+
+def autoscaler(*, mode: str = "direct", max_replicas: int = 8, **spec: Any) -> dict[str, Any]:
+    """An InferenceAutoscaler for the pool's two Deployments; scale-down not stabilized nor rate-limited."""
+
+    def phase(name: str) -> dict[str, Any]:
+        ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{POOL}-{name}"}
+        return {"scaleTargetRef": ref, "minReplicas": 1, "maxReplicas": max_replicas}
+
+    body: dict[str, Any] = {
+        "mode": mode,
+        "profile": {"name": "llama-3.1-8b/h100-tp1"},
+        "slo": {"ttft": {"seconds": 1.0, "percentile": 90}, "itl": {"seconds": 0.05, "percentile": 90}},
+        "phases": {"prefill": phase("prefill"), "decode": phase("decode")},
+        "behavior": {
+            "scaleDown": {"stabilizationWindowSeconds": 0, "percent": 100},
+            "drainTimeoutSeconds": 60,
+        },
+    }
+    body.update(spec)
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": POOL}, "spec": body}
+
+
+def add_autoscaler(kube: FakeKubeApiServer, obj: dict[str, Any]) -> dict[str, Any]:
+    return kube.create(AUTOSCALERS, obj)
+
+
+def heavy(prom: FakePrometheus) -> None:
+    for phase in ("prefill", "decode"):
+        prom.load(POOL, phase, rate=100.0)
+
+
+def idle(prom: FakePrometheus) -> None:
+    for phase in ("prefill", "decode"):
+        prom.load(POOL, phase, rate=0.0)
+
+
+def replicas(kube: FakeKubeApiServer, phase: str) -> int:
+    from tests.fakes.kube_resources import DEPLOYMENTS
+
+    return int(kube.get(DEPLOYMENTS, f"{POOL}-{phase}")["spec"]["replicas"])
+
+
+def pods(kube: FakeKubeApiServer, phase: str) -> list[dict[str, Any]]:
+    return kube.list(PODS, selector=f"app={POOL}-{phase}")
+
+
+def status(kube: FakeKubeApiServer) -> dict[str, Any]:
+    found: dict[str, Any] = kube.get(AUTOSCALERS, POOL).get("status") or {}
+    return found
+
+
+def condition(kube: FakeKubeApiServer, kind: str) -> dict[str, Any]:
+    return next(c for c in status(kube).get("conditions", []) if c["type"] == kind)
+
+
+def events(kube: FakeKubeApiServer) -> list[dict[str, Any]]:
+    return kube.list(EVENTS)
+
+
+def reasons(kube: FakeKubeApiServer) -> list[str]:
+    return [e["reason"] for e in events(kube)]
+
+
+def crd_errors(obj: dict[str, Any]) -> list[str]:
+    schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return [error.message for error in jsonschema.Draft4Validator(schema).iter_errors(obj)]
+
+
+def assert_everything_written_is_valid(kube: FakeKubeApiServer) -> None:
+    """Every POST and PUT body satisfies the Kubernetes schemas; the stored resource satisfies our CRD."""
+    for request in kube.requests:
+        if request.method in ("POST", "PUT") and "inference-autoscaler.io" not in request.path:
+            assert_valid(request.body)
+    for obj in kube.list(AUTOSCALERS):
+        assert crd_errors(obj) == [], obj.get("status")
+
+
+@pytest.fixture
+async def router_metrics() -> AsyncIterator[FakeRouterMetrics]:
+    server = await FakeRouterMetrics().start()
+    yield server
+    await server.stop()
