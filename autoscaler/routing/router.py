@@ -21,6 +21,7 @@ Everything is O(prompt blocks + endpoints x scorers) with no per-endpoint alloca
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -146,12 +147,17 @@ class AffinityRouter:
 
     def update_metrics(self, name: str, metrics: EndpointMetrics, *, now: float) -> None:
         endpoint = self._by_name.get(name)
-        if endpoint is not None:
+        if endpoint is None:
+            return
+        # A reading that is not a finite number keeps the last good one (NaN would poison every score).
+        if math.isfinite(metrics.queue_length):
             endpoint.queue_length = metrics.queue_length
+        if math.isfinite(metrics.running):
             endpoint.running = metrics.running
+        if math.isfinite(metrics.kv_usage):
             endpoint.kv_usage = metrics.kv_usage
-            self._rescore(endpoint)
-            self._primary.stale = self._prefill.stale = True
+        self._rescore(endpoint)
+        self._primary.stale = self._prefill.stale = True
 
     def endpoints(self, phase: Phase | None = None) -> Sequence[str]:
         return [e.name for e in self._by_name.values() if phase is None or e.phase is phase]

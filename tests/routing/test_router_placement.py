@@ -237,3 +237,11 @@ def test_decider_rate_comes_from_the_shared_profile() -> None:
     chunk = profile.max_num_batched_tokens
     assert settings.prefill_decider.prefill_tokens_per_s == pytest.approx(chunk / profile.prefill_time(chunk))
     assert settings.scorers == cfg.RouterSettings().scorers
+
+
+def test_non_finite_metrics_keep_the_last_good_reading() -> None:
+    router = _router(2)
+    router.update_metrics("e0", _metrics(queue=3, kv=0.5), now=1.0)
+    router.update_metrics("e0", _metrics(queue=float("nan"), kv=float("inf")), now=2.0)
+    assert (router.endpoint("e0").queue_length, router.endpoint("e0").kv_usage) == (3, 0.5)
+    assert router.place(_request(1), now=3.0).endpoint == "e1"
