@@ -13,11 +13,9 @@ head first would make the surviving tail useless, since matches must be consecut
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, islice, repeat, takewhile
-from operator import and_, neg, or_
+from itertools import islice
 
 
 class BlockIndex:
@@ -63,16 +61,22 @@ class BlockIndex:
         tail = hashes[held:]
         new = [h for h in tail if h not in lru]
         # Tail first, so the head ends up most recent: new blocks go in from the chain's end backwards,
-        # then the blocks already there are touched the same way. All loops here run in C.
+        # then the blocks already there are touched the same way.
         if new:
             owners = self._owners
-            owners.update(zip(new, map(or_, map(owners.get, new, repeat(0)), repeat(1 << slot)), strict=True))
+            get = owners.get
+            bit = 1 << slot
+            for h in new:
+                owners[h] = get(h, 0) | bit
             lru.update(dict.fromkeys(reversed(new)))
         if len(new) == len(tail):  # the usual case: the held prefix, last block first, without a copy
-            _consume(map(lru.move_to_end, islice(reversed(hashes), len(tail), None)))
+            present: Iterable[int] = islice(reversed(hashes), len(tail), None)
         else:  # blocks past the known prefix were there already (a hole in the chain): rare
             fresh = set(new)
-            _consume(map(lru.move_to_end, [h for h in reversed(hashes) if h not in fresh]))
+            present = [h for h in reversed(hashes) if h not in fresh]
+        touch = lru.move_to_end
+        for h in present:
+            touch(h)
         if len(lru) > self._capacity[slot]:
             self._evict(slot)
 
@@ -90,34 +94,36 @@ class BlockIndex:
 
     def prefix_lengths(self, hashes: Sequence[int]) -> dict[int, int]:
         """Slot -> number of leading blocks of ``hashes`` it holds, for every slot that holds at least one."""
-        # held[i]: the slots holding all of blocks 0..i (C-level loop, stops at the first block nobody
-        # holds). A subset's mask is never larger, so ``held`` is non-increasing and each distinct value's
-        # run is found by bisection: a handful of steps, however long the prompt.
-        held = list(takewhile(bool, accumulate(map(self._owners.get, hashes, repeat(0)), and_)))
+        if not hashes:
+            return {}
+        get = self._owners.get
+        alive = get(hashes[0], 0)  # the slots holding every block so far
+        if not alive:
+            return {}
         matched: dict[int, int] = {}
-        n = len(held)
-        i = 0
-        while i < n:
-            mask = held[i]
-            end = bisect_right(held, -mask, lo=i, key=neg)
-            _record(matched, mask & ~held[end] if end < n else mask, end)
-            i = end
+        for i in range(1, len(hashes)):
+            still = alive & get(hashes[i], 0)
+            if still != alive:
+                _record(matched, alive ^ still, i)
+                if not still:
+                    return matched
+                alive = still
+        _record(matched, alive, len(hashes))
         return matched
 
     def _evict(self, slot: int) -> None:
-        """Drop the least recently used blocks beyond the slot's capacity (loops in C but one)."""
+        """Drop the least recently used blocks beyond the slot's capacity."""
         lru = self._lrus[slot]
-        excess = len(lru) - self._capacity[slot]
-        if excess <= 0:
-            return
-        oldest = list(islice(lru, excess))
-        _consume(map(lru.pop, oldest))
         owners = self._owners
-        masks = dict(
-            zip(oldest, map(and_, map(owners.__getitem__, oldest), repeat(~(1 << slot))), strict=True)
-        )
-        owners.update(masks)
-        _consume(map(owners.__delitem__, [h for h, mask in masks.items() if not mask]))
+        keep = ~(1 << slot)
+        pop = lru.popitem
+        for _ in range(len(lru) - self._capacity[slot]):
+            h = pop(last=False)[0]
+            mask = owners[h] & keep
+            if mask:
+                owners[h] = mask
+            else:
+                del owners[h]
 
     def _drop_owner(self, h: int, slot: int) -> None:
         mask = self._owners[h] & ~(1 << slot)
@@ -132,8 +138,3 @@ def _record(matched: dict[int, int], mask: int, length: int) -> None:
         low = mask & -mask
         matched[low.bit_length() - 1] = length
         mask ^= low
-
-
-def _consume(iterable: Iterable[object]) -> None:
-    """Run an iterator to its end in C."""
-    deque(iterable, maxlen=0)
