@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "what-if simulation of a trace or synthetic load with policies in the loop"),
     "emulate": ("emulate", "serve one emulated vLLM replica in real time (OpenAI API, /metrics, KV events)"),
     "router": ("router", "cache-affinity router: OpenAI-compatible HTTP proxy in front of vLLM engines"),
+    "controller": ("controller", "cluster controller: scales each InferenceAutoscaler's prefill and decode"),
 }
 
 

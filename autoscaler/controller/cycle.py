@@ -114,6 +114,10 @@ class Reconciler:
         self.memory.pop((namespace, name), None)
         self._cluster.board.remove(namespace=namespace, autoscaler=name)
 
+    def abdicate(self) -> None:
+        for key in list(self.memory):
+            self.forget(*key)
+
     async def reconcile(self, namespace: str, name: str, *, now: float) -> str:
         """One cycle; returns its outcome (``decided``, ``held``, ``gone``, ``follower``, ``unreachable``)."""
         if not self._leading():

@@ -27,10 +27,12 @@ class LeaderGate:
         *,
         clock: ports.Clock,
         on_elected: Callable[[], Awaitable[None]] | None = None,
+        on_lost: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._elector = elector
         self._clock = clock
         self._on_elected = on_elected
+        self._on_lost = on_lost
         self._current = Leadership(leading=False, holder="", transitions=0, valid_until=None)
         self.reachable = False  # the last election step got an answer from the API server
 
@@ -55,8 +57,9 @@ class LeaderGate:
         if leading != was_leading:
             state = "acquired" if leading else "lost"
             log.info(f"leadership {state}", extra={"fields": {"identity": self.identity}})
-            if leading and self._on_elected is not None:
-                await self._on_elected()
+            callback = self._on_elected if leading else self._on_lost
+            if callback is not None:
+                await callback()
         return leading
 
     async def run(self, stop: asyncio.Event, *, retry_s: float) -> None:

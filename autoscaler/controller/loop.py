@@ -100,11 +100,12 @@ class Controller:
             clock=clock,
             timeout_s=min(timeout, settings.renew_every_s),
         )
-        self.gate = LeaderGate(elector, clock=clock, on_elected=self._run_all_now)
+        self.gate = LeaderGate(elector, clock=clock, on_elected=self._run_all_now, on_lost=self._abdicate)
         self.reconciler = Reconciler(cluster, leading=self.gate.leading, on_scale=self._count_scale)
         self._tracked: dict[Key, tuple[int, int]] = {}  # key -> (interval, generation)
         self._scheduler: AsyncIOScheduler | None = None
         self.synced = False
+        self.health_port: int | None = None  # where /healthz, /readyz and /metrics listen, once running
 
     # -- one step at a time (the scheduler's jobs and the tests call these) ------------------------------
 
@@ -136,6 +137,9 @@ class Controller:
         self.synced = True
         return version
 
+    def tracked(self) -> list[Key]:
+        return sorted(self._tracked)
+
     def ready(self) -> bool:
         return self.synced and self.gate.reachable
 
@@ -148,6 +152,8 @@ class Controller:
         health = HealthServer(self.metrics, ready=self.ready)
         if health_port is not None:
             await health.start(host=health_host, port=health_port)
+            self.health_port = health.port
+            log.info("serving /healthz, /readyz, /metrics", extra={"fields": {"port": health.port}})
         self._scheduler = AsyncIOScheduler(timezone=datetime.UTC)
         self._scheduler.start()
         for key, (interval, _) in self._tracked.items():
@@ -243,6 +249,11 @@ class Controller:
         if self._scheduler is not None:
             with contextlib.suppress(LookupError):
                 self._scheduler.modify_job(_job_id(key), next_run_time=datetime.datetime.now(datetime.UTC))
+
+    async def _abdicate(self) -> None:
+        """No longer the leader: drop what this replica published (the new leader publishes its own) and the
+        policy state (it goes stale while another replica decides)."""
+        self.reconciler.abdicate()
 
     async def _run_all_now(self) -> None:
         for key in list(self._tracked):

@@ -17,6 +17,7 @@ from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.config.autoscaler_resource import API_VERSION, KIND
 from autoscaler.controller.loop import Controller, ControllerSettings
 from autoscaler.controller.signals import PrometheusSignals
+from autoscaler.core import ports
 from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.controller.fake_router import FakeRouterMetrics
 from tests.contract.kubernetes.conftest import (
@@ -68,14 +69,16 @@ ControllerFactory = Callable[..., Controller]
 def make_controller(
     api_client: client.ApiClient, prom: FakePrometheus, clock: ManualClock, board: DesiredReplicasBoard
 ) -> ControllerFactory:
-    def make(identity: str = "controller-0", **settings: Any) -> Controller:
-        options = {"lease_namespace": "default", "namespace": "default", "request_timeout_s": 1.0, **settings}
+    def make(
+        identity: str = "controller-0", *, own_clock: ports.Clock | None = None, **settings: Any
+    ) -> Controller:
+        options = {"lease_namespace": "default", "namespace": "default", "request_timeout_s": 5.0, **settings}
         return Controller(
             api_client,
             settings=ControllerSettings(identity=identity, **options),
             signals=PrometheusSignals(prom.url, timeout_s=2.0),
             board=board,
-            clock=clock,
+            clock=own_clock or clock,
         )
 
     return make

@@ -1,0 +1,144 @@
+"""Run the cluster controller: scale the InferenceAutoscalers' prefill and decode workloads.
+
+Examples:
+  autoscaler controller --prometheus http://prometheus.monitoring:9090
+  autoscaler controller --namespace serving --prometheus http://127.0.0.1:9090 --kubeconfig ~/.kube/config
+  autoscaler controller --namespace serving --prometheus http://127.0.0.1:9090 --once
+
+Each replica watches the InferenceAutoscaler resources (one namespace, or all), and the one holding the
+Lease runs a control cycle per resource every spec.controlIntervalSeconds: signals from Prometheus, the
+policy, then the scale subresource (mode direct) or only the published desired replicas (mode advisory).
+Inside a pod the service account's credentials are used, elsewhere the kubeconfig. /healthz, /readyz and
+/metrics (the controller's own metrics and autoscaler_desired_replicas) are served on --health-port.
+Logs are JSON lines on stderr. SIGTERM or SIGINT stop it gracefully and release the Lease.
+
+--once runs one election step and one cycle per resource, releases the Lease and exits: 0 when every
+cycle decided, 1 when this replica is not the leader or a cycle held, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+
+from autoscaler.adapters.kubernetes import errors
+from autoscaler.adapters.kubernetes.connection import connect
+from autoscaler.adapters.metrics_exporter import DesiredReplicasCollector
+from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.controller import logs
+from autoscaler.controller.health import ControllerMetrics
+from autoscaler.controller.loop import Controller, ControllerSettings
+from autoscaler.controller.signals import PrometheusSignals
+
+log = logging.getLogger("autoscaler.controller")
+
+
+class _WallClock:
+    """Epoch seconds: Lease and Event timestamps are wall-clock times."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
+    parser.add_argument(
+        "--namespace",
+        help="reconcile the InferenceAutoscalers of this namespace only (default: all namespaces)",
+    )
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster credentials, else ~/.kube/config)"
+    )
+    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    parser.add_argument("--lease-name", default="inference-autoscaler", help="Lease for leader election")
+    parser.add_argument(
+        "--lease-namespace",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else --namespace, else default)",
+    )
+    parser.add_argument(
+        "--lease-duration", type=int, default=15, help="seconds a leader holds the Lease (15)"
+    )
+    parser.add_argument("--renew-every", type=float, default=5.0, help="seconds between Lease renewals (5)")
+    parser.add_argument(
+        "--identity", help="this replica's name in the Lease (default: $POD_NAME, else host-pid)"
+    )
+    parser.add_argument("--health-host", default="0.0.0.0", help="address of /healthz, /readyz, /metrics")
+    parser.add_argument(
+        "--health-port", type=int, default=8081, help="port of /healthz, /readyz, /metrics (8081)"
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--once", action="store_true", help="one election step and one cycle per resource, then exit"
+    )
+
+
+def settings_from(args: argparse.Namespace) -> ControllerSettings:
+    if args.lease_duration < 1 or not 0 < args.renew_every < args.lease_duration:
+        raise ValueError("need --lease-duration >= 1 and 0 < --renew-every < --lease-duration")
+    identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    lease_namespace = args.lease_namespace or os.environ.get("POD_NAMESPACE") or args.namespace or "default"
+    return ControllerSettings(
+        identity=identity,
+        lease_namespace=lease_namespace,
+        namespace=args.namespace,
+        lease_name=args.lease_name,
+        lease_duration_s=args.lease_duration,
+        renew_every_s=args.renew_every,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logs.configure(args.log_level)
+    try:
+        settings = settings_from(args)
+    except ValueError as error:
+        print(f"autoscaler controller: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_main(args, settings))
+    except errors.KubernetesError as error:
+        log.error(str(error))
+        return 2 if error.reason == "ConfigError" else 1
+
+
+async def _main(args: argparse.Namespace, settings: ControllerSettings) -> int:
+    board = DesiredReplicasBoard()
+    metrics = ControllerMetrics()
+    metrics.registry.register(DesiredReplicasCollector(board))
+    async with await connect(kubeconfig=args.kubeconfig, context=args.context) as api:
+        controller = Controller(
+            api,
+            settings=settings,
+            signals=PrometheusSignals(args.prometheus),
+            board=board,
+            clock=_WallClock(),
+            metrics=metrics,
+        )
+        if args.once:
+            return await _once(controller)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop.set)
+        log.info("controller starting", extra={"fields": {"identity": settings.identity}})
+        await controller.run(stop, health_host=args.health_host, health_port=args.health_port)
+    return 0
+
+
+async def _once(controller: Controller) -> int:
+    if not await controller.elect():
+        log.warning("not the leader: another replica holds the lease")
+        return 1
+    try:
+        await controller.sync()
+        outcomes = [await controller.reconcile(*key) for key in controller.tracked()]
+    finally:
+        await controller.gate.release()
+    return 0 if all(outcome == "decided" for outcome in outcomes) else 1

@@ -1,0 +1,120 @@
+"""``autoscaler controller`` as a real process against the fake API server (through a kubeconfig) and the
+fake Prometheus: --once acts and exits, the long-running loop stops on SIGTERM releasing the lease, logs are
+JSON lines, and bad options exit 2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import signal
+import sys
+import time
+
+import yaml
+
+from tests.contract.controller.conftest import (
+    POOL,
+    add_autoscaler,
+    add_pool,
+    autoscaler,
+    heavy,
+    replicas,
+    status,
+)
+from tests.contract.controller.fake_prometheus import FakePrometheus
+from tests.fakes.kube_apiserver import FakeKubeApiServer
+from tests.fakes.kube_resources import LEASES
+
+
+def _kubeconfig(path: pathlib.Path, server: str) -> str:
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "autoscaler", "user": {"token": "t"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "autoscaler"}}],
+        "current-context": "fake",
+    }
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def _command(kube: FakeKubeApiServer, prom: FakePrometheus, tmp_path: pathlib.Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "autoscaler",
+        "controller",
+        "--namespace",
+        "default",
+        "--prometheus",
+        prom.url,
+        "--kubeconfig",
+        _kubeconfig(tmp_path / "config", kube.url),
+        "--identity",
+        "cli-test",
+        *extra,
+    ]
+
+
+def _json_lines(stderr: bytes) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stderr.decode().splitlines() if line.strip()]
+
+
+async def test_once_runs_one_cycle_per_resource_and_releases_the_lease(
+    kube: FakeKubeApiServer, prom: FakePrometheus, tmp_path: pathlib.Path
+) -> None:
+    add_pool(kube)
+    add_autoscaler(kube, autoscaler())
+    heavy(prom)
+
+    process = await asyncio.create_subprocess_exec(
+        *_command(kube, prom, tmp_path, "--once"), stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 0, stderr.decode()
+    assert replicas(kube, "decode") > 1
+    assert status(kube)["phases"]["decode"]["desiredReplicas"] == replicas(kube, "decode")
+    assert kube.get(LEASES, "inference-autoscaler")["spec"]["holderIdentity"] == ""
+    assert all({"time", "level", "message"} <= set(line) for line in _json_lines(stderr))
+
+
+async def test_sigterm_stops_the_loop_gracefully(
+    kube: FakeKubeApiServer, prom: FakePrometheus, tmp_path: pathlib.Path
+) -> None:
+    add_pool(kube)
+    add_autoscaler(kube, autoscaler())
+    heavy(prom)
+    process = await asyncio.create_subprocess_exec(
+        *_command(
+            kube, prom, tmp_path, "--health-host", "127.0.0.1", "--health-port", "0", "--renew-every", "1"
+        ),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while status(kube).get("lastDecisionTime") is None:
+        assert time.monotonic() < deadline and process.returncode is None
+        await asyncio.sleep(0.1)
+    assert kube.get(LEASES, "inference-autoscaler")["spec"]["holderIdentity"] == "cli-test"
+
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+
+    assert process.returncode == 0, stderr.decode()
+    assert kube.get(LEASES, "inference-autoscaler")["spec"]["holderIdentity"] == ""
+    messages = [line["message"] for line in _json_lines(stderr)]
+    assert "leadership acquired" in messages and "controller stopped" in messages
+    assert POOL in {line.get("autoscaler") for line in _json_lines(stderr)} or replicas(kube, "decode") > 1
+
+
+async def test_bad_options_exit_2(
+    kube: FakeKubeApiServer, prom: FakePrometheus, tmp_path: pathlib.Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *_command(kube, prom, tmp_path, "--lease-duration", "5", "--renew-every", "5"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2 and b"--renew-every" in stderr
