@@ -63,3 +63,21 @@ async def test_models_health_and_metrics(proxy_for: ProxyFactory, client: httpx.
     )
     assert "autoscaler_router_placement_seconds_bucket" in text
     assert 'autoscaler_router_responses_total{code="200",pool="default"} 2.0' in text
+
+
+async def test_session_header_keeps_a_conversation_on_one_engine(
+    proxy_for: ProxyFactory, client: httpx.AsyncClient
+) -> None:
+    engines = [FakeEngine("a"), FakeEngine("b")]
+    async with (
+        serve(engines[0].app) as a_url,
+        serve(engines[1].app) as b_url,
+        proxy_for([{"url": a_url, "name": "a"}, {"url": b_url, "name": "b"}]) as (url, _),
+    ):
+        for turn in range(6):
+            body = completion(prompt=f"unrelated prompt number {turn} " * 30)
+            r = await client.post(
+                f"{url}/v1/completions", content=body, headers={**HEADERS, "x-session-id": "s1"}
+            )
+            assert r.status_code == 200
+    assert sorted(len(e.bodies) for e in engines) == [0, 6]
