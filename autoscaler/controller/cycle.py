@@ -26,9 +26,9 @@ from autoscaler.adapters import prometheus
 from autoscaler.adapters.kubernetes import errors
 from autoscaler.adapters.kubernetes.events import EventRecorder
 from autoscaler.adapters.kubernetes.foreign import ForeignAutoscalerFinder
-from autoscaler.adapters.kubernetes.pods import PodClient, PodState
+from autoscaler.adapters.kubernetes.pods import PodClient
 from autoscaler.adapters.kubernetes.resources import CustomResources
-from autoscaler.adapters.kubernetes.scale import ScaleClient, ScaleState
+from autoscaler.adapters.kubernetes.scale import ScaleClient
 from autoscaler.adapters.kubernetes.workload import WorkloadRef
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.config.autoscaler_resource import (
@@ -40,14 +40,13 @@ from autoscaler.config.autoscaler_resource import (
     ResourceError,
 )
 from autoscaler.config.profiles import ProfileError
-from autoscaler.controller import status
-from autoscaler.controller.actuation import Actuator, Conflicted, Draining, Outcome, Scaled
+from autoscaler.controller import report
+from autoscaler.controller.actuation import Actuator, Conflicted, Outcome, Scaled
+from autoscaler.controller.report import PhaseView
 from autoscaler.controller.router_load import RouterLoadReader
 from autoscaler.controller.signals import SignalReader, Values
 from autoscaler.core.decision import Decision
-from autoscaler.core.observation import ReplicaCounts
 from autoscaler.core.phases import Phase
-from autoscaler.policy.settings import PolicySettings
 from autoscaler.policy.state import PolicyState
 from autoscaler.policy.step import Autoscaler
 
@@ -75,17 +74,6 @@ class Cluster:
     signals: SignalReader
     router: RouterLoadReader
     board: DesiredReplicasBoard
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PhaseView:
-    scale: ScaleState
-    pods: tuple[PodState, ...]
-
-    def counts(self) -> ReplicaCounts:
-        current = self.scale.replicas
-        ready = min(current, sum(1 for p in self.pods if p.ready and not p.deleting))
-        return ReplicaCounts(current=current, ready=ready, starting=current - ready)
 
 
 class Hold(Exception):
@@ -130,32 +118,23 @@ class Reconciler:
         except errors.KubernetesError as error:
             log.warning("cannot read resource", extra=_fields(namespace, name, error=str(error)))
             return "unreachable"
-        memory = self.memory.setdefault((namespace, name), Memory())
-        meta = obj.get("metadata") or {}
-        generation = int(meta.get("generation") or 0)
-        previous = (obj.get("status") or {}).get("conditions") or []
+        key = (namespace, name)
+        memory = self.memory.setdefault(key, Memory())
         try:
-            return await self._cycle(obj, memory, generation=generation, previous=previous, now=now)
+            return await self._cycle(obj, memory, now=now)
         except Hold as hold:
-            await self._report_hold(namespace, name, hold, memory, generation, previous, now)
+            await self._report_hold(key, hold, obj=obj, now=now)
             return "held"
         except errors.NotFound:  # deleted mid-cycle: its status write found nothing
             self.forget(namespace, name)
             return "gone"
         except errors.KubernetesError as error:
-            unavailable = Hold("ApiUnavailable", f"holding: {error}", ready=True)
-            await self._report_hold(namespace, name, unavailable, memory, generation, previous, now)
+            await self._report_hold(
+                key, Hold("ApiUnavailable", f"holding: {error}", ready=True), obj=obj, now=now
+            )
             return "held"
 
-    async def _cycle(
-        self,
-        obj: Mapping[str, Any],
-        memory: Memory,
-        *,
-        generation: int,
-        previous: list[Any],
-        now: float,
-    ) -> str:
+    async def _cycle(self, obj: Mapping[str, Any], memory: Memory, *, now: float) -> str:
         try:
             resource = AutoscalerResource.parse(obj)
             settings = resource.policy_settings(resource.spec.profile.load())
@@ -183,18 +162,23 @@ class Reconciler:
                     return "follower"
                 outcomes = await self._act(resource, views, decision, now=now)
                 if any(isinstance(o, Conflicted) for o in outcomes.values()):
-                    continue
+                    continue  # someone changed a target since it was read: read again, decide again
             break
         else:
-            raise Hold(
-                "ConflictRetriesExhausted",
-                f"the targets kept changing over {MAX_ATTEMPTS} attempts",
-                ready=True,
-            )
+            message = f"the targets kept changing over {MAX_ATTEMPTS} attempts"
+            raise Hold("ConflictRetriesExhausted", message, ready=True)
         memory.state = state
-        await self._report(
-            resource, settings, views, decision, outcomes, foreign, signal_error, memory, previous, now
+        facts = report.CycleFacts(
+            resource=resource,
+            settings=settings,
+            views=views,
+            decision=decision,
+            outcomes=outcomes,
+            corrections={phase: state.phase(phase).correction for phase in views},
+            foreign=foreign,
+            signal_error=signal_error,
         )
+        await self._report(facts, memory=memory, previous=_conditions(obj), now=now)
         return "decided"
 
     async def _foreign(self, resource: AutoscalerResource) -> tuple[str, ...]:
@@ -248,131 +232,29 @@ class Reconciler:
     # -- reporting ---------------------------------------------------------------------------------------
 
     async def _report(
-        self,
-        resource: AutoscalerResource,
-        settings: PolicySettings,
-        views: Mapping[Phase, PhaseView],
-        decision: Decision,
-        outcomes: Mapping[Phase, Outcome],
-        foreign: tuple[str, ...],
-        signal_error: str | None,
-        memory: Memory,
-        previous: list[Any],
-        now: float,
+        self, facts: report.CycleFacts, *, memory: Memory, previous: list[Any], now: float
     ) -> None:
+        resource = facts.resource
         ref = _regarding(resource.namespace, resource.name)
-        for phase, outcome in outcomes.items():
-            d = decision.phases[phase]
-            if isinstance(outcome, Scaled):
-                removed = f" (removed {', '.join(outcome.removed)})" if outcome.removed else ""
-                reason = "ScaledUp" if outcome.after > outcome.before else "ScaledDown"
-                note = f"{phase.value} {outcome.before} -> {outcome.after}{removed}: {d.reason}: {d.message}"
-                await self._emit(ref, reason=reason, note=note)
-            elif isinstance(outcome, Draining) and outcome.marked:
-                note = (
-                    f"{phase.value}: draining {', '.join(outcome.marked)} before scaling "
-                    f"{d.previous} -> {d.replicas}: {d.message}"
-                )
-                await self._emit(ref, reason="Draining", note=note, action="Drain")
-        warnings = dict(self._warnings(resource, settings, views, decision, foreign, signal_error, now))
-        await self._announce(ref, warnings, memory)
-        phases = {
-            phase: status.PhaseStatus(
-                desired=decision.phases[phase].replicas,
-                current=view.scale.replicas,
-                ready=view.counts().ready,
-                pending=sum(1 for p in view.pods if p.phase == "Pending" and not p.deleting),
-                draining=_draining(view, outcomes.get(phase)),
-                reason=decision.phases[phase].reason,
-                message=decision.phases[phase].message,
-                correction=memory.state.phase(phase).correction,
-            )
-            for phase, view in views.items()
-        }
-        new = [
-            status.Condition(status.READY, True, "Resolved", "the spec is valid and its targets exist"),
-            _signals_condition(decision, signal_error),
-            _active_condition(resource, decision, outcomes, foreign),
-            status.limited({phase: d.reason for phase, d in decision.phases.items()}),
-        ]
-        body = status.body(
-            generation=resource.generation,
-            now=now,
-            conditions_now=status.conditions(new, previous=previous, generation=resource.generation, now=now),
-            phases=phases,
-            notes=decision.notes,
-            decided=True,
-        )
+        for event in report.scale_events(facts):
+            await self._emit(ref, reason=event.reason, note=event.note, action=event.action)
+        await self._announce(ref, report.warnings(facts, now=now), memory)
+        body = report.decided_status(facts, previous=previous, now=now)
         await self._cluster.resources.patch_status(resource.namespace, resource.name, body)
 
-    def _warnings(
-        self,
-        resource: AutoscalerResource,
-        settings: PolicySettings,
-        views: Mapping[Phase, PhaseView],
-        decision: Decision,
-        foreign: tuple[str, ...],
-        signal_error: str | None,
-        now: float,
-    ) -> list[tuple[str, str]]:
-        found = []
-        if foreign:
-            found.append(("ForeignAutoscaler", _foreign_message(foreign)))
-        if signal_error is not None:
-            found.append(("PrometheusUnavailable", f"holding: {signal_error}"))
-        for phase, d in decision.phases.items():
-            if d.reason.startswith("Hold") and signal_error is None:
-                found.append((d.reason, f"{phase.value}: {d.message}"))
-        patience = 2 * settings.profile.startup.mean_s.value
-        for phase, view in views.items():
-            stuck = [
-                p.name
-                for p in view.pods
-                if p.phase == "Pending"
-                and not p.deleting
-                and p.created is not None
-                and now - p.created > patience
-            ]
-            if stuck:
-                message = (
-                    f"{phase.value}: {', '.join(stuck)} Pending for over {patience:.0f}s; counted as "
-                    "starting supply and removed first on scale-down"
-                )
-                found.append(("ReplicasPending", message))
-        return found
-
-    async def _announce(self, ref: WorkloadRef, warnings: Mapping[str, str], memory: Memory) -> None:
-        """A Warning Event for each warning when it first appears (not every cycle while it lasts)."""
-        for reason, message in warnings.items():
-            if reason not in memory.warnings:
-                await self._emit(ref, reason=reason, note=message, action="Hold", warning=True)
-        memory.warnings = frozenset(warnings)
-
     async def _report_hold(
-        self,
-        namespace: str,
-        name: str,
-        hold: Hold,
-        memory: Memory,
-        generation: int,
-        previous: list[Any],
-        now: float,
+        self, key: tuple[str, str], hold: Hold, *, obj: Mapping[str, Any], now: float
     ) -> None:
+        namespace, name = key
         log.warning(hold.message, extra=_fields(namespace, name, reason=hold.reason))
-        ref = _regarding(namespace, name)
-        await self._announce(ref, {hold.reason: hold.message}, memory)
-        new = [
-            status.Condition(
-                status.READY, hold.ready, "Resolved" if hold.ready else hold.reason, hold.message
-            ),
-            status.Condition(status.SIGNALS, None, "NotRead", "no signals were read this cycle"),
-            status.Condition(status.ACTIVE, False, hold.reason, hold.message),
-            status.Condition(status.LIMITED, False, "NotLimited", "no decision this cycle"),
-        ]
-        body = status.body(
-            generation=generation,
+        await self._announce(_regarding(namespace, name), {hold.reason: hold.message}, self.memory[key])
+        body = report.held_status(
+            reason=hold.reason,
+            message=hold.message,
+            ready=hold.ready,
+            generation=_generation(obj),
+            previous=_conditions(obj),
             now=now,
-            conditions_now=status.conditions(new, previous=previous, generation=generation, now=now),
         )
         try:
             await self._cluster.resources.patch_status(namespace, name, body)
@@ -380,6 +262,13 @@ class Reconciler:
             self.forget(namespace, name)
         except errors.KubernetesError as error:
             log.warning("cannot write status", extra=_fields(namespace, name, error=str(error)))
+
+    async def _announce(self, ref: WorkloadRef, warnings: Mapping[str, str], memory: Memory) -> None:
+        """A Warning Event for each warning when it first appears (not every cycle while it lasts)."""
+        for reason, message in warnings.items():
+            if reason not in memory.warnings:
+                await self._emit(ref, reason=reason, note=message, action="Hold", warning=True)
+        memory.warnings = frozenset(warnings)
 
     async def _emit(
         self, ref: WorkloadRef, *, reason: str, note: str, action: str = "Scale", warning: bool = False
@@ -392,57 +281,17 @@ class Reconciler:
             )
 
 
-def _draining(view: PhaseView, outcome: Outcome | None) -> int:
-    """Pods marked draining once the cycle has acted (a scale-down removed them; a scale-up unmarked them)."""
-    if isinstance(outcome, Draining):
-        return len(outcome.victims)
-    if outcome is not None:
-        return 0
-    return sum(1 for p in view.pods if p.draining and not p.deleting)
-
-
 def _regarding(namespace: str, name: str) -> WorkloadRef:
     return WorkloadRef(api_version=API_VERSION, kind=KIND, name=name, namespace=namespace, plural=PLURAL)
 
 
-def _signals_condition(decision: Decision, signal_error: str | None) -> status.Condition:
-    if signal_error is not None:
-        return status.Condition(status.SIGNALS, False, "PrometheusUnavailable", signal_error)
-    holds = {p: d for p, d in decision.phases.items() if d.reason.startswith("Hold")}
-    if holds:
-        reason = next(iter(holds.values())).reason
-        message = "; ".join(f"{p.value}: {d.message}" for p, d in holds.items())
-        return status.Condition(status.SIGNALS, False, reason, message)
-    return status.Condition(status.SIGNALS, True, "SignalsFresh", "every phase has fresh, finite signals")
+def _generation(obj: Mapping[str, Any]) -> int:
+    return int((obj.get("metadata") or {}).get("generation") or 0)
 
 
-def _active_condition(
-    resource: AutoscalerResource,
-    decision: Decision,
-    outcomes: Mapping[Phase, Outcome],
-    foreign: tuple[str, ...],
-) -> status.Condition:
-    if foreign:
-        return status.Condition(status.ACTIVE, False, "ForeignAutoscaler", _foreign_message(foreign))
-    holds = [d for d in decision.phases.values() if d.reason.startswith("Hold")]
-    if holds:
-        return status.Condition(status.ACTIVE, False, holds[0].reason, holds[0].message)
-    draining = {p: o for p, o in outcomes.items() if isinstance(o, Draining)}
-    if draining:
-        message = "; ".join(f"{p.value}: waiting for {', '.join(o.waiting)}" for p, o in draining.items())
-        return status.Condition(status.ACTIVE, True, "Draining", message)
-    if resource.spec.mode is Mode.ADVISORY:
-        message = "publishing desired replicas for an HPA or KEDA to act on"
-        return status.Condition(status.ACTIVE, True, "Advisory", message)
-    summary = ", ".join(f"{p.value} {d.previous}->{d.replicas}" for p, d in decision.phases.items())
-    return status.Condition(status.ACTIVE, True, "Actuating", summary)
-
-
-def _foreign_message(foreign: tuple[str, ...]) -> str:
-    return (
-        f"refusing direct mode: {', '.join(foreign)} already scales the target; "
-        "remove it or set spec.mode to advisory"
-    )
+def _conditions(obj: Mapping[str, Any]) -> list[Any]:
+    found = (obj.get("status") or {}).get("conditions")
+    return found if isinstance(found, list) else []
 
 
 def _fields(namespace: str, name: str, **more: str) -> dict[str, dict[str, str]]:
