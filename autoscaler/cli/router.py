@@ -63,5 +63,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=False,
         lifespan="on",
+        server_header=False,  # the engine's Server and Date headers pass through; no second copy
+        date_header=False,
     )
     return 0

@@ -43,6 +43,7 @@ async def test_verb_serves_and_stops_on_sigterm(tmp_path: Path, client: httpx.As
                 await asyncio.sleep(0.05)
             r = await client.post(f"http://127.0.0.1:{port}/v1/completions", content=completion())
             assert (r.status_code, r.content) == (200, JSON_ANSWER)
+            assert [k for k, _ in r.headers.multi_items()].count("date") == 1  # the engine's, not two
         finally:
             process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), 20)
