@@ -163,6 +163,8 @@ def assert_everything_written_is_valid(kube: FakeKubeApiServer) -> None:
             assert_valid(request.body)
     for obj in kube.list(AUTOSCALERS):
         assert crd_errors(obj) == [], obj.get("status")
+    for pod in kube.list(PODS):  # annotated through merge patches: the results must still be valid pods
+        assert_valid({"apiVersion": "v1", "kind": "Pod", **pod})
 
 
 @pytest.fixture

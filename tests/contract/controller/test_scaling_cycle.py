@@ -25,9 +25,9 @@ from tests.contract.controller.conftest import (
 )
 from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.controller.fake_router import FakeRouterMetrics
-from tests.contract.kubernetes.conftest import ManualClock
+from tests.contract.kubernetes.conftest import ManualClock, add_statefulset
 from tests.fakes.kube_apiserver import FakeKubeApiServer
-from tests.fakes.kube_resources import HPAS
+from tests.fakes.kube_resources import HPAS, PODS, STATEFULSETS
 
 
 def _annotations(kube: FakeKubeApiServer, phase: str) -> dict[str, dict[str, Any]]:
@@ -246,4 +246,35 @@ async def test_direct_mode_is_refused_beside_an_hpa_on_the_same_workload(
     assert "HorizontalPodAutoscaler default/decode-hpa" in active["message"]
     assert reasons(kube).count("ForeignAutoscaler") == 1  # announced once, not every cycle
     assert board.get(namespace="default", autoscaler=POOL, phase=Phase.DECODE) is not None
+    assert_everything_written_is_valid(kube)
+
+
+async def test_an_aggregated_statefulset_drains_and_loses_its_highest_ordinals(
+    kube: FakeKubeApiServer,
+    prom: FakePrometheus,
+    make_controller: ControllerFactory,
+    router_metrics: FakeRouterMetrics,
+) -> None:
+    add_statefulset(kube, POOL, replicas=3, parallel=True)
+    obj = autoscaler(router={"metricsUrl": router_metrics.url})
+    obj["spec"]["phases"] = {
+        "aggregated": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": POOL},
+            "maxReplicas": 4,
+        }
+    }
+    add_autoscaler(kube, obj)
+    prom.load(POOL, "aggregated", rate=0.0)
+    router_metrics.endpoints = {f"{POOL}-0": (0, 0), f"{POOL}-1": (0, 0), f"{POOL}-2": (0, 0)}
+    controller = make_controller()
+    assert await controller.elect()
+
+    assert await controller.reconcile("default", POOL) == "decided"
+
+    assert kube.get(STATEFULSETS, POOL)["spec"]["replicas"] == 1
+    assert [p["metadata"]["name"] for p in kube.list(PODS, selector=f"app={POOL}")] == [f"{POOL}-0"]
+    patched = {r.path.rsplit("/", 1)[1] for r in kube.requests_to("/pods/", method="PATCH")}
+    assert patched == {f"{POOL}-1", f"{POOL}-2"}
+    assert status(kube)["phases"]["aggregated"]["desiredReplicas"] == 1
+    assert "prefill" not in status(kube)["phases"]
     assert_everything_written_is_valid(kube)
