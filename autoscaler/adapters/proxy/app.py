@@ -93,7 +93,10 @@ def error(
 
 
 def make_client(settings: ProxySettings) -> httpx.AsyncClient:
-    """The upstream client: no transport retries (the proxy retries on other engines), TCP_NODELAY set."""
+    """The upstream client: no transport retries (the proxy retries on other engines), TCP_NODELAY set.
+
+    (On the client side of the proxy, asyncio's transports set TCP_NODELAY on every socket uvicorn accepts.)
+    """
     transport = httpx.AsyncHTTPTransport(
         retries=0,
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
