@@ -47,8 +47,8 @@ class Behavior:
 class Forecast:
     """A rising-trend line through the last ``window_s`` of arrival rates, sized for its upper band.
 
-    ``horizon_s`` defaults to the profile's start-up time plus one control interval (what a replica asked
-    for now must cover when it becomes ready). ``signal_lag_s`` is how old the rate already is when read: a
+    ``horizon_s`` defaults to the profile's 90th-percentile start-up time plus one control interval (what a
+    replica asked for now must cover when it becomes ready). ``signal_lag_s`` is how old the rate already is when read: a
     1-minute Prometheus rate read 15 s late describes the load 45 s ago. ``band_sigmas`` widens the line by
     the spread of the samples around it.
     """
@@ -73,7 +73,9 @@ class Calibration:
 
     enabled: bool = True
     smoothing: float = 0.2
-    minimum: float = 0.9  # the model being pessimistic costs GPUs; optimistic costs the SLO: trust it less
+    # Only slower than the profile: the model's percentiles are deliberately conservative at moderate load,
+    # so evidence of a faster engine is biased there; a faster engine is better re-profiled (autoscaler profile).
+    minimum: float = 1.0
     maximum: float = 1.5
     min_utilisation: float = 0.4  # below, latency is mostly fixed costs and says little about capacity
     max_utilisation: float = 0.85
@@ -91,7 +93,7 @@ class PolicySettings:
     max_signal_age_s: float = 90.0
     # Size so no replica runs above this utilisation (prefill busy fraction, decode batch / largest batch
     # meeting ITL): headroom for model error and for load the forecast did not see coming.
-    max_utilisation: float = 0.9
+    max_utilisation: float = 0.85
     behavior: Behavior = Behavior()
     forecast: Forecast = Forecast()
     calibration: Calibration = Calibration()
@@ -111,6 +113,8 @@ class PolicySettings:
 
     @property
     def horizon_s(self) -> float:
+        """How far ahead a replica asked for now must look: to when it is ready, for 9 start-ups in 10."""
         if self.forecast.horizon_s is not None:
             return self.forecast.horizon_s
-        return self.profile.startup.mean_s.value + self.control_interval_s
+        startup = self.profile.startup
+        return startup.mean_s.value + 1.28 * startup.spread_s.value + self.control_interval_s

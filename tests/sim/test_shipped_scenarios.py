@@ -19,9 +19,10 @@ def test_shipped_scenario_parses(path: Path) -> None:
     assert scenario.policies == NAMES
 
 
-def test_default_scenario_is_an_hour_of_realistic_load() -> None:
+def test_default_scenario_is_half_an_hour_at_cluster_scale() -> None:
+    """Azure conversation's 5.5 req/s scaled about 20x: tens of replicas' worth, with prefix hashes."""
     path = default_scenario_path()
     trace = build_trace(load_scenario(path), base_dir=path.parent)
-    assert 3500 < trace.duration_s <= 3600
-    assert 10 <= trace.mean_rate <= 40
+    assert 1700 < trace.duration_s <= 1800
+    assert 100 <= trace.mean_rate <= 160
     assert trace.has_hashes
