@@ -48,9 +48,9 @@ class Forecast:
     """A rising-trend line through the last ``window_s`` of arrival rates, sized for its upper band.
 
     ``horizon_s`` defaults to the profile's 90th-percentile start-up time plus one control interval (what a
-    replica asked for now must cover when it becomes ready). ``signal_lag_s`` is how old the rate already is when read: a
-    1-minute Prometheus rate read 15 s late describes the load 45 s ago. ``band_sigmas`` widens the line by
-    the spread of the samples around it.
+    replica asked for now must cover when it becomes ready). ``signal_lag_s`` is how old the rate already is
+    when read: a 1-minute Prometheus rate read 15 s late describes the load 45 s ago. ``band_sigmas`` widens
+    the line by the spread of the samples around it.
     """
 
     window_s: float = 180.0
@@ -74,7 +74,8 @@ class Calibration:
     enabled: bool = True
     smoothing: float = 0.2
     # Only slower than the profile: the model's percentiles are deliberately conservative at moderate load,
-    # so evidence of a faster engine is biased there; a faster engine is better re-profiled (autoscaler profile).
+    # so evidence of a faster engine is biased there; a faster engine is better re-profiled
+    # (`autoscaler profile`).
     minimum: float = 1.0
     maximum: float = 1.5
     min_utilisation: float = 0.4  # below, latency is mostly fixed costs and says little about capacity

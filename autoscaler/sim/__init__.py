@@ -1,4 +1,4 @@
-"""The what-if simulator: replay a workload through a simulated cluster with a policy and a router in the loop.
+"""The what-if simulator: replay a workload through a simulated cluster, policy and router in the loop.
 
 - ``driver``: the event loop (``simulate``) over engines (``autoscaler.engine``), the cluster's replica
   lifecycle (``cluster``) and the Prometheus-like signals a policy sees (``signals``);
