@@ -4,8 +4,8 @@ For a load (Poisson arrivals, a length preset, synthetic prefix hashes) and one 
 the phase at 1, 2, ... fixed replicas (the other phase generously provisioned, so it never binds) until the
 SLO holds over the run after a warm-up: the TTFT percentile for prefill; for decode and aggregated, the ITL
 percentile (of per-request mean ITL) and the TTFT one too, since a saturated decode pool keeps its ITL at
-``max_num_seqs`` but queues admissions, which shows in TTFT. The capacity model's answer (``plan``) for the same load, at the
-prefix hit rate the simulator realised, is compared with it. The two agree when they differ by at most one.
+``max_num_seqs`` but queues admissions, which shows in TTFT. The capacity model's answer (``plan``) for the
+same load, at the prefix hit rate the simulator realised, is compared with it. They agree when within one.
 """
 
 from __future__ import annotations
