@@ -14,19 +14,31 @@ in flight (each placed request finishes a fixed number of placements later):
 Hashing the prompt is not part of placement (the simulator's requests carry their hashes); its cost per
 8k-token prompt is reported on its own rows.
 
+The proxy part runs ``autoscaler router`` and a stub engine as separate processes on 127.0.0.1 and reports
+what the proxy adds to a small non-streaming request (sequential, p50/p99, against the engine directly) and
+the proxy's throughput with 32 requests in flight (``proxy_overhead_p50_ms``, ``proxy_requests_per_s``).
+
     python benchmarks/router_speed.py [--quick] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import gc
 import json
 import random
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import deque
+from pathlib import Path
+
+import httpx
 
 from autoscaler.core.phases import Phase
 from autoscaler.routing import hashing
@@ -175,24 +187,145 @@ def _timer_noise(repeats: int) -> dict[str, float]:
     return {"p50_us": times[len(times) // 2], "p99_us": times[int(0.99 * (len(times) - 1))]}
 
 
+ENGINE_ANSWER = b'{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"ok"}]}'
+ENGINE_METRICS = (
+    "vllm:num_requests_waiting 0\nvllm:num_requests_running 1\nvllm:kv_cache_usage_perc 0.1\n"
+    'vllm:cache_config_info{block_size="16",num_gpu_blocks="4096"} 1\n'
+)
+
+
+def _serve_engine(port: int) -> None:
+    """A stub engine that answers at once: the proxy's own cost is what remains."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def complete(request: Request) -> Response:
+        await request.body()
+        return Response(ENGINE_ANSWER, media_type="application/json")
+
+    async def metrics(request: Request) -> Response:
+        return Response(ENGINE_METRICS, media_type="text/plain; version=0.0.4")
+
+    app = Starlette(routes=[Route("/v1/completions", complete, methods=["POST"]), Route("/metrics", metrics)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _latencies(client: httpx.AsyncClient, url: str, count: int, body: bytes) -> list[float]:
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        response = await client.post(f"{url}/v1/completions", content=body)
+        times.append((time.perf_counter() - start) * 1000.0)
+        response.raise_for_status()
+    return sorted(times)
+
+
+async def _throughput(
+    client: httpx.AsyncClient, url: str, count: int, body: bytes, concurrency: int
+) -> float:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with limit:
+            (await client.post(f"{url}/v1/completions", content=body)).raise_for_status()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    return count / (time.perf_counter() - start)
+
+
+async def _wait_ready(client: httpx.AsyncClient, url: str) -> None:
+    for _ in range(600):
+        try:
+            if (await client.get(url)).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def _proxy_row(requests: int) -> dict[str, float]:
+    engine_port, proxy_port = _free_port(), _free_port()
+    engine_url, proxy_url = f"http://127.0.0.1:{engine_port}", f"http://127.0.0.1:{proxy_port}"
+    body = json.dumps({"model": "m", "prompt": "a shared system prompt " * 200, "max_tokens": 1}).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "router.yaml"
+        config.write_text(f"endpoints:\n  static:\n    - url: {engine_url}\n")
+        engine = subprocess.Popen([sys.executable, __file__, "--serve-engine", str(engine_port)])
+        proxy = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "autoscaler",
+                "router",
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(proxy_port),
+                "--log-level",
+                "warning",
+            ]
+        )
+        try:
+            async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
+                await _wait_ready(client, f"{engine_url}/metrics")
+                await _wait_ready(client, f"{proxy_url}/health")
+                await _latencies(client, proxy_url, 50, body)  # warm up both hops' connections
+                direct = await _latencies(client, engine_url, requests, body)
+                proxied = await _latencies(client, proxy_url, requests, body)
+                rps = await _throughput(client, proxy_url, requests * 2, body, concurrency=32)
+        finally:
+            for process in (proxy, engine):
+                process.terminate()
+                process.wait(timeout=30)
+    return {
+        "direct_p50_ms": _percentile(direct, 0.5),
+        "direct_p99_ms": _percentile(direct, 0.99),
+        "proxied_p50_ms": _percentile(proxied, 0.5),
+        "proxied_p99_ms": _percentile(proxied, 0.99),
+        "overhead_p50_ms": _percentile(proxied, 0.5) - _percentile(direct, 0.5),
+        "requests_per_s_at_32": rps,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer placements per scenario")
     parser.add_argument("--out", default="router_speed.json", help="where to write the JSON result")
+    parser.add_argument("--serve-engine", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_engine:
+        _serve_engine(args.serve_engine)
+        return
     warm, measured = (2_000, 3_000) if args.quick else (10_000, 20_000)
 
     rows = [_run(s, warm=warm, measured=measured) for s in SCENARIOS]
     hashing_rows = _hashing_rows(20 if args.quick else 100)
     noise = _timer_noise(measured)
+    proxy = asyncio.run(_proxy_row(200 if args.quick else 1_000))
     target = rows[0]
     result = {
         "constant_work_noise": noise,
         "placement_p50_us": target["p50_us"],
         "placement_p99_us": target["p99_us"],
         "target_placement_p99_us": 100,
+        "proxy_overhead_p50_ms": proxy["overhead_p50_ms"],
+        "proxy_requests_per_s": proxy["requests_per_s_at_32"],
+        "proxy": proxy,
         "rows": rows,
         "hashing": hashing_rows,
     }
@@ -213,6 +346,12 @@ def main() -> None:
     print(
         f"machine noise: a constant loop takes p50 {noise['p50_us']:.1f} us, p99 {noise['p99_us']:.1f} us "
         f"(p99/p50 {noise['p99_us'] / noise['p50_us']:.2f})"
+    )
+    print(
+        f"proxy: direct p50 {proxy['direct_p50_ms']:.2f} ms, through the proxy p50"
+        f" {proxy['proxied_p50_ms']:.2f} ms (p99 {proxy['proxied_p99_ms']:.2f});"
+        f" adds {proxy['overhead_p50_ms']:.2f} ms;"
+        f" {proxy['requests_per_s_at_32']:.0f} requests/s with 32 in flight"
     )
     print(f"\nplacement_p99_us ({target['scenario']}): {target['p99_us']:.1f} (target <= 100)")
     with open(args.out, "w") as fh:
