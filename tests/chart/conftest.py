@@ -1,4 +1,7 @@
-"""The ``helm`` fixture: the real CLI, or a loud skip naming the script that installs it (CI runs it)."""
+"""The ``helm`` fixture: the real CLI, or a loud skip naming the script that installs it (CI runs it).
+
+The RBAC test drives the real controller with the controller contract tests' fixtures, shared from here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.chart.helm import INSTALL_HINT, Helm, find_helm
+from tests.contract.controller.conftest import (  # noqa: F401  (fixtures for test_rbac_matches_code)
+    api_client,
+    board,
+    clock,
+    kube,
+    make_controller,
+    prom,
+    router_metrics,
+)
 
 
 @pytest.fixture(scope="session")
