@@ -31,3 +31,4 @@ def configure(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))  # a line per job run is noise

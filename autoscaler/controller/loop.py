@@ -104,6 +104,7 @@ class Controller:
         self.reconciler = Reconciler(cluster, leading=self.gate.leading, on_scale=self._count_scale)
         self._tracked: dict[Key, tuple[int, int]] = {}  # key -> (interval, generation)
         self._scheduler: AsyncIOScheduler | None = None
+        self._cycles: set[asyncio.Task[Any]] = set()  # cycles under way, finished before the lease goes
         self.synced = False
         self.health_port: int | None = None  # where /healthz, /readyz and /metrics listen, once running
 
@@ -116,11 +117,17 @@ class Controller:
 
     async def reconcile(self, namespace: str, name: str) -> str:
         started = time.perf_counter()
+        task = asyncio.current_task()
+        if task is not None:
+            self._cycles.add(task)
         try:
             outcome = await self.reconciler.reconcile(namespace, name, now=self._clock.now())
         except Exception:  # a bug must cost one cycle of one resource, never the loop
             log.exception("cycle failed", extra={"fields": {"namespace": namespace, "autoscaler": name}})
             outcome = "error"
+        finally:
+            if task is not None:
+                self._cycles.discard(task)
         self.metrics.cycle_seconds.observe(time.perf_counter() - started)
         self.metrics.cycles.labels(namespace, name, outcome).inc()
         if outcome == "gone":
@@ -171,6 +178,8 @@ class Controller:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if self._cycles:  # let a cycle under way finish its writes while the lease is still ours
+                await asyncio.wait(set(self._cycles), timeout=self.settings.request_timeout_s * 3)
             await self.gate.release()
             self.metrics.leader.set(0)
             await health.stop()

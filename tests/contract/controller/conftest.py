@@ -16,7 +16,7 @@ from kubernetes.aio import client
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.config.autoscaler_resource import API_VERSION, KIND
 from autoscaler.controller.loop import Controller, ControllerSettings
-from autoscaler.controller.signals import PrometheusSignals
+from autoscaler.controller.signals import PrometheusSignals, SignalReader
 from autoscaler.core import ports
 from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.controller.fake_router import FakeRouterMetrics
@@ -70,13 +70,17 @@ def make_controller(
     api_client: client.ApiClient, prom: FakePrometheus, clock: ManualClock, board: DesiredReplicasBoard
 ) -> ControllerFactory:
     def make(
-        identity: str = "controller-0", *, own_clock: ports.Clock | None = None, **settings: Any
+        identity: str = "controller-0",
+        *,
+        own_clock: ports.Clock | None = None,
+        signals: SignalReader | None = None,
+        **settings: Any,
     ) -> Controller:
         options = {"lease_namespace": "default", "namespace": "default", "request_timeout_s": 5.0, **settings}
         return Controller(
             api_client,
             settings=ControllerSettings(identity=identity, **options),
-            signals=PrometheusSignals(prom.url, timeout_s=2.0),
+            signals=signals or PrometheusSignals(prom.url, timeout_s=2.0),
             board=board,
             clock=own_clock or clock,
         )

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import math
 
+from autoscaler.adapters.prometheus import ReaderSettings
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.controller.loop import Controller
+from autoscaler.controller.signals import Values
 from autoscaler.core.phases import Phase
 from tests.contract.controller.conftest import (
     POOL,
@@ -285,3 +287,25 @@ async def test_a_missing_target_or_profile_is_reported(
     ready = condition(kube, "Ready")
     assert ready["reason"] == "InvalidSpec" and "no such profile" in ready["message"]
     assert_everything_written_is_valid(kube)
+
+
+class BrokenSignals:
+    """A reader with a bug: it raises what no adapter promises to raise."""
+
+    async def read(self, settings: ReaderSettings, *, now: float) -> Values:
+        raise ZeroDivisionError("a bug")
+
+
+async def test_a_bug_in_a_cycle_costs_that_cycle_only(
+    kube: FakeKubeApiServer, make_controller: ControllerFactory
+) -> None:
+    add_pool(kube)
+    add_autoscaler(kube, autoscaler())
+    controller = make_controller(signals=BrokenSignals())
+    assert await controller.elect()
+
+    assert await controller.reconcile("default", POOL) == "error"
+    assert await controller.reconcile("default", POOL) == "error"
+
+    labels = {"namespace": "default", "autoscaler": POOL, "outcome": "error"}
+    assert controller.metrics.registry.get_sample_value("autoscaler_controller_cycles_total", labels) == 2
