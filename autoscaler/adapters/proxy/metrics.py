@@ -17,6 +17,7 @@ Per pool and phase (the phase where the work lands: ``prefill`` for a remote pre
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter as Tally
 from collections.abc import Iterator
 
@@ -28,6 +29,13 @@ from autoscaler.core.phases import Phase
 from autoscaler.routing.router import AffinityRouter, RoutedPlacement
 
 PLACEMENT_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _PhaseSeries:
+    requests: Counter
+    prompt_tokens: Counter
+    cached_prompt_tokens: Counter
 
 
 class RouterMetrics:
@@ -76,24 +84,37 @@ class RouterMetrics:
             registry=self.registry,
         )
         self.registry.register(_EndpointCollector(pool, router))
+        self._placement = self.placement_seconds.labels(pool)
+        self._phases: dict[Phase, _PhaseSeries] = {}
 
     def timed(self, seconds: float) -> None:
         """One placement took ``seconds`` (a request placed again after a refusal counts twice here)."""
-        self.placement_seconds.labels(self.pool).observe(seconds)
+        self._placement.observe(seconds)
 
     def placed(self, placement: RoutedPlacement, *, phase: Phase) -> None:
         """Count a request once, where it was finally placed (``phase``: the serving endpoint's phase)."""
-        pool = self.pool
-        request = placement.request
-        self.requests.labels(pool, phase.value).inc()
         prefill_phase = Phase.PREFILL if placement.prefill_endpoint is not None else phase
+        self._of(phase).requests.inc()
+        prefill = self._of(prefill_phase)
         if prefill_phase is not phase:
-            self.requests.labels(pool, prefill_phase.value).inc()
-        self.prompt_tokens.labels(pool, prefill_phase.value).inc(request.prompt_tokens)
-        self.cached_prompt_tokens.labels(pool, prefill_phase.value).inc(placement.cached_tokens)
+            prefill.requests.inc()
+        prefill.prompt_tokens.inc(placement.request.prompt_tokens)
+        prefill.cached_prompt_tokens.inc(placement.cached_tokens)
         if placement.prefill_reason:
             decision = "prefill-decode" if placement.prefill_endpoint is not None else "decode-only"
-            self.pd_decisions.labels(pool, decision, placement.prefill_reason).inc()
+            self.pd_decisions.labels(self.pool, decision, placement.prefill_reason).inc()
+
+    def _of(self, phase: Phase) -> _PhaseSeries:
+        """The phase's labelled series, looked up once (``labels()`` costs a locked dict lookup each call)."""
+        series = self._phases.get(phase)
+        if series is None:
+            values = (self.pool, phase.value)
+            series = self._phases[phase] = _PhaseSeries(
+                requests=self.requests.labels(*values),
+                prompt_tokens=self.prompt_tokens.labels(*values),
+                cached_prompt_tokens=self.cached_prompt_tokens.labels(*values),
+            )
+        return series
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
