@@ -235,3 +235,17 @@ def test_the_image_matches_what_the_chart_expects() -> None:
     assert f"USER {uid}:{values['podSecurityContext']['runAsGroup']}" in containerfile
     assert 'ENTRYPOINT ["autoscaler"]' in containerfile
     assert '".[controller,router]"' in containerfile
+
+
+def test_service_monitors_select_a_service_port_that_exists(helm: Helm) -> None:
+    rendered = render(helm, "disaggregated", KUBERNETES_VERSIONS[-1])
+    monitors = [o for o in rendered if o["kind"] == "ServiceMonitor"]
+    assert [m["metadata"]["name"].rsplit("-", 1)[1] for m in monitors] == ["controller", "router"]
+    services = [o for o in rendered if o["kind"] == "Service"]
+    for monitor in monitors:
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        (service,) = [s for s in services if wanted <= s["metadata"]["labels"].items()]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+        assert endpoint["path"] == "/metrics"
