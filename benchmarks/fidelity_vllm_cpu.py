@@ -16,7 +16,14 @@ What "real" means. The headline compares the simulator with the engine's own per
 ``--enable-per-request-metrics``: TTFT = queue + scheduled-to-first-token, mean ITL, both from engine-core
 timestamps), because the simulator models the engine, not the HTTP frontend. The latencies the client saw
 are reported beside them (``client``): on this 2-core machine the Python frontend, the load generator and
-other work share one core, and at the tiny model's ~1.5 ms steps the frontend, not the engine, sets them.
+other work share one core, and at the tiny model's millisecond steps the frontend, not the engine, sets them.
+
+Why it misses (``diagnosis``). On this engine a step that prefills a new request costs a few milliseconds
+more than a decode step, whatever the prompt length (a straight line through the isolated prefill times has
+an intercept about twice the decode step). The shared time model has one ``step.base_s`` for both, so the
+fit splits the difference: TTFT comes out low and the ITL tail (decode steps that carry someone's prefill)
+too narrow. The JSON also records the machine's load average: other work on the same 2 CPUs shows up as
+engine latency the simulator cannot know about, and moves the result by tens of per cent between runs.
 
     python benchmarks/fidelity_vllm_cpu.py [--quick] [--out FILE] [--trace PATH] [--rate R] [--requests N]
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -138,18 +146,38 @@ def errors(real: dict[str, dict[str, float]], sim: dict[str, dict[str, float]]) 
     }
 
 
-def profile_engine(url: str, out: Path) -> str:
+def profile_engine(url: str, out: Path, samples: Path) -> str:
     command = [
         sys.executable, "-m", "autoscaler.cli.main", "profile",
         "--endpoint", url, "--accelerator", "cpu",
         "--max-num-seqs", str(MAX_NUM_SEQS), "--max-num-batched-tokens", str(MAX_NUM_BATCHED_TOKENS),
-        "--decode-tokens", "64", "--repeats", "5", "--model-name", "tiny-random-llama", "--out", str(out),
+        "--decode-tokens", "64", "--repeats", "5", "--model-name", "tiny-random-llama",
+        "--out", str(out), "--samples", str(samples),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=REPO)
     print(result.stdout, end="")
     if result.returncode != 0:
         raise RuntimeError(f"autoscaler profile failed ({result.returncode}): {result.stderr}")
     return " ".join(["autoscaler", *command[3:]]).replace(f"{REPO}/", "")
+
+
+def diagnose(samples: dict[str, list[dict[str, float]]]) -> dict[str, float]:
+    """What the shared time model cannot express: a prefill step's fixed cost beyond a decode step's.
+
+    A straight line through the isolated prefill times alone has an intercept (the cost of a step that
+    prefills almost nothing); the decode steps' median is what a step costs without a new request. The
+    profile has one ``step.base_s`` for both, so their difference is what its fit has to split.
+    """
+    lengths = np.array([s["new_tokens"] for s in samples["prefill"]], dtype=np.float64)
+    times = np.array([s["seconds"] for s in samples["prefill"]])
+    slope, intercept = np.polyfit(lengths, times, 1)
+    decode = float(np.median([s["seconds"] for s in samples["decode"]]))
+    return {
+        "prefill_only_intercept_s": float(intercept),
+        "prefill_only_per_token_s": float(slope),
+        "decode_step_median_s": decode,
+        "prefill_step_extra_fixed_s": float(intercept) - decode,
+    }
 
 
 def main() -> int:
@@ -196,8 +224,11 @@ def main() -> int:
             print(f"engine ready at {engine.url} after {time.monotonic() - began:.0f} s")
             profile_path = args.out.with_name(args.out.stem + "_profile.yaml")
             profile_path.parent.mkdir(parents=True, exist_ok=True)
-            profile_command = profile_engine(engine.url, profile_path)
+            profile_command = profile_engine(engine.url, profile_path, work / "samples.json")
+            diagnosis = diagnose(json.loads((work / "samples.json").read_text()))
+            load_before = os.getloadavg()[0]
             runs = asyncio.run(replay(trace, engine.url, seed=args.seed, timeout_s=120.0))
+            load_after = os.getloadavg()[0]
     profile = load_profile(profile_path)
     sim_ttft, sim_itl = simulated(trace, profile)
 
@@ -223,6 +254,16 @@ def main() -> int:
         print(
             f"{key:<10}" + "".join(f"{v:>9.2f} ms" for v in row) + f"{err:>9.1%}{client_errors[key]:>12.1%}"
         )
+    print(
+        f"\ndiagnosis: isolated prefill = {diagnosis['prefill_only_intercept_s'] * 1e3:.2f} ms + "
+        f"{diagnosis['prefill_only_per_token_s'] * 1e6:.1f} us/token; decode step "
+        f"{diagnosis['decode_step_median_s'] * 1e3:.2f} ms: a prefill step costs "
+        f"{diagnosis['prefill_step_extra_fixed_s'] * 1e3:.2f} ms more, which one step.base_s cannot express"
+    )
+    print(
+        f"load average (1 min) before/after the replay: {load_before:.1f} / {load_after:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
     verdict = "meets" if median_error <= TARGET else "misses"
     print(f"\nmedian_latency_error {median_error:.1%} ({verdict} the {TARGET:.0%} target)")
 
@@ -273,6 +314,12 @@ def main() -> int:
             "prefill_per_attention_pair_s": profile.prefill.per_attention_pair_s.value,
             "decode_per_sequence_s": profile.decode.per_sequence_s.value,
             "decode_per_context_token_s": profile.decode.per_context_token_s.value,
+        },
+        "diagnosis": {k: round(v, 7) for k, v in diagnosis.items()},
+        "machine": {  # the replay shares the CPUs with everything else running: how busy they were
+            "cpus": os.cpu_count(),
+            "load_average_1m_before_replay": round(load_before, 2),
+            "load_average_1m_after_replay": round(load_after, 2),
         },
         "simulated_unfinished": int(np.sum(~np.isfinite(sim_ttft))),
     }

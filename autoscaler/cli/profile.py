@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
+import json
 import sys
 from pathlib import Path
 
@@ -73,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, help="profile file (default: models/<model>/<accelerator>-tp<N>.yaml)"
     )
+    parser.add_argument(
+        "--samples", type=Path, help="also write the measured samples the fit used (JSON), for diagnosis"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -111,7 +116,7 @@ def _plan(args: argparse.Namespace, max_model_len: int) -> profiling.MeasurePlan
     )
 
 
-async def _profile(args: argparse.Namespace) -> Profile:
+async def _profile(args: argparse.Namespace) -> tuple[Profile, profiling.Measurements]:
     endpoint = args.endpoint.rstrip("/")
     limits = httpx.Limits(max_connections=args.max_num_seqs + 4)
     async with httpx.AsyncClient(timeout=httpx.Timeout(args.timeout), limits=limits) as client:
@@ -146,7 +151,8 @@ async def _profile(args: argparse.Namespace) -> Profile:
         f"Fit rms relative error: prefill {fit.prefill_rms_relative_error:.1%}, "
         f"decode {fit.decode_rms_relative_error:.1%}."
     )
-    return measured_profile(fit, facts, source=source, startup_s=args.startup_s, notes=notes)
+    profile = measured_profile(fit, facts, source=source, startup_s=args.startup_s, notes=notes)
+    return profile, measurements
 
 
 def _kv_bytes_per_token(
@@ -172,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0 or args.startup_s <= 0:
         return _fail(2, "--timeout and --startup-s must be positive")
     try:
-        profile = asyncio.run(_profile(args))
+        profile, measurements = asyncio.run(_profile(args))
     except ValueError as exc:
         return _fail(2, str(exc))
     except profiling.ProfilingError as exc:
@@ -189,4 +195,11 @@ def run(args: argparse.Namespace) -> int:
         f"{decode.per_context_token_s.value * 1e9:.3f} ns/context token"
     )
     print(f"fitted: {fitted}\n{profile.notes}\nwrote {out}")
+    if args.samples is not None:
+        samples = {
+            "prefill": [dataclasses.asdict(s) for s in measurements.prefill],
+            "decode": [dataclasses.asdict(s) for s in measurements.decode],
+        }
+        args.samples.write_text(json.dumps(samples, indent=2) + "\n")
+        print(f"wrote {args.samples}")
     return 0

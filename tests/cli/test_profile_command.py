@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -25,7 +26,21 @@ def test_writes_a_measured_profile_that_recovers_the_engine_time_model(
     engine = TimedEngine()
     out = tmp_path / "tiny" / "cpu-tp1.yaml"
     with running(engine) as url:
-        assert main(["profile", "--endpoint", url, *PLAN, "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "profile",
+                    "--endpoint",
+                    url,
+                    *PLAN,
+                    "--out",
+                    str(out),
+                    "--samples",
+                    str(tmp_path / "s.json"),
+                ]
+            )
+            == 0
+        )
     assert len(engine.arrivals) == 2 + 4 + 2 * (1 + 2 + 4)  # warm-up, prefill, decode: bounded by the plan
     profile = load_profile(out)
     assert profile.model == "fake" and profile.accelerator == "cpu"
@@ -38,6 +53,9 @@ def test_writes_a_measured_profile_that_recovers_the_engine_time_model(
     assert profile.kv_cache.bytes_per_token.value == BYTES_PER_TOKEN
     assert profile.step.base_s.kind is ProvenanceKind.MEASURED
     assert url in profile.step.base_s.source
+    samples = json.loads((tmp_path / "s.json").read_text())
+    assert [s["new_tokens"] for s in samples["prefill"]] == [8, 64, 128, 200]
+    assert [s["batch"] for s in samples["decode"]] == [1, 2, 4, 1, 2, 4]
     printed = capsys.readouterr().out
     assert f"{len(engine.arrivals)} requests" in printed  # the plan announces what it will send
     assert "timings from the engine" in printed and f"wrote {out}" in printed
