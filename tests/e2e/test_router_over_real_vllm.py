@@ -5,19 +5,25 @@ mode in front of them (``autoscaler router --config``), Prometheus scraping all 
   them into signals for the pool;
 - the router's block index, fed by the engines' KV events over ZMQ, holds exactly the blocks each engine
   reported, and those are the router's own hashes of the prompts (vLLM's sha256 chain, block 32);
-- requests sharing a prefix land on the engine that holds it, and hit its prefix cache.
+- requests sharing a prefix land on the engine that holds it, and hit its prefix cache;
+- ``autoscaler profile`` measures the real engine into a valid profile (KV capacity and block size as vLLM
+  reports them).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.adapters import prometheus
+from autoscaler.cli.main import main
+from autoscaler.config.profiles import load_profile
 from autoscaler.core.phases import Phase
+from autoscaler.profiles.schema import ProvenanceKind
 from autoscaler.routing.hashing import precise_block_hashes
 from tests.e2e.conftest import POOL, Stack
 from tests.e2e.vllm_server import BLOCK_SIZE, SERVED_NAME
@@ -154,3 +160,23 @@ def test_prometheus_stores_vllm_names_and_the_reader_parses_them(stack: Stack) -
     ).json()["data"]["result"]
     assert {series["metric"]["block_size"] for series in info} == {str(BLOCK_SIZE)}
     assert len(info) == len(stack.engines)
+
+
+def test_profile_measures_the_real_engine(stack: Stack, tmp_path: Path) -> None:
+    engine = stack.engines["e0"]
+    out = tmp_path / "tiny-cpu.yaml"
+    plan = [
+        "--accelerator", "cpu", "--max-num-seqs", "4", "--max-num-batched-tokens", "1024",
+        "--prompt-lengths", "16,64,160", "--repeats", "1", "--batch-sizes", "1,4",
+        "--decode-prompt-lengths", "32", "--decode-tokens", "16",
+    ]  # fmt: skip
+    assert main(["profile", "--endpoint", engine.url, *plan, "--out", str(out)]) == 0
+    profile = load_profile(out)
+    assert profile.model == SERVED_NAME
+    assert profile.block_size == BLOCK_SIZE
+    assert (
+        profile.kv_capacity_tokens == 32768 * BLOCK_SIZE
+    )  # VLLM_CPU_KVCACHE_SPACE=1: 1 GiB / 1 KiB per token
+    assert profile.kv_cache.bytes_per_token.value == 2 * 2 * 64 * 4  # K+V x 2 layers x 1 head x 64 x fp32
+    assert profile.step.base_s.kind is ProvenanceKind.MEASURED
+    assert 1e-4 < profile.decode_step_time(1, 32) < 0.1  # milliseconds on this CPU, whatever the load
