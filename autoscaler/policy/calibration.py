@@ -27,6 +27,12 @@ def update(previous: float, *, observed: float, predicted: float, settings: Cali
     return min(settings.maximum, max(settings.minimum, blended))
 
 
+def relax(previous: float, *, elapsed_s: float, settings: Calibration) -> float:
+    """Let a correction fade back to 1 with ``half_life_s``: evidence ages, and a correction learned in a
+    transient (a burst that outran the model) must not ratchet the pool up for good."""
+    return float(1.0 + (previous - 1.0) * 0.5 ** (max(elapsed_s, 0.0) / settings.half_life_s))
+
+
 def corrected(profile: Profile, *, factor: float, phase: Phase) -> Profile:
     """The profile with this phase's times scaled by ``factor`` (1 returns it unchanged)."""
     if factor == 1.0:

@@ -81,6 +81,7 @@ class Calibration:
     min_utilisation: float = 0.4  # below, latency is mostly fixed costs and says little about capacity
     max_utilisation: float = 0.85
     min_latency_fraction: float = 0.5  # of the SLO target, for the same reason
+    half_life_s: float = 600.0  # corrections fade back to 1 unless fresh evidence keeps them
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

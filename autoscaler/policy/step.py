@@ -139,7 +139,10 @@ def _propose(
     )
     rate += queue / settings.forecast.backlog_drain_s
     load = _load(sig, rate)
-    correction = state.correction if backlogged else _calibrate(phase, sig, state.correction, settings)
+    elapsed = now - state.forecast.samples[-1][0] if state.forecast else 0.0
+    correction = calibration.relax(state.correction, elapsed_s=elapsed, settings=settings.calibration)
+    if not backlogged:
+        correction = _calibrate(phase, sig, correction, settings)
     profile = calibration.corrected(settings.profile, factor=correction, phase=phase)
     sizing = planning.size_phase(profile, load, settings.slo, phase, max_utilisation=settings.max_utilisation)
     needed = float(sizing.replicas[()])

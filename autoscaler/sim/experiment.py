@@ -56,11 +56,14 @@ def build_trace(scenario: Scenario, *, base_dir: Path | None, trace_path: Path |
     return build_workload(scenario.workload, rng=np.random.default_rng(scenario.seed), base_dir=base_dir)
 
 
-def _placer(scenario: Scenario) -> Placer:
+def _placer(scenario: Scenario, *, trace: Trace, profile: Profile) -> Placer:
+    """The scenario's placer; the affinity router hashes at the trace's block size and reads the profile."""
     if scenario.router == "affinity":
         from autoscaler.routing.router import AffinityRouter
+        from autoscaler.routing.settings import RouterSettings, calibrated
 
-        router: Placer = AffinityRouter(seed=scenario.seed)
+        settings = calibrated(RouterSettings(block_tokens=trace.block_tokens), profile)
+        router: Placer = AffinityRouter(settings, seed=scenario.seed)
         return router
     return LeastLoadedPlacer()
 
@@ -103,7 +106,7 @@ def run_policy(
         trace,
         profile=profile,
         policy=policies.build_policy(name, context),
-        placer=_placer(scenario),
+        placer=_placer(scenario, trace=trace, profile=profile),
         settings=settings,
         seed=scenario.seed,
         progress=progress,
