@@ -125,3 +125,4 @@ async def test_the_live_loop_scales_serves_health_and_releases_the_lease_on_shut
     assert kube.get(LEASES, "inference-autoscaler")["spec"]["holderIdentity"] == ""
     successor = make_controller("controller-next")
     assert await successor.elect()  # no wait for the lease duration
+    assert_everything_written_is_valid(kube)
