@@ -249,3 +249,12 @@ def test_service_monitors_select_a_service_port_that_exists(helm: Helm) -> None:
         (endpoint,) = monitor["spec"]["endpoints"]
         assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
         assert endpoint["path"] == "/metrics"
+
+
+def test_a_router_without_ready_engines_stays_alive(helm: Helm) -> None:
+    """The router's /health answers 503 until an engine is ready; only readiness may depend on it."""
+    router = containers(
+        named(render(helm, "disaggregated", KUBERNETES_VERSIONS[-1]), "Deployment", "-router")
+    )[0]
+    assert router["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert "httpGet" not in router["livenessProbe"]
