@@ -227,6 +227,10 @@ class Reconciler:
             outcomes[phase] = outcome
             if isinstance(outcome, Scaled):
                 self._on_scale(resource, phase, outcome)
+            event = report.outcome_event(phase, outcome, decision.phases[phase])
+            if event is not None:
+                ref = _regarding(resource.namespace, resource.name)
+                await self._emit(ref, reason=event.reason, note=event.note, action=event.action)
         return outcomes
 
     # -- reporting ---------------------------------------------------------------------------------------
@@ -235,10 +239,9 @@ class Reconciler:
         self, facts: report.CycleFacts, *, memory: Memory, previous: list[Any], now: float
     ) -> None:
         resource = facts.resource
-        ref = _regarding(resource.namespace, resource.name)
-        for event in report.scale_events(facts):
-            await self._emit(ref, reason=event.reason, note=event.note, action=event.action)
-        await self._announce(ref, report.warnings(facts, now=now), memory)
+        await self._announce(
+            _regarding(resource.namespace, resource.name), report.warnings(facts, now=now), memory
+        )
         body = report.decided_status(facts, previous=previous, now=now)
         await self._cluster.resources.patch_status(resource.namespace, resource.name, body)
 

@@ -1,8 +1,10 @@
-"""What a cycle says about itself: its status, its Events and its warnings, as pure functions of its facts.
+"""What a cycle says about itself: its status, its Events and its warnings, as pure functions.
 
-``CycleFacts`` is everything a decided cycle read, decided and did; ``decided_status``, ``scale_events`` and
-``warnings`` turn it into the status to merge and the Events to emit. ``held_status`` is the status of a
-cycle that ended before deciding (invalid spec, missing target, API server trouble).
+``CycleFacts`` is everything a decided cycle read, decided and did; ``decided_status`` and ``warnings`` turn
+it into the status to merge and the warnings to announce. ``outcome_event`` is the Event for one write,
+emitted as soon as the write is done (a later failure in the same cycle must not lose it).
+``held_status`` is the status of a cycle that ended before deciding (invalid spec, missing target, API
+server trouble).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from autoscaler.adapters.kubernetes.scale import ScaleState
 from autoscaler.config.autoscaler_resource import AutoscalerResource, Mode
 from autoscaler.controller import status
 from autoscaler.controller.actuation import Draining, Outcome, Scaled
-from autoscaler.core.decision import Decision
+from autoscaler.core.decision import Decision, PhaseDecision
 from autoscaler.core.observation import ReplicaCounts
 from autoscaler.core.phases import Phase
 from autoscaler.policy.settings import PolicySettings
@@ -112,23 +114,22 @@ def held_status(
     )
 
 
-def scale_events(facts: CycleFacts) -> list[EventNote]:
-    """One Event per replica count written and per drain begun."""
-    notes = []
-    for phase, outcome in facts.outcomes.items():
-        d = facts.decision.phases[phase]
-        if isinstance(outcome, Scaled):
-            removed = f" (removed {', '.join(outcome.removed)})" if outcome.removed else ""
-            reason = "ScaledUp" if outcome.after > outcome.before else "ScaledDown"
-            note = f"{phase.value} {outcome.before} -> {outcome.after}{removed}: {d.reason}: {d.message}"
-            notes.append(EventNote(reason, note, "Scale"))
-        elif isinstance(outcome, Draining) and outcome.marked:
-            note = (
-                f"{phase.value}: draining {', '.join(outcome.marked)} before scaling "
-                f"{d.previous} -> {d.replicas}: {d.message}"
-            )
-            notes.append(EventNote("Draining", note, "Drain"))
-    return notes
+def outcome_event(phase: Phase, outcome: Outcome, decided: PhaseDecision) -> EventNote | None:
+    """The Event for a replica count written or a drain begun; none for anything else."""
+    if isinstance(outcome, Scaled):
+        removed = f" (removed {', '.join(outcome.removed)})" if outcome.removed else ""
+        reason = "ScaledUp" if outcome.after > outcome.before else "ScaledDown"
+        note = (
+            f"{phase.value} {outcome.before} -> {outcome.after}{removed}: {decided.reason}: {decided.message}"
+        )
+        return EventNote(reason, note, "Scale")
+    if isinstance(outcome, Draining) and outcome.marked:
+        note = (
+            f"{phase.value}: draining {', '.join(outcome.marked)} before scaling "
+            f"{decided.previous} -> {decided.replicas}: {decided.message}"
+        )
+        return EventNote("Draining", note, "Drain")
+    return None
 
 
 def warnings(facts: CycleFacts, *, now: float) -> dict[str, str]:

@@ -309,3 +309,19 @@ async def test_a_bug_in_a_cycle_costs_that_cycle_only(
 
     labels = {"namespace": "default", "autoscaler": POOL, "outcome": "error"}
     assert controller.metrics.registry.get_sample_value("autoscaler_controller_cycles_total", labels) == 2
+
+
+async def test_a_write_that_succeeded_keeps_its_event_when_a_later_one_fails(
+    kube: FakeKubeApiServer, prom: FakePrometheus, make_controller: ControllerFactory
+) -> None:
+    add_pool(kube)
+    add_autoscaler(kube, autoscaler())
+    heavy(prom)
+    controller = await _leader(make_controller)
+    kube.faults.inject(DECODE_SCALE, status=500, method="PUT")
+
+    assert await controller.reconcile("default", POOL) == "held"
+
+    assert replicas(kube, "prefill") > 1 and replicas(kube, "decode") == 1
+    assert reasons(kube).count("ScaledUp") == 1  # prefill's, emitted when it was written
+    assert condition(kube, "ScalingActive")["reason"] == "ApiUnavailable"
