@@ -187,7 +187,10 @@ class Controller:
 
     async def _renew(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.elect()
+            try:
+                await self.elect()
+            except Exception:  # a bug must not end the renewals: leadership would lapse unnoticed
+                log.exception("election step failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.renew_every_s)
 
@@ -212,8 +215,8 @@ class Controller:
                         self._track(event.object)
             except errors.Expired:
                 version = ""
-            except errors.KubernetesError as error:
-                log.warning("resource watch failed", extra={"fields": {"error": str(error)}})
+            except Exception as error:  # API trouble or a bug: list again after a pause, never stop watching
+                log.warning("resource watch failed", extra={"fields": {"error": repr(error)}})
                 version = ""
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.settings.watch_backoff_s)
