@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -192,6 +193,11 @@ def test_gpus_per_replica_overrides_the_profile() -> None:
 
 
 # -- the CRD itself: names agree with the model, the schema is structural, printer columns resolve --------
+
+
+def test_the_crd_is_a_valid_custom_resource_definition() -> None:
+    for version in ("1.29.0", "1.35.0"):  # oldest supported and newest target, as the contract tests
+        kubernetes_validate.validate(crd(), version, strict=True)
 
 
 def test_crd_names_match_the_model() -> None:
