@@ -54,7 +54,7 @@ class Forecast:
     """
 
     window_s: float = 180.0
-    band_sigmas: float = 1.0
+    band_sigmas: float = 2.0
     signal_lag_s: float = 45.0
     horizon_s: float | None = None
     backlog_drain_s: float = 60.0  # queued requests are served within this time on top of new arrivals
