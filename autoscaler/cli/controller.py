@@ -12,6 +12,10 @@ Inside a pod the service account's credentials are used, elsewhere the kubeconfi
 /metrics (the controller's own metrics and autoscaler_desired_replicas) are served on --health-port.
 Logs are JSON lines on stderr. SIGTERM or SIGINT stop it gracefully and release the Lease.
 
+The same process can serve the published desired replicas to clusters that keep their own actuator:
+--keda-port for KEDA's external scaler (gRPC), --external-metrics-port (with --tls-cert and --tls-key) for
+the external.metrics.k8s.io API behind an APIService. Only the leader publishes.
+
 --once runs one election step and one cycle per resource, releases the Lease and exits: 0 when every
 cycle decided, 1 when this replica is not the leader or a cycle held, 2 on bad input.
 """
@@ -20,13 +24,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import uvicorn
+
+from autoscaler.adapters.external_metrics import TlsFiles, external_metrics_server
+from autoscaler.adapters.keda.scaler import serve_keda
 from autoscaler.adapters.kubernetes import errors
 from autoscaler.adapters.kubernetes.connection import connect
 from autoscaler.adapters.metrics_exporter import DesiredReplicasCollector
@@ -73,6 +84,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--health-port", type=int, default=8081, help="port of /healthz, /readyz, /metrics (8081)"
     )
+    parser.add_argument("--keda-port", type=int, help="serve KEDA's external scaler (gRPC) on this port")
+    parser.add_argument(
+        "--external-metrics-port", type=int, help="serve the external.metrics.k8s.io API (TLS) on this port"
+    )
+    parser.add_argument("--tls-cert", type=Path, help="serving certificate of the external metrics API (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    parser.add_argument(
+        "--tls-client-ca", type=Path, help="accept only clients this CA signed (front-proxy CA)"
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument(
         "--once", action="store_true", help="one election step and one cycle per resource, then exit"
@@ -82,6 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> ControllerSettings:
     if args.lease_duration < 1 or not 0 < args.renew_every < args.lease_duration:
         raise ValueError("need --lease-duration >= 1 and 0 < --renew-every < --lease-duration")
+    if args.external_metrics_port is not None and (args.tls_cert is None or args.tls_key is None):
+        raise ValueError("--external-metrics-port needs --tls-cert and --tls-key")
     identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     lease_namespace = args.lease_namespace or os.environ.get("POD_NAMESPACE") or args.namespace or "default"
     return ControllerSettings(
@@ -128,8 +150,44 @@ async def _main(args: argparse.Namespace, settings: ControllerSettings) -> int:
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(number, stop.set)
         log.info("controller starting", extra={"fields": {"identity": settings.identity}})
-        await controller.run(stop, health_host=args.health_host, health_port=args.health_port)
+        async with _board_servers(args, board):
+            await controller.run(stop, health_host=args.health_host, health_port=args.health_port)
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the controller's handlers stop everything in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _board_servers(args: argparse.Namespace, board: DesiredReplicasBoard) -> AsyncIterator[None]:
+    """The KEDA scaler and the external metrics API, when asked for, serving the board until the end."""
+    async with contextlib.AsyncExitStack() as stack:
+        if args.keda_port is not None:
+            scaler = await serve_keda(board, host=args.health_host, port=args.keda_port)
+            stack.push_async_callback(scaler.server.stop, 5.0)
+            log.info("serving the KEDA external scaler", extra={"fields": {"port": scaler.port}})
+        if args.external_metrics_port is not None:
+            tls = TlsFiles(certfile=args.tls_cert, keyfile=args.tls_key, client_ca=args.tls_client_ca)
+            server = external_metrics_server(
+                board, host=args.health_host, port=args.external_metrics_port, tls=tls
+            )
+            server.__class__ = _Server
+            task = asyncio.create_task(server.serve(), name="external-metrics")
+            stack.push_async_callback(_stopped, server, task)
+            log.info(
+                "serving the external metrics API", extra={"fields": {"port": args.external_metrics_port}}
+            )
+        yield
+
+
+async def _stopped(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await task
 
 
 async def _once(controller: Controller) -> int:

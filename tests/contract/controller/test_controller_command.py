@@ -1,6 +1,7 @@
 """``autoscaler controller`` as a real process against the fake API server (through a kubeconfig) and the
 fake Prometheus: --once acts and exits, the long-running loop stops on SIGTERM releasing the lease, logs are
-JSON lines, and bad options exit 2."""
+JSON lines, the desired replicas reach KEDA, the external metrics API and /metrics, and bad options exit
+2."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import asyncio
 import json
 import pathlib
 import signal
+import ssl
 import sys
 import time
 
+import grpc.aio
+import httpx
 import yaml
 
+from autoscaler.adapters.keda import externalscaler_pb2 as pb
+from autoscaler.adapters.keda import externalscaler_pb2_grpc as pb_grpc
 from tests.contract.controller.conftest import (
     POOL,
     add_autoscaler,
@@ -23,8 +29,10 @@ from tests.contract.controller.conftest import (
     status,
 )
 from tests.contract.controller.fake_prometheus import FakePrometheus
+from tests.contract.external_metrics.conftest import pki  # noqa: F401  (the throwaway CA, as a fixture)
 from tests.fakes.kube_apiserver import FakeKubeApiServer
 from tests.fakes.kube_resources import LEASES
+from tests.integration.prometheus_server import free_port
 
 
 def _kubeconfig(path: pathlib.Path, server: str) -> str:
@@ -118,3 +126,70 @@ async def test_bad_options_exit_2(
     )
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2 and b"--renew-every" in stderr
+
+
+async def test_one_process_serves_the_decision_to_keda_the_external_metrics_api_and_metrics(
+    kube: FakeKubeApiServer,
+    prom: FakePrometheus,
+    tmp_path: pathlib.Path,
+    pki: pathlib.Path,  # noqa: F811  (the fixture imported above)
+) -> None:
+    add_pool(kube)
+    add_autoscaler(kube, autoscaler(mode="advisory"))
+    heavy(prom)
+    health, keda_port, external = free_port(), free_port(), free_port()
+    tls = ["--tls-cert", str(pki / "server.crt"), "--tls-key", str(pki / "server.key")]
+    ports = [
+        "--health-port",
+        str(health),
+        "--keda-port",
+        str(keda_port),
+        "--external-metrics-port",
+        str(external),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *_command(kube, prom, tmp_path, "--health-host", "127.0.0.1", *ports, *tls),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while status(kube).get("lastDecisionTime") is None:
+            assert time.monotonic() < deadline and process.returncode is None
+            await asyncio.sleep(0.1)
+        desired = status(kube)["phases"]["decode"]["desiredReplicas"]
+
+        path = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/autoscaler_desired_replicas"
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=pki / "ca.crt")) as https:
+            listed = await https.get(
+                f"https://127.0.0.1:{external}{path}",
+                params={"labelSelector": f"autoscaler={POOL},phase=decode"},
+            )
+        assert listed.status_code == 200 and listed.json()["items"][0]["value"] == str(desired)
+
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{keda_port}") as channel:
+            ref = pb.ScaledObjectRef(
+                name="decode", namespace="default", scalerMetadata={"autoscaler": POOL, "phase": "decode"}
+            )
+            answer = await pb_grpc.ExternalScalerStub(channel).GetMetrics(
+                pb.GetMetricsRequest(scaledObjectRef=ref)
+            )
+        assert answer.metricValues[0].metricValueFloat == desired
+
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{health}/metrics")).text
+        labels = f'autoscaler="{POOL}",namespace="default",phase="decode"'
+        assert f"autoscaler_desired_replicas{{{labels}}} {float(desired)}" in metrics
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+
+
+async def test_the_external_metrics_api_needs_its_certificate(
+    kube: FakeKubeApiServer, prom: FakePrometheus, tmp_path: pathlib.Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *_command(kube, prom, tmp_path, "--external-metrics-port", "6443"), stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2 and b"--tls-cert" in stderr
