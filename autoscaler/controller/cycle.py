@@ -5,9 +5,10 @@
    (found: refuse to actuate, say so, keep publishing).
 3. Read the signals (Prometheus down: the policy sees missing signals and holds), step the policy.
 4. Publish the decision on the desired-replicas board (HPA/KEDA read it), then in ``direct`` mode move each
-   phase (``actuation``); a 409 means someone changed the workload: re-read and decide again, up to
-   ``MAX_ATTEMPTS`` times, from the policy state as it was before the cycle.
-5. Write the status and emit Events: every scale and drain, and each warning when it first appears.
+   phase (``actuation``), with an Event for each write as soon as it is done; a 409 means someone changed
+   the workload: re-read and decide again, up to ``MAX_ATTEMPTS`` times, from the policy state as it was
+   before the cycle.
+5. Write the status, and a Warning Event for each warning when it first appears.
 
 Every failure of one resource ends its cycle with a condition and an Event, never an exception: the loop
 goes on with the other resources and tries again next interval. Policy state lives in memory (``Memory``);
