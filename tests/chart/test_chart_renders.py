@@ -10,7 +10,6 @@ parsed by the same code that reads it at start-up.
 from __future__ import annotations
 
 import argparse
-import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ EXAMPLE_APIS: dict[str, tuple[str, ...]] = {
     "advisory-keda": ("keda.sh/v1alpha1",),
 }
 CASES = [(name, version) for name in (None, *EXAMPLE_APIS) for version in KUBERNETES_VERSIONS]
+# externalMetricsApi values that turn it on (caBundle: any base64; nothing checks the certificate here).
+EXTERNAL_METRICS = {"enabled": True, "tlsSecretName": "ia-tls", "caBundle": "Zm9v", "verifyClients": True}
 CHECKED_BY_HAND = {"ScaledObject", "ServiceMonitor"}  # CRD kinds of other projects: no schema bundled
 
 
@@ -166,9 +167,7 @@ def test_external_metrics_api_is_off_by_default_and_complete_when_on(helm: Helm,
     version = KUBERNETES_VERSIONS[-1]
     assert not [o for o in helm.template(kube_version=version) if o["kind"] == "APIService"]
     values = tmp_path / "external.yaml"
-    ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\n...\n").decode()
-    enabled = {"enabled": True, "tlsSecretName": "ia-tls", "caBundle": ca}
-    values.write_text(yaml.safe_dump({"externalMetricsApi": enabled}))
+    values.write_text(yaml.safe_dump({"externalMetricsApi": EXTERNAL_METRICS}))
     rendered = helm.template(values, kube_version=version)
     (api,) = [o for o in rendered if o["kind"] == "APIService"]
     assert api["metadata"]["name"] == "v1beta1.external.metrics.k8s.io"
@@ -201,23 +200,32 @@ def test_wrong_values_fail_lint_with_a_clear_message(
     assert message in done.stdout + done.stderr
 
 
-# Flags the chart passes for servers the controller agent is wiring into `autoscaler controller` (the KEDA
-# gRPC scaler, the external metrics API); accepted here until the verb has them.
-PENDING_FLAGS = {"--keda-port", "--external-metrics-port", "--tls-cert", "--tls-key"}
-
-
-@pytest.mark.parametrize("name", [None, *EXAMPLE_APIS])
-def test_the_controller_command_accepts_the_rendered_arguments(helm: Helm, name: str | None) -> None:
+@pytest.mark.parametrize("name", [None, *EXAMPLE_APIS, "external-metrics"])
+def test_the_controller_command_accepts_the_rendered_arguments(
+    helm: Helm, tmp_path: Path, name: str | None
+) -> None:
     from autoscaler.cli import controller
 
-    (container,) = containers(named(render(helm, name, KUBERNETES_VERSIONS[-1]), "Deployment", RELEASE))
+    if name == "external-metrics":
+        values = tmp_path / "external.yaml"
+        values.write_text(yaml.safe_dump({"externalMetricsApi": EXTERNAL_METRICS}))
+        rendered = helm.template(values, kube_version=KUBERNETES_VERSIONS[-1])
+    else:
+        rendered = render(helm, name, KUBERNETES_VERSIONS[-1])
+    (container,) = containers(named(rendered, "Deployment", RELEASE))
     verb, *args = container["args"]
     assert verb == "controller"
     parser = argparse.ArgumentParser(prog="autoscaler controller", exit_on_error=False)
     controller.add_arguments(parser)
-    parsed, unknown = parser.parse_known_args(args)
-    assert {flag.split("=")[0] for flag in unknown} <= PENDING_FLAGS
-    assert parsed.health_port == container["ports"][0]["containerPort"]
+    parsed = parser.parse_args(args)
+    controller.settings_from(parsed)  # the checks the command makes before it starts
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert parsed.health_port == ports["http"]
+    assert parsed.keda_port == ports.get("grpc")
+    assert parsed.external_metrics_port == ports.get("https")
+    mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+    for path in (parsed.tls_cert, parsed.tls_key, parsed.tls_client_ca):
+        assert path is None or str(path.parent) in mounts
     env = {item["name"] for item in container["env"]}
     assert {"POD_NAME", "POD_NAMESPACE"} <= env  # --identity and --lease-namespace refer to them
 
