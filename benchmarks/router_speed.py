@@ -14,6 +14,10 @@ in flight (each placed request finishes a fixed number of placements later):
 Hashing the prompt is not part of placement (the simulator's requests carry their hashes); its cost per
 8k-token prompt is reported on its own rows.
 
+The streaming part (``proxy_overhead.py``, also runnable alone) compares what our proxy, vllm-router and
+sglang-router add to a streaming request's time to first byte at 50, 200 and 500 requests/s
+(``added_latency_p50_ms``, ``added_latency_p99_ms`` per router, ``overhead_ratio_vs_vllm_router``).
+
 The proxy part runs ``autoscaler router`` and a stub engine as separate processes on 127.0.0.1 and reports
 what the proxy adds to a small non-streaming request (sequential, p50/p99, against the engine directly) and
 the proxy's throughput with 32 requests in flight (``proxy_overhead_p50_ms``, ``proxy_requests_per_s``).
@@ -39,6 +43,7 @@ from collections import deque
 from pathlib import Path
 
 import httpx
+import proxy_overhead  # benchmarks/proxy_overhead.py: streaming overhead, ours vs the Rust routers
 
 from autoscaler.core.phases import Phase
 from autoscaler.routing import hashing
@@ -317,8 +322,10 @@ def main() -> None:
     hashing_rows = _hashing_rows(20 if args.quick else 100)
     noise = _timer_noise(measured)
     proxy = asyncio.run(_proxy_row(200 if args.quick else 1_000))
+    streaming = asyncio.run(proxy_overhead.measure(quick=args.quick))
     target = rows[0]
     result = {
+        **streaming,
         "constant_work_noise": noise,
         "placement_p50_us": target["p50_us"],
         "placement_p99_us": target["p99_us"],
@@ -353,6 +360,8 @@ def main() -> None:
         f" adds {proxy['overhead_p50_ms']:.2f} ms;"
         f" {proxy['requests_per_s_at_32']:.0f} requests/s with 32 in flight"
     )
+    print("\nstreaming proxy overhead (added time to first byte vs a direct connection):")
+    proxy_overhead.print_table(streaming)
     print(f"\nplacement_p99_us ({target['scenario']}): {target['p99_us']:.1f} (target <= 100)")
     with open(args.out, "w") as fh:
         json.dump(result, fh, indent=2, sort_keys=True)
