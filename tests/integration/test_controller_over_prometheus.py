@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from kubernetes.aio import client
 
+from autoscaler.adapters import prometheus
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.controller.loop import Controller, ControllerSettings
 from autoscaler.controller.signals import PrometheusSignals
+from autoscaler.core.phases import Phase
 from tests.contract.controller.conftest import (
     POOL,
     add_autoscaler,
@@ -54,6 +56,21 @@ class LoadedEngine:
         return "\n".join(lines) + "\n"
 
 
+async def _until_window_full(url: str, *, timeout_s: float = 40.0) -> None:
+    """Wait until both phases' 5 s rate reads the full 100 req/s (a partly filled window reads low)."""
+    reader = prometheus.PrometheusReader.connect(url, prometheus.ReaderSettings(window="5s"))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        values = await asyncio.to_thread(reader.read, now=time.time())
+        rates = [
+            values.get((POOL, phase), {}).get("arrival_rate", 0.0) for phase in (Phase.PREFILL, Phase.DECODE)
+        ]
+        if min(rates) >= 90.0:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"Prometheus never showed the load: {rates}")
+
+
 class WallClock:
     def now(self) -> float:
         return time.time()
@@ -92,7 +109,7 @@ async def test_a_cycle_reads_real_prometheus_scales_up_and_holds_when_it_is_gone
             clock=WallClock(),
         )
         assert await controller.elect()
-        await asyncio.sleep(7)  # the series fill the 5 s rate window
+        await _until_window_full(url)
 
         assert await controller.reconcile("default", POOL) == "decided"
         assert condition(kube, "SignalsHealthy")["status"] == "True"
