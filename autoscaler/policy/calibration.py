@@ -2,9 +2,9 @@
 
 Profiles are priors (their figures come from other engine versions and other workloads). Each step, where
 the model is in its valid regime, the ratio observed/predicted of the phase's SLO latency (TTFT for
-prefill, ITL for decode, the worse of the two for aggregated) is smoothed in log space and clamped. The
-correction scales the profile's times for that phase, so sizing, and the router's load gate that reads the
-same profile, see a calibrated engine.
+prefill, ITL for decode and aggregated) is smoothed in log space and clamped, and fades back to 1 when
+no fresh evidence comes. It scales the profile's times for that phase in sizing, and the controller reports
+it in status. (The router's load gate reads the same profile, but not this correction yet.)
 """
 
 from __future__ import annotations
