@@ -10,6 +10,9 @@ same trace and seed for every placer:
 - ``llm-d-default``: an ``AffinityRouter`` with llm-d's default scorer weights: prefix 3, queue 2, KV 2
   (reference/llm-d.md 2.3), no in-flight-token or session scorer.
 
+The placers that read engine metrics see them as often as the system they stand for scrapes: ours every
+second (the proxy's ``scrape_interval_s``), llm-d every 50 ms (its EPP's probe interval).
+
 Aggregated, not P/D: the prefix cache lives where prefill runs, and in aggregated serving that is the
 endpoint every placer chooses, so the cache a placement builds is the cache the next request finds. Under
 P/D the comparison would mix two decisions (the prefill pick and the remote/local decider, which only ours
@@ -45,6 +48,7 @@ the best baseline's (``ours_ttft_p90_vs_best_baseline``, a ratio: <= 1 meets it)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -56,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from autoscaler.adapters.proxy.settings import ProxySettings
 from autoscaler.config.profiles import load_profile
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
@@ -78,6 +83,8 @@ TRACE = "conversation_trace.jsonl"
 SEED = 0
 HIT_TARGET = 0.95
 QUICK_SECONDS = 600.0
+LLM_D_PROBE_S = 0.05  # the EPP probes /metrics every 50 ms (reference/llm-d.md)
+NO_METRICS_S = 2.0  # placers that read no engine metrics: the simulator's default, never consulted
 
 
 def _trace_path() -> Path:
@@ -91,17 +98,27 @@ def _trace_path() -> Path:
     return path
 
 
-def _placers(profile: Profile, block_tokens: int) -> dict[str, Callable[[], Placer]]:
+@dataclasses.dataclass(frozen=True)
+class Contender:
+    make: Callable[[], Placer]
+    metrics_interval_s: float = NO_METRICS_S  # how often it sees each engine's queue and KV use
+
+
+def contenders(profile: Profile, block_tokens: int) -> dict[str, Contender]:
+    """Each placer, seeing engine metrics as often as the system it stands for scrapes them."""
     ours = cfg.calibrated(cfg.RouterSettings(block_tokens=block_tokens), profile)
     llm_d = ours.model_copy(
         update={"scorers": (cfg.PrefixAffinity(weight=3), cfg.QueueLength(weight=2), cfg.KvUsage(weight=2))}
     )
+    proxy_scrape_s = ProxySettings.model_fields["scrape_interval_s"].default
     return {
-        "ours": lambda: AffinityRouter(ours, seed=SEED),
-        "round-robin": RoundRobinPlacer,
-        "least-loaded": LeastLoadedPlacer,
-        "sglang-cache-aware": lambda: CacheAwarePlacer(CacheAwareSettings(block_tokens=block_tokens)),
-        "llm-d-default": lambda: AffinityRouter(llm_d, seed=SEED),
+        "ours": Contender(lambda: AffinityRouter(ours, seed=SEED), proxy_scrape_s),
+        "round-robin": Contender(RoundRobinPlacer),
+        "least-loaded": Contender(LeastLoadedPlacer),
+        "sglang-cache-aware": Contender(
+            lambda: CacheAwarePlacer(CacheAwareSettings(block_tokens=block_tokens))
+        ),
+        "llm-d-default": Contender(lambda: AffinityRouter(llm_d, seed=SEED), LLM_D_PROBE_S),
     }
 
 
@@ -160,13 +177,14 @@ def perfect_affinity_bound(trace: Trace, *, capacity_blocks: int) -> tuple[float
     return hit_tokens / int(trace.prompt_tokens.sum()), hit_blocks / query_blocks
 
 
-def _run(make: Callable[[], Placer], trace: Trace, profile: Profile) -> dict[str, Any]:
-    placer = _Sampled(make())
+def _run(contender: Contender, trace: Trace, profile: Profile) -> dict[str, Any]:
+    placer = _Sampled(contender.make())
     replicas = {Phase.AGGREGATED: REPLICAS}
     settings = SimSettings(
         mode=ServingMode.AGGREGATED,
         slo=Slo(LatencyTarget(1.0), LatencyTarget(0.05)),
         initial_replicas=replicas,
+        router_metrics_interval_s=contender.metrics_interval_s,
         pool="router-quality",
     )
     policy = StaticPolicy(StaticSettings(replicas=replicas))
@@ -179,6 +197,7 @@ def _run(make: Callable[[], Placer], trace: Trace, profile: Profile) -> dict[str
         "ttft_p90_s": float(np.percentile(ttft, 90)),
         "imbalance": float(np.mean(placer.ratios)),
         "unserved": int(np.sum(~np.isfinite(run.ttft_s))),
+        "metrics_interval_s": contender.metrics_interval_s,
     }
 
 
@@ -204,8 +223,8 @@ def main() -> None:
     )
     print(f"{'placer':<20}{'hit rate':>9}{'vs bound':>9}{'TTFT p50':>10}{'TTFT p90':>10}{'imbalance':>10}")
     results = {}
-    for name, make in _placers(profile, trace.block_tokens).items():
-        r = results[name] = _run(make, trace, profile)
+    for name, contender in contenders(profile, trace.block_tokens).items():
+        r = results[name] = _run(contender, trace, profile)
         print(
             f"{name:<20}{r['hit_rate']:>9.3f}{r['hit_rate'] / bound:>9.3f}{r['ttft_p50_s']:>9.3f}s"
             f"{r['ttft_p90_s']:>9.3f}s{r['imbalance']:>10.2f}"
