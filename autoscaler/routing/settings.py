@@ -8,8 +8,8 @@ endpoint. Parsed and validated once at the edge, then handed to the router as an
     scorers:
       - {type: prefix-affinity, weight: 3}
       - {type: in-flight-tokens, weight: 2, threshold_tokens: 262144}
-      - {type: queue-length, weight: 1, threshold: 16}
-      - {type: kv-usage, weight: 1}
+      - {type: queue-length, weight: 2, threshold: 16}
+      - {type: kv-usage, weight: 2}
       - {type: session-affinity, weight: 4}
     prefill_scorers:
       - {type: prefix-affinity, weight: 3}
@@ -88,20 +88,7 @@ ScorerConfig = Annotated[
 
 
 def _default_scorers() -> tuple[ScorerConfig, ...]:
-    """The queue and KV scorers at half their own (llm-d) weight beside the in-flight-token scorer.
-
-    Both read a scrape (seconds old) of load that the router's own in-flight tokens already count as it
-    places; at full weight they pulled requests off their cached endpoint for stale reasons. On the Mooncake
-    trace over 8 replicas (``benchmarks/router_quality.py``, rates x1 to x2.5) halving them lowered p90 TTFT
-    by 6-12 % at every rate and kept or raised the prefix hit rate.
-    """
-    return (
-        PrefixAffinity(),
-        InFlightTokens(),
-        QueueLength(weight=1.0),
-        KvUsage(weight=1.0),
-        SessionAffinity(),
-    )
+    return (PrefixAffinity(), InFlightTokens(), QueueLength(), KvUsage(), SessionAffinity())
 
 
 def _default_prefill_scorers() -> tuple[ScorerConfig, ...]:
