@@ -410,7 +410,7 @@ async def measure(*, quick: bool) -> dict[str, object]:
         pools = {name: Connections(port) for name, port in targets.items()}
         names = list(pools)
         samples: dict[str, dict[int, list[float]]] = {n: {r: [] for r in RATES} for n in names}
-        late: dict[str, int] = dict.fromkeys(names, 0)
+        late: dict[str, dict[int, int]] = {n: dict.fromkeys(RATES, 0) for n in names}
         behind: dict[str, float] = dict.fromkeys(names, 0.0)
         for name in names:  # warm every hop's connections
             await open_loop(pools[name], rate=200, count=100)
@@ -424,7 +424,7 @@ async def measure(*, quick: bool) -> dict[str, object]:
                     result = await open_loop(pools[name], rate=rate, count=count, first_id=next_id)
                     next_id += count
                     samples[name][rate] += result.ttfb_ms
-                    late[name] += result.late
+                    late[name][rate] += result.late
                     behind[name] = max(behind[name], result.behind_ms)
                     await asyncio.sleep(0.05)
         for pool in pools.values():
@@ -435,7 +435,7 @@ async def measure(*, quick: bool) -> dict[str, object]:
 def _summary(
     samples: dict[str, dict[int, list[float]]],
     *,
-    late: dict[str, int],
+    late: dict[str, dict[int, int]],
     behind: dict[str, float],
     missing: dict[str, str],
     rounds: int,
@@ -457,6 +457,7 @@ def _summary(
                 "added_p99_ms": percentile(samples[name][rate], 0.99) - percentile(direct[rate], 0.99),
                 "ttfb_p50_ms": percentile(samples[name][rate], 0.5),
                 "ttfb_p99_ms": percentile(samples[name][rate], 0.99),
+                "late_requests": late.get(name, {}).get(rate, 0),
             }
             for rate in RATES
         }
@@ -464,6 +465,7 @@ def _summary(
         str(rate): {
             "ttfb_p50_ms": percentile(direct[rate], 0.5),
             "ttfb_p99_ms": percentile(direct[rate], 0.99),
+            "late_requests": late.get("direct", {}).get(rate, 0),
         }
         for rate in RATES
     }
@@ -480,7 +482,6 @@ def _summary(
             "rounds": rounds,
             "seconds_per_case_per_round": seconds,
             "requests_per_case": {n: sum(len(v) for v in samples[n].values()) for n in samples},
-            "late_requests": late,
             "generator_behind_schedule_max_ms": behind,
             "missing": missing,
             "prompt_chars": PROMPT_CHARS,
@@ -494,13 +495,19 @@ def print_table(result: dict[str, object]) -> None:
     detail = result["proxy_overhead_streaming"]
     assert isinstance(detail, dict)
     by_rate = detail["added_latency_by_rate"]
-    print(f"{'router':<16}{'rate/s':>8}{'TTFB p50':>10}{'p99':>9}{'added p50 ms':>14}{'added p99 ms':>14}")
+    print(
+        f"{'router':<16}{'rate/s':>8}{'TTFB p50':>10}{'p99':>9}{'late':>6}"
+        f"{'added p50 ms':>14}{'added p99 ms':>14}"
+    )
     for name, rows in by_rate.items():
         for rate, row in rows.items():
             added = (
                 f"{row['added_p50_ms']:>14.2f}{row['added_p99_ms']:>14.2f}" if "added_p50_ms" in row else ""
             )
-            print(f"{name:<16}{rate:>8}{row['ttfb_p50_ms']:>10.2f}{row['ttfb_p99_ms']:>9.2f}{added}")
+            print(
+                f"{name:<16}{rate:>8}{row['ttfb_p50_ms']:>10.2f}{row['ttfb_p99_ms']:>9.2f}"
+                f"{row['late_requests']:>6}{added}"
+            )
     p50, p99 = result["added_latency_p50_ms"], result["added_latency_p99_ms"]
     assert isinstance(p50, dict) and isinstance(p99, dict)
     for name in p50:
@@ -513,8 +520,10 @@ def print_table(result: dict[str, object]) -> None:
         "ours / vllm-router added p50: "
         + (f"{ratio:.2f} (target <= 2)" if isinstance(ratio, float) else "n/a (a router is missing)")
     )
-    if any(detail["late_requests"].values()):
-        print(f"requests that waited for the in-flight bound: {detail['late_requests']}")
+    print(
+        f"(late: requests that found {MAX_IN_FLIGHT} in flight and waited, i.e. the router could not keep up"
+        " with the rate)"
+    )
 
 
 def main() -> None:

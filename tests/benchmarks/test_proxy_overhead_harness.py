@@ -49,7 +49,7 @@ def test_summary_subtracts_the_direct_percentiles_and_reports_missing_routers() 
     vllm = {rate: [1.25] * 100 for rate in po.RATES}
     result = po._summary(
         {"direct": direct, "autoscaler": ours, "vllm-router": vllm},
-        late={},
+        late={"autoscaler": {50: 3}},
         behind={},
         missing={"sglang-router": "not installed"},
         rounds=1,
@@ -58,3 +58,6 @@ def test_summary_subtracts_the_direct_percentiles_and_reports_missing_routers() 
     assert result["added_latency_p50_ms"] == {"sglang-router": None, "autoscaler": 0.5, "vllm-router": 0.25}
     assert result["added_latency_p99_ms"] == {"sglang-router": None, "autoscaler": 0.5, "vllm-router": 0.25}
     assert result["overhead_ratio_vs_vllm_router"] == 2.0
+    by_rate = result["proxy_overhead_streaming"]["added_latency_by_rate"]  # type: ignore[index]
+    assert by_rate["autoscaler"]["50"]["late_requests"] == 3
+    assert by_rate["direct"]["50"] == {"ttfb_p50_ms": 1.0, "ttfb_p99_ms": 1.0, "late_requests": 0}
