@@ -18,6 +18,11 @@ client sockets) shows it. The backend writes the headers and the first event sep
 does. Added latency is a router's percentile minus the direct connection's, both over the same rounds:
 each round runs every case once at the rate, the order rotating from round to round to even out drift.
 
+Each router's CPU time per request (``cpu_ms_per_request``, user plus system, from /proc) is reported
+too: it is what sets the rate a router sustains, and it is less at the mercy of a shared machine's noise
+than a latency tail. ``late_requests`` counts requests that found ``MAX_IN_FLIGHT`` requests open and
+waited: a router that has them could not keep up with the rate, and its tail is queueing.
+
 The headline figures (``added_latency_p50_ms`` and ``added_latency_p99_ms``, per router) pool the three
 rates' samples; ``added_latency_by_rate`` has each rate's.
 
@@ -31,6 +36,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -383,6 +389,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[int(q * (len(ordered) - 1))]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _start_routers(
+    backend_url: str, tmp: Path, started: list[subprocess.Popen[bytes]], missing: dict[str, str]
+) -> dict[str, tuple[Router, subprocess.Popen[bytes]]]:
+    """The routers that answer a streaming completion, by name; those that do not go into ``missing``."""
+    running: dict[str, tuple[Router, subprocess.Popen[bytes]]] = {}
+    for router in routers(backend_url, tmp / "router.yaml"):
+        if not Path(router.command[0]).exists():
+            missing[router.name] = f"{router.command[0]} not found (install it into {ROUTERS_VENV})"
+            continue
+        with (tmp / f"{router.name}.log").open("wb") as log:
+            started.append(subprocess.Popen(router.command, stdout=log, stderr=subprocess.STDOUT))
+        running[router.name] = (router, started[-1])
+    ready: dict[str, tuple[Router, subprocess.Popen[bytes]]] = {}
+    for name, (router, process) in running.items():
+        if (why := await _ready(router.port, timeout_s=60, process=process)) is None:
+            ready[name] = (router, process)
+        else:
+            log_tail = (tmp / f"{name}.log").read_text(errors="replace")[-2000:]
+            missing[name] = f"{why}; its log ends: {log_tail}"
+    return ready
+
+
 async def measure(*, quick: bool) -> dict[str, object]:
     rounds, seconds = (3, 1.0) if quick else (5, 4.0)
     backend_port = free_port()
@@ -390,27 +427,18 @@ async def measure(*, quick: bool) -> dict[str, object]:
     missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp, _processes() as started:
         started.append(subprocess.Popen([sys.executable, __file__, "--serve-backend", str(backend_port)]))
-        targets = {"direct": backend_port}
-        for router in routers(backend_url, Path(tmp) / "router.yaml"):
-            if not Path(router.command[0]).exists():
-                missing[router.name] = f"{router.command[0]} not found (install it into {ROUTERS_VENV})"
-                continue
-            log = (Path(tmp) / f"{router.name}.log").open("wb")
-            process = subprocess.Popen(router.command, stdout=log, stderr=subprocess.STDOUT)
-            started.append(process)
-            targets[router.name] = router.port
         if (why := await _ready(backend_port, timeout_s=30, process=started[0])) is not None:
             raise RuntimeError(f"the backend did not come up: {why}")
-        for name, process in zip([n for n in targets if n != "direct"], started[1:], strict=True):
-            if (why := await _ready(targets[name], timeout_s=60, process=process)) is not None:
-                missing[name] = why
-                del targets[name]
+        running = await _start_routers(backend_url, Path(tmp), started, missing)
+        pids = {name: process.pid for name, (_, process) in running.items()}
         for name, why in missing.items():
             print(f"!!! {name} is MISSING from the comparison: {why}", file=sys.stderr)
-        pools = {name: Connections(port) for name, port in targets.items()}
+        ports = {"direct": backend_port} | {name: router.port for name, (router, _) in running.items()}
+        pools = {name: Connections(port) for name, port in ports.items()}
         names = list(pools)
         samples: dict[str, dict[int, list[float]]] = {n: {r: [] for r in RATES} for n in names}
         late: dict[str, dict[int, int]] = {n: dict.fromkeys(RATES, 0) for n in names}
+        cpu: dict[str, dict[int, float]] = {n: dict.fromkeys(RATES, 0.0) for n in pids}
         behind: dict[str, float] = dict.fromkeys(names, 0.0)
         for name in names:  # warm every hop's connections
             await open_loop(pools[name], rate=200, count=100)
@@ -421,7 +449,11 @@ async def measure(*, quick: bool) -> dict[str, object]:
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     # Unmeasured: bring the connections (ours and the router's) back to this rate's level.
                     await open_loop(pools[name], rate=rate, count=max(5, rate // 10), first_id=next_id)
+                    pid = pids.get(name)
+                    cpu_before = _cpu_seconds(pid) if pid else 0.0
                     result = await open_loop(pools[name], rate=rate, count=count, first_id=next_id)
+                    if pid:
+                        cpu[name][rate] += (_cpu_seconds(pid) - cpu_before) * 1000.0 / (count * rounds)
                     next_id += count
                     samples[name][rate] += result.ttfb_ms
                     late[name][rate] += result.late
@@ -429,13 +461,16 @@ async def measure(*, quick: bool) -> dict[str, object]:
                     await asyncio.sleep(0.05)
         for pool in pools.values():
             pool.close()
-    return _summary(samples, late=late, behind=behind, missing=missing, rounds=rounds, seconds=seconds)
+    return _summary(
+        samples, late=late, cpu=cpu, behind=behind, missing=missing, rounds=rounds, seconds=seconds
+    )
 
 
 def _summary(
     samples: dict[str, dict[int, list[float]]],
     *,
     late: dict[str, dict[int, int]],
+    cpu: dict[str, dict[int, float]],
     behind: dict[str, float],
     missing: dict[str, str],
     rounds: int,
@@ -458,6 +493,7 @@ def _summary(
                 "ttfb_p50_ms": percentile(samples[name][rate], 0.5),
                 "ttfb_p99_ms": percentile(samples[name][rate], 0.99),
                 "late_requests": late.get(name, {}).get(rate, 0),
+                "cpu_ms_per_request": cpu.get(name, {}).get(rate, 0.0),
             }
             for rate in RATES
         }
@@ -497,12 +533,14 @@ def print_table(result: dict[str, object]) -> None:
     by_rate = detail["added_latency_by_rate"]
     print(
         f"{'router':<16}{'rate/s':>8}{'TTFB p50':>10}{'p99':>9}{'late':>6}"
-        f"{'added p50 ms':>14}{'added p99 ms':>14}"
+        f"{'added p50 ms':>14}{'added p99 ms':>14}{'CPU ms/req':>12}"
     )
     for name, rows in by_rate.items():
         for rate, row in rows.items():
             added = (
-                f"{row['added_p50_ms']:>14.2f}{row['added_p99_ms']:>14.2f}" if "added_p50_ms" in row else ""
+                f"{row['added_p50_ms']:>14.2f}{row['added_p99_ms']:>14.2f}{row['cpu_ms_per_request']:>12.2f}"
+                if "added_p50_ms" in row
+                else ""
             )
             print(
                 f"{name:<16}{rate:>8}{row['ttfb_p50_ms']:>10.2f}{row['ttfb_p99_ms']:>9.2f}"
@@ -522,7 +560,7 @@ def print_table(result: dict[str, object]) -> None:
     )
     print(
         f"(late: requests that found {MAX_IN_FLIGHT} in flight and waited, i.e. the router could not keep up"
-        " with the rate)"
+        " with the rate; CPU: the router process's user+system time per request)"
     )
 
 

@@ -50,6 +50,7 @@ def test_summary_subtracts_the_direct_percentiles_and_reports_missing_routers() 
     result = po._summary(
         {"direct": direct, "autoscaler": ours, "vllm-router": vllm},
         late={"autoscaler": {50: 3}},
+        cpu={"autoscaler": {50: 2.5}},
         behind={},
         missing={"sglang-router": "not installed"},
         rounds=1,
@@ -60,4 +61,5 @@ def test_summary_subtracts_the_direct_percentiles_and_reports_missing_routers() 
     assert result["overhead_ratio_vs_vllm_router"] == 2.0
     by_rate = result["proxy_overhead_streaming"]["added_latency_by_rate"]  # type: ignore[index]
     assert by_rate["autoscaler"]["50"]["late_requests"] == 3
+    assert by_rate["autoscaler"]["50"]["cpu_ms_per_request"] == 2.5
     assert by_rate["direct"]["50"] == {"ttfb_p50_ms": 1.0, "ttfb_p99_ms": 1.0, "late_requests": 0}
