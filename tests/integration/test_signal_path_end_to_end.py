@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from autoscaler.adapters import prometheus
-from autoscaler.core.observation import ReplicaCounts
+from autoscaler.core.observation import PhaseSignals, ReplicaCounts
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.policy.settings import Bounds
 from autoscaler.policy.state import PolicyState
@@ -114,9 +114,18 @@ def test_observation_follows_the_load_and_prometheus_loss_holds(tmp_path: Path) 
         (tmp_path / "prometheus").mkdir()
         with prometheus_server(targets, tmp_path / "prometheus") as prom:
             reader = prometheus.PrometheusReader.connect(prom, READER)
-            succeeded = asyncio.run(_load(router, seconds=25.0))
-            busy = reader.observe(pool=POOL, replicas=counts, now=time.time()).phases[Phase.AGGREGATED]
-            time.sleep(12.0)  # the rate window empties
+
+            async def load_and_observe() -> tuple[int, PhaseSignals]:
+                # Read while the load still runs: instant gauges (queue, KV use) fall back to zero as
+                # soon as the last request ends, and a reading taken after it races the last scrape.
+                load = asyncio.create_task(_load(router, seconds=25.0))
+                await asyncio.sleep(20.0)
+                now = time.time()
+                seen = await asyncio.to_thread(reader.observe, pool=POOL, replicas=counts, now=now)
+                return await load, seen.phases[Phase.AGGREGATED]
+
+            succeeded, busy = asyncio.run(load_and_observe())
+            time.sleep(12.0)  # the rate window empties after the load's end
             idle = reader.observe(pool=POOL, replicas=counts, now=time.time()).phases[Phase.AGGREGATED]
 
         assert succeeded == int(RATE * 25.0)  # nothing lost on the way
