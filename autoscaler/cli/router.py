@@ -7,13 +7,14 @@ The config file (YAML) is ``autoscaler.adapters.proxy.settings.ProxySettings``: 
 (static list, file or Kubernetes label selector), how prompts are hashed (approximate or vLLM-precise),
 and the router's scorer weights, overload thresholds, P/D decider and slow start. Serves
 /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics.
-SIGTERM or SIGINT stop it gracefully (in-flight requests finish), after which the process ends by that
-signal, as uvicorn does. Exit codes: 2 bad config.
+SIGTERM or SIGINT stop it gracefully (in-flight requests get shutdown_timeout_s to finish), after which the
+process ends by that signal. Exit codes: 2 bad config.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -46,9 +47,7 @@ def load_settings(path: Path, *, host: str | None = None, port: int | None = Non
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from autoscaler.adapters.proxy.app import build_app
+    from autoscaler.adapters.proxy import app
 
     try:
         settings = load_settings(args.config, host=args.host, port=args.port)
@@ -56,14 +55,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ProfileError) as err:
         print(f"autoscaler router: {err}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        build_app(settings, profile=profile),
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        access_log=False,
-        lifespan="on",
-        server_header=False,  # the engine's Server and Date headers pass through; no second copy
-        date_header=False,
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
+    app.run(settings, profile=profile)
     return 0

@@ -11,37 +11,38 @@ Guarantees, each covered by a contract test:
 - an engine that refuses the connection (or does not accept it in time) is taken out of rotation and the
   request placed again, up to ``connect_attempts`` engines, before any byte reaches the client;
 - a client that goes away cancels the engine's request (the upstream connection is closed), whether it
-  left while waiting for the engine or while the answer streamed;
+  left while waiting for the engine or while the answer streamed: the server cancels the request's
+  handler when its connection is lost;
 - every placed request is released from the router exactly once, however it ends.
 
 P/D uses vLLM's two-step ``kv_transfer_params`` protocol (NixlConnector): the prefill engine gets the
 request with ``max_tokens: 1``, ``stream: false`` and ``kv_transfer_params.do_remote_decode``; its answer's
 ``kv_transfer_params`` go into the request the decode engine then serves. If the prefill engine fails,
 the decode engine prefills itself (as llm-d's sidecar does).
+
+Both sides of the proxy are aiohttp (its HTTP parsers are compiled) on uvloop where installed: the
+per-request CPU is what sets the rate one proxy process sustains, and what it adds to time to first token
+(``benchmarks/proxy_overhead.py``). Every TCP socket asyncio and uvloop open has TCP_NODELAY set, so a
+small SSE event is written at once, never held back by Nagle's algorithm.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import json
 import logging
-import socket
+import os
+import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import anyio
-import httpx
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from autoscaler.adapters.proxy import prompts
 from autoscaler.adapters.proxy.fleet import Fleet
@@ -53,7 +54,7 @@ from autoscaler.routing.router import AffinityRouter, RoutedPlacement
 
 log = logging.getLogger(__name__)
 
-# Headers that describe one hop, not the message (RFC 9110 7.6.1), plus those httpx or uvicorn set.
+# Headers that describe one hop, not the message (RFC 9110 7.6.1), plus those each hop sets itself.
 _HOP_HEADERS = frozenset(
     {
         "connection",
@@ -68,8 +69,8 @@ _HOP_HEADERS = frozenset(
         "content-length",
     }
 )
-# httpx decodes a body it reads whole: these no longer describe the bytes passed on.
-_DECODED_HEADERS = frozenset({"content-encoding", "content-length"})
+# Errors before the engine saw any of the request: safe to place it again elsewhere.
+_NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 _PREFILL_PARAMS = {
     "do_remote_decode": True,
     "do_remote_prefill": False,
@@ -78,6 +79,7 @@ _PREFILL_PARAMS = {
     "remote_host": None,
     "remote_port": None,
 }
+_CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection", in the responses metric
 
 
 class BodyTooLarge(Exception):
@@ -86,68 +88,81 @@ class BodyTooLarge(Exception):
 
 def error(
     status: int, message: str, *, kind: str, param: str | None = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
+) -> web.Response:
     """An OpenAI-style error answer."""
     body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return web.json_response(body, status=status, headers=headers)
 
 
-def make_client(settings: ProxySettings) -> httpx.AsyncClient:
-    """The upstream client: no transport retries (the proxy retries on other engines), TCP_NODELAY set.
-
-    (On the client side of the proxy, asyncio's transports set TCP_NODELAY on every socket uvicorn accepts.)
-    """
-    transport = httpx.AsyncHTTPTransport(
-        retries=0,
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        limits=httpx.Limits(max_connections=4096, max_keepalive_connections=512),
+def make_client(settings: ProxySettings) -> aiohttp.ClientSession:
+    """The upstream client: pooled keep-alive connections, no retries of its own (the proxy places a refused
+    request again), bodies relayed as they come (no decompression) and no headers the client did not send."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=4096, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.connect_timeout_s, sock_read=settings.read_timeout_s
+        ),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
     )
-    timeout = httpx.Timeout(
-        settings.read_timeout_s, connect=settings.connect_timeout_s, pool=settings.read_timeout_s
-    )
-    return httpx.AsyncClient(transport=transport, timeout=timeout)
 
 
 class Proxy:
+    """The request path. The upstream client exists between ``start`` and ``stop`` (it needs a loop)."""
+
     def __init__(self, settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> None:
         self.settings = settings
         self.router = AffinityRouter(settings.router_settings(profile), seed=seed)
-        self.client = make_client(settings)
-        self.fleet = Fleet(settings, self.router, self.client)
+        self.fleet = Fleet(settings, self.router)
         self.metrics = RouterMetrics(pool=settings.pool, router=self.router)
+        self._client: aiohttp.ClientSession | None = None
         self._ids = itertools.count()
         self._tokenizer_turn = itertools.count()  # engines take turns tokenizing
 
-    async def completions(self, request: Request) -> Response:
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        assert self._client is not None, "the proxy is not started"
+        return self._client
+
+    async def start(self) -> None:
+        self._client = make_client(self.settings)
+        await self.fleet.start(self._client)
+
+    async def stop(self) -> None:
+        await self.fleet.stop()
+        if self._client is not None:
+            await self._client.close()
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
         return await self._generate(request, chat=False)
 
-    async def chat_completions(self, request: Request) -> Response:
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         return await self._generate(request, chat=True)
 
-    async def models(self, request: Request) -> Response:
+    async def models(self, request: web.Request) -> web.Response:
         ready = self.fleet.ready()
         if not ready:
             return self._unavailable()
         try:
-            upstream = await self.client.get(f"{self.fleet.url(ready[0])}/v1/models")
-        except httpx.TransportError as err:
-            return error(502, f"engine unreachable: {err}", kind="upstream_error")
-        headers = {k: v for k, v in _relayed(upstream.headers).items() if k.lower() not in _DECODED_HEADERS}
-        return Response(upstream.content, status_code=upstream.status_code, headers=headers)
+            async with self.client.get(f"{self.fleet.url(ready[0])}/v1/models") as upstream:
+                body = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as err:
+            return error(502, f"engine unreachable: {err!r}", kind="upstream_error")
+        return web.Response(body=body, status=upstream.status, headers=_relayed(upstream.headers))
 
-    async def health(self, request: Request) -> Response:
+    async def health(self, request: web.Request) -> web.Response:
         ready = len(self.fleet.ready())
-        return JSONResponse(
+        return web.json_response(
             {"status": "ok" if ready else "no-ready-endpoint", "ready_endpoints": ready},
-            status_code=200 if ready else 503,
+            status=200 if ready else 503,
         )
 
-    async def prometheus(self, request: Request) -> Response:
-        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # --- the request path --------------------------------------------------------------------------
 
-    async def _generate(self, request: Request, *, chat: bool) -> Response:
+    async def _generate(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         settings = self.settings
         try:
             raw = await _read_body(request, settings.max_body_bytes)
@@ -188,43 +203,64 @@ class Proxy:
             except NoEndpointError:
                 return self._count(self._unavailable())
             self.metrics.timed(time.perf_counter() - start)
-            phase = self.router.endpoint(
-                placement.endpoint
-            ).phase  # now: the endpoint may leave while we wait
+            phase = self.router.endpoint(placement.endpoint).phase  # now: the endpoint may leave meanwhile
             try:
-                upstream = await _unless_disconnected(
-                    request.receive,
-                    self._open_upstream(placement, request.url.path, raw, body, forward_headers),
-                )
-            except (
-                httpx.ConnectError,
-                httpx.ConnectTimeout,
-            ) as err:  # nothing reached the engine: place again
+                upstream = await self._open_upstream(placement, request.path, raw, body, forward_headers)
+            except _NOT_CONNECTED as err:  # nothing reached the engine: place again
                 self._release(placement)
                 self._upstream_error(placement.endpoint, "refused")
                 self.fleet.mark_unhealthy(placement.endpoint)
                 log.warning("endpoint %s refused a connection (%s); placing again", placement.endpoint, err)
                 start = time.perf_counter()
                 continue
-            except httpx.HTTPError as err:  # accepted, then failed before answering: nothing was sent yet
+            except (aiohttp.ClientError, TimeoutError) as err:  # accepted, then failed before answering
                 self._release(placement)
                 self.metrics.placed(placement, phase=phase)
                 self._upstream_error(placement.endpoint, "failed")
                 return self._count(error(502, f"engine failed: {err!r}", kind="upstream_error"))
+            except asyncio.CancelledError:  # the client left while the engine worked (its request is closed)
+                self._release(placement)
+                self._count_code(_CLIENT_CLOSED)
+                raise
             except BaseException:
                 self._release(placement)
                 raise
             self.metrics.placed(placement, phase=phase)
-            if upstream is None:  # the client left while the engine was working: nothing to answer
-                self._release(placement)
-                return self._count(Response(status_code=499))
-            self._count_code(upstream.status_code)
-            return _Relay(
-                upstream,
-                on_close=functools.partial(self._release, placement),
-                on_error=functools.partial(self._upstream_error, placement.endpoint, "stream"),
-            )
+            self._count_code(upstream.status)
+            return await self._relay(request, upstream, placement)
         return self._count(error(502, "no engine accepted the connection", kind="upstream_error"))
+
+    async def _relay(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, placement: RoutedPlacement
+    ) -> web.StreamResponse:
+        """Relay the engine's answer byte for byte, then release the placement, exactly once.
+
+        A client that leaves cancels this handler: the upstream connection is closed, which cancels the
+        engine's work. An engine that fails mid-stream is counted and the failure propagates, so the
+        client sees a cut connection, not a clean end.
+        """
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response.headers.extend(_relayed(upstream.headers))
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        complete = False
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            complete = True
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError) as err:
+            self._upstream_error(placement.endpoint, "stream")
+            log.warning("engine %s stream failed: %r", placement.endpoint, err)
+            raise
+        finally:
+            if complete:
+                upstream.release()  # back to the pool, kept alive
+            else:
+                upstream.close()
+            self._release(placement)
+        await response.write_eof()
+        return response
 
     async def _engine_tokens(
         self, prompt: prompts.Prompt, body: dict[str, Any], *, chat: bool
@@ -235,12 +271,12 @@ class Proxy:
             return prompt
         engine = ready[next(self._tokenizer_turn) % len(ready)]
         try:
-            answer = await self.client.post(
+            async with self.client.post(
                 f"{self.fleet.url(engine)}/tokenize", json=prompts.tokenize_request(body, chat=chat)
-            )
-            answer.raise_for_status()
-            tokens = answer.json()["tokens"]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
+            ) as answer:
+                answer.raise_for_status()
+                tokens = (await answer.json(content_type=None))["tokens"]
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as err:
             self._upstream_error(engine, "tokenize")
             log.warning("tokenize on %s failed (%r); placing on load alone", engine, err)
             return prompt
@@ -250,13 +286,12 @@ class Proxy:
 
     async def _open_upstream(
         self, placement: RoutedPlacement, path: str, raw: bytes, body: dict[str, Any], headers: dict[str, str]
-    ) -> httpx.Response:
+    ) -> aiohttp.ClientResponse:
         """Start the engine's answer (headers received, body not yet read); P/D prefills first."""
         if placement.prefill_endpoint is not None:
             raw = await self._remote_prefill(placement, path, body, headers)
-        url = f"{self.fleet.url(placement.endpoint)}{path}"
-        return await self.client.send(
-            self.client.build_request("POST", url, content=raw, headers=headers), stream=True
+        return await self.client.post(
+            f"{self.fleet.url(placement.endpoint)}{path}", data=raw, headers=headers
         )
 
     async def _remote_prefill(
@@ -269,17 +304,20 @@ class Proxy:
         if "max_completion_tokens" in prefill_body:
             prefill_body["max_completion_tokens"] = 1
         url = f"{self.fleet.url(placement.prefill_endpoint)}{path}"
+        params = None
         try:
-            answer = await self.client.post(url, content=json.dumps(prefill_body).encode(), headers=headers)
-            answer.raise_for_status()
-            params = answer.json().get("kv_transfer_params")
-        except (httpx.HTTPError, ValueError) as err:
-            kind = "refused" if isinstance(err, httpx.ConnectError | httpx.ConnectTimeout) else "prefill"
+            async with self.client.post(
+                url, data=json.dumps(prefill_body).encode(), headers=headers
+            ) as answer:
+                answer.raise_for_status()
+                result = await answer.json(content_type=None)
+            params = result.get("kv_transfer_params") if isinstance(result, dict) else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+            kind = "refused" if isinstance(err, _NOT_CONNECTED) else "prefill"
             self._upstream_error(placement.prefill_endpoint, kind)
             if kind == "refused":
                 self.fleet.mark_unhealthy(placement.prefill_endpoint)
-            log.warning("prefill on %s failed (%s); decode prefills locally", placement.prefill_endpoint, err)
-            params = None
+            log.warning("prefill on %s failed (%r); decode prefills locally", placement.prefill_endpoint, err)
         finally:
             self.router.prefill_done(placement, now=time.monotonic())
         if params is None:
@@ -292,7 +330,7 @@ class Proxy:
     def _release(self, placement: RoutedPlacement) -> None:
         self.router.finished(placement, now=time.monotonic())
 
-    def _unavailable(self) -> JSONResponse:
+    def _unavailable(self) -> web.Response:
         return error(
             503,
             "no ready endpoint",
@@ -300,76 +338,21 @@ class Proxy:
             headers={"Retry-After": str(self.settings.retry_after_s)},
         )
 
-    def _count(self, response: Response) -> Response:
-        self._count_code(response.status_code)
+    def _count(self, response: web.Response) -> web.Response:
+        self._count_code(response.status)
         return response
 
     def _count_code(self, code: int) -> None:
         self.metrics.responses.labels(self.settings.pool, str(code)).inc()
 
 
-class _Relay(StreamingResponse):
-    """Relays an engine's response byte for byte; closes it (cancelling the engine's work) and releases the
-    placement exactly once, whether the stream ends, fails, or the client disconnects. An engine that fails
-    mid-stream is counted and the failure propagates, so the client sees a cut connection, not a clean end."""
-
-    def __init__(
-        self, upstream: httpx.Response, *, on_close: Callable[[], None], on_error: Callable[[], None]
-    ) -> None:
-        super().__init__(
-            _raw(upstream, on_error), status_code=upstream.status_code, headers=_relayed(upstream.headers)
-        )
-        self._upstream = upstream
-        self._on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._upstream.aclose()
-            self._on_close()
-
-
-async def _raw(upstream: httpx.Response, on_error: Callable[[], None]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in upstream.aiter_raw():
-            yield chunk
-    except httpx.HTTPError as err:
-        on_error()
-        log.warning("engine stream failed: %r", err)
-        raise
-
-
-async def _unless_disconnected(receive: Receive, work: Awaitable[httpx.Response]) -> httpx.Response | None:
-    """``work``'s result, or None (``work`` cancelled) if the client disconnects first."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnect(receive))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
-        response = await task
-        await response.aclose()
-    return None
-
-
-async def _disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    declared = request.content_length
+    if declared is not None and declared > limit:
         raise BodyTooLarge
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in request.content.iter_any():
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
@@ -377,40 +360,94 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _forwarded(headers: Any) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
+def _forwarded(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's headers for the engine; the body is JSON (it was parsed) whatever the client said."""
+    forwarded = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
+    if not any(k.lower() == "content-type" for k in forwarded):
+        forwarded["Content-Type"] = "application/json"
+    return forwarded
 
 
-def _relayed(headers: httpx.Headers) -> dict[str, str]:
-    """The engine's headers minus hop-by-hop ones; Content-Length stays valid since bytes are relayed raw."""
-    relayed = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
-    if "content-length" in headers:
-        relayed["content-length"] = headers["content-length"]
-    return relayed
+def _relayed(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """The engine's headers minus hop-by-hop ones (Content-Length is the response's own to set)."""
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _HOP_HEADERS)
 
 
-def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> Starlette:
-    """The proxy as an ASGI app; ``profile`` is the loaded ``settings.profile``, if any."""
+PROXY = web.AppKey("proxy", Proxy)
+
+
+def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> web.Application:
+    """The proxy as an aiohttp app (``app[PROXY]`` is its ``Proxy``); ``profile`` is the loaded
+    ``settings.profile``, if any."""
     proxy = Proxy(settings, seed=seed, profile=profile)
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await proxy.fleet.start()
-        try:
-            yield
-        finally:
-            await proxy.fleet.stop()
-            await proxy.client.aclose()
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        await proxy.start()
+        yield
+        await proxy.stop()
 
-    app = Starlette(
-        routes=[
-            Route("/v1/completions", proxy.completions, methods=["POST"]),
-            Route("/v1/chat/completions", proxy.chat_completions, methods=["POST"]),
-            Route("/v1/models", proxy.models, methods=["GET"]),
-            Route("/health", proxy.health, methods=["GET"]),
-            Route("/metrics", proxy.prometheus, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
-    app.state.proxy = proxy
+    app = web.Application()
+    app[PROXY] = proxy
+    app.cleanup_ctx.append(lifespan)
+    app.router.add_post("/v1/completions", proxy.completions)
+    app.router.add_post("/v1/chat/completions", proxy.chat_completions)
+    app.router.add_get("/v1/models", proxy.models)
+    app.router.add_get("/health", proxy.health)
+    app.router.add_get("/metrics", proxy.prometheus)
     return app
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: web.Application, *, host: str, port: int, shutdown_timeout_s: float
+) -> AsyncIterator[int]:
+    """Serve ``app`` on ``host:port`` (0: a free port) and yield the port; on exit stop accepting, give
+    in-flight requests up to ``shutdown_timeout_s`` to finish, then run the app's cleanup."""
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=shutdown_timeout_s,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+def run(settings: ProxySettings, *, profile: Profile | None) -> None:
+    """Serve until SIGTERM or SIGINT, let in-flight requests finish, then end by that signal (as uvicorn
+    does, so a supervisor sees why the process ended)."""
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # uvloop is optional (it builds on Linux and macOS only)
+        runner = asyncio.Runner()
+    with runner:
+        received = runner.run(_serve_until_signal(settings, profile))
+    signal.signal(received, signal.SIG_DFL)
+    os.kill(os.getpid(), received)
+
+
+async def _serve_until_signal(settings: ProxySettings, profile: Profile | None) -> int:
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[int] = loop.create_future()
+
+    def received(sig: int) -> None:
+        if not stop.done():
+            stop.set_result(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, received, sig)
+    app = build_app(settings, profile=profile)
+    async with serving(
+        app, host=settings.host, port=settings.port, shutdown_timeout_s=settings.shutdown_timeout_s
+    ) as port:
+        log.info("router listening on %s:%d", settings.host, port)
+        signum = await stop
+        log.info("signal %s: finishing in-flight requests", signal.Signals(signum).name)
+    return signum

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-import httpx
+import aiohttp
 
 from autoscaler.adapters.kv_events import KvEventSubscriber
 from autoscaler.adapters.proxy import discovery, engine_metrics
@@ -29,10 +29,11 @@ _SCRAPE_FAILURES = 3
 
 
 class Fleet:
-    def __init__(self, settings: ProxySettings, router: AffinityRouter, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: ProxySettings, router: AffinityRouter) -> None:
         self._settings = settings
         self._router = router
-        self._client = client
+        self._client: aiohttp.ClientSession | None = None
+        self._scrape_timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout_s)
         self._specs: dict[str, StaticEndpoint] = {}
         self._unhealthy: set[str] = set()
         self._failures: dict[str, int] = {}
@@ -48,7 +49,9 @@ class Fleet:
         """Endpoints that take new requests."""
         return [n for n, s in self._specs.items() if not s.draining and n not in self._unhealthy]
 
-    async def start(self) -> None:
+    async def start(self, client: aiohttp.ClientSession) -> None:
+        """Follow discovery and scrape the engines with ``client`` until ``stop``."""
+        self._client = client
         if self._settings.hashing.mode == "precise":
             self._events = KvEventSubscriber(self._router)
         self._tasks = [
@@ -125,11 +128,11 @@ class Fleet:
                 log.info("endpoint %s is back", name)
 
     async def _scrape(self, name: str) -> engine_metrics.EngineScrape:
-        response = await self._client.get(
-            f"{self._specs[name].url}/metrics", timeout=self._settings.scrape_timeout_s
-        )
-        response.raise_for_status()
-        return engine_metrics.parse(response.text)
+        assert self._client is not None, "the fleet is not started"
+        url = f"{self._specs[name].url}/metrics"
+        async with self._client.get(url, timeout=self._scrape_timeout) as response:
+            response.raise_for_status()
+            return engine_metrics.parse(await response.text())
 
     async def _scrape_forever(self) -> None:
         await self.discovered.wait()

@@ -118,6 +118,7 @@ class ProxySettings(_Frozen):
     read_timeout_s: PositiveSeconds = 600.0
     connect_attempts: Annotated[int, Field(ge=1)] = 3  # endpoints tried when connections are refused
     retry_after_s: Annotated[int, Field(ge=1)] = 1  # the 503's Retry-After
+    shutdown_timeout_s: PositiveSeconds = 60.0  # on SIGTERM, how long in-flight requests may still finish
     default_kv_capacity_tokens: Annotated[int, Field(ge=1)] = 1_000_000  # until the first scrape says
 
     def router_settings(self, profile: Profile | None = None) -> RouterSettings:

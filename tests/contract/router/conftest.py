@@ -1,4 +1,4 @@
-"""Real HTTP on 127.0.0.1: uvicorn serves the fake engines and the proxy in the test's event loop."""
+"""Real HTTP on 127.0.0.1 in the test's event loop: uvicorn serves the fake engines, the proxy itself."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 import pytest
 import uvicorn
 
-from autoscaler.adapters.proxy.app import Proxy, build_app
+from autoscaler.adapters.proxy.app import PROXY, Proxy, build_app, serving
 from autoscaler.adapters.proxy.settings import ProxySettings
 
 
@@ -58,10 +58,10 @@ def proxy_for() -> ProxyFactory:
             {"endpoints": discovery, "scrape_interval_s": 0.05, **overrides}
         )
         app = build_app(settings, seed=7)
-        async with serve(app) as url:
-            proxy: Proxy = app.state.proxy
+        async with serving(app, host="127.0.0.1", port=0, shutdown_timeout_s=5) as port:
+            proxy = app[PROXY]
             await proxy.fleet.discovered.wait()
-            yield url, proxy
+            yield f"http://127.0.0.1:{port}", proxy
 
     return start
 
