@@ -217,6 +217,7 @@ def compare(samples: dict[str, Any]) -> dict[str, Any]:
         "torch": samples.get("torch"),
         "fit": {
             "step_base_s": fit.base_s,
+            "prefill_per_step_s": fit.prefill_per_step_s,
             "prefill_per_token_s": fit.prefill_per_token_s,
             "prefill_per_attention_pair_s": fit.prefill_per_attention_pair_s,
             "decode_per_sequence_s": fit.decode_per_sequence_s,
@@ -226,6 +227,7 @@ def compare(samples: dict[str, Any]) -> dict[str, Any]:
         },
         "h100_profile": {
             "step_base_s": h100.step.base_s.value,
+            "prefill_per_step_s": h100.prefill.per_step_s.value,
             "prefill_per_token_s": h100.prefill.per_token_s.value,
             "prefill_per_attention_pair_s": h100.prefill.per_attention_pair_s.value,
             "decode_per_sequence_s": h100.decode.per_sequence_s.value,
@@ -249,8 +251,8 @@ def print_table(result: dict[str, Any]) -> None:
         )
     fit = result["fit"]
     print(
-        f"fit: step {fit['step_base_s'] * 1e3:.3f} ms, "
-        f"prefill {fit['prefill_per_token_s'] * 1e6:.3f} us/token"
+        f"fit: step {fit['step_base_s'] * 1e3:.3f} ms, prefill +{fit['prefill_per_step_s'] * 1e3:.3f} ms/step"
+        f" + {fit['prefill_per_token_s'] * 1e6:.3f} us/token"
         f" + {fit['prefill_per_attention_pair_s'] * 1e9:.4f} ns/pair, decode "
         f"{fit['decode_per_sequence_s'] * 1e6:.2f} us/seq + {fit['decode_per_context_token_s'] * 1e9:.4f} "
         f"ns/context token (rms error prefill {fit['prefill_rms_relative_error']:.1%}, "

@@ -27,6 +27,7 @@ class _Replica:
 
     def __init__(self, profile: Profile, load: Load, replicas: FloatArray, slo: Slo) -> None:
         base = profile.step.base_s.value
+        prefill_step = profile.prefill.per_step_s.value  # what a step that carries a chunk costs on top
         per_token = profile.prefill.per_token_s.value
         attention = profile.prefill.per_attention_pair_s.value
         budget = profile.limits.max_num_batched_tokens.value
@@ -38,7 +39,11 @@ class _Replica:
         prefill_work = (
             per_token * u * load.prompt_tokens + attention * pairs_share * load.prompt_second_moment
         )
-        self.prefill_share = arrivals * prefill_work
+        # Each prompt pays the prefill step overhead at least once per budget-sized chunk (a lower bound:
+        # the lane left beside the decodes is narrower, which only the batch below decides).
+        self.prefill_share = arrivals * (
+            prefill_work + prefill_step * np.maximum(1.0, u * load.prompt_tokens / budget)
+        )
         outputs = arrivals * load.output_tokens
         stretch = np.maximum(1.0 - self.prefill_share, 1e-9)
         self.pressure = self.prefill_share + outputs * self.per_seq
@@ -49,7 +54,7 @@ class _Replica:
         self.batch_q = decode.batch_quantile(np.where(self.stable, mean_batch, 0.0), slo.itl.quantile)
         lane = np.maximum(budget - self.batch, 1.0)  # prefill tokens per step
         chunks = np.maximum(1.0, u * load.prompt_tokens / lane)
-        chunk_time = prefill_work / chunks
+        chunk_time = prefill_work / chunks + prefill_step
         decode_step = base + self.per_seq * self.batch_q
         mixed_mean = base + self.per_seq * np.where(self.stable, mean_batch, 0.0) + chunk_time
         chunk_fraction = np.minimum(1.0, arrivals * chunks * mixed_mean)
@@ -58,9 +63,12 @@ class _Replica:
         def latency(prompt: FloatArray) -> FloatArray:
             steps = np.ceil(np.maximum(u * prompt, 1.0) / lane)
             own = per_token * u * prompt + attention * pairs_share * prompt**2
-            return np.asarray(steps * (base + self.per_seq * np.where(self.stable, mean_batch, 0.0)) + own)
+            step = base + prefill_step + self.per_seq * np.where(self.stable, mean_batch, 0.0)
+            return np.asarray(steps * step + own)
 
-        occupancy = prefill_work + (u * load.prompt_tokens / lane) * (base + self.per_seq * mean_batch)
+        occupancy = prefill_work + (u * load.prompt_tokens / lane) * (
+            base + prefill_step + self.per_seq * mean_batch
+        )
         occupancy = np.where(self.stable, occupancy, np.inf)
         wait = queueing.wait_quantile(
             servers=safe_r,

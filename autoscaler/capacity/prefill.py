@@ -37,7 +37,8 @@ def _linear_and_quadratic(profile: Profile, load: Load) -> tuple[FloatArray, Flo
     """Work per request ≈ lin·P + quad·P² for a prompt of P tokens (uncached fraction u)."""
     u = load.uncached_fraction
     budget = profile.limits.max_num_batched_tokens.value
-    lin = (profile.step.base_s.value / budget + profile.prefill.per_token_s.value) * u
+    step = profile.step.base_s.value + profile.prefill.per_step_s.value
+    lin = (step / budget + profile.prefill.per_token_s.value) * u
     quad = profile.prefill.per_attention_pair_s.value * (1.0 - (1.0 - u) ** 2)
     return lin, quad
 

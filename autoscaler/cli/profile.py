@@ -8,8 +8,9 @@ Measures, one request or one batch at a time (the engine should serve nothing el
   prefill   time to first token of single requests at several prompt lengths;
   decode    inter-token time of concurrent streams at several batch sizes and prompt lengths;
   KV cache  capacity and block size from the vllm:cache_config_info labels on /metrics.
-Then fits the shared time model (step.base_s, prefill.per_token_s, prefill.per_attention_pair_s,
-decode.per_sequence_s, decode.per_context_token_s) by non-negative least squares and writes the profile.
+Then fits the shared time model (step.base_s, prefill.per_step_s, prefill.per_token_s,
+prefill.per_attention_pair_s, decode.per_sequence_s, decode.per_context_token_s) by non-negative least
+squares and writes the profile.
 The engine's limits (--max-num-seqs, --max-num-batched-tokens) are not on /metrics: pass the flags the
 engine runs with. Exit codes: 0 written, 1 the engine failed or could not be measured, 2 bad input.
 """
@@ -189,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(header + yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False))
     step, prefill, decode = profile.step, profile.prefill, profile.decode
     fitted = (
-        f"step {step.base_s.value * 1e3:.3f} ms, prefill {prefill.per_token_s.value * 1e6:.3f} us/token + "
+        f"step {step.base_s.value * 1e3:.3f} ms, prefill +{prefill.per_step_s.value * 1e3:.3f} ms/step + "
+        f"{prefill.per_token_s.value * 1e6:.3f} us/token + "
         f"{prefill.per_attention_pair_s.value * 1e9:.4f} ns/pair, "
         f"decode {decode.per_sequence_s.value * 1e6:.2f} us/seq + "
         f"{decode.per_context_token_s.value * 1e9:.3f} ns/context token"

@@ -101,6 +101,7 @@ class ReplicaEngine:
         "_per_sequence_s",
         "_per_token_s",
         "_prefill_alloc",
+        "_prefill_step_s",
         "_prefilling",
         "_seg_steps",
         "_seg_t",
@@ -129,6 +130,7 @@ class ReplicaEngine:
         self._per_sequence_s = profile.decode.per_sequence_s.value
         self._per_context_s = profile.decode.per_context_token_s.value
         self._per_token_s = profile.prefill.per_token_s.value
+        self._prefill_step_s = profile.prefill.per_step_s.value
         self._per_pair_s = profile.prefill.per_attention_pair_s.value
         self._budget = profile.max_num_batched_tokens
         self._max_seqs = profile.max_num_seqs
@@ -386,6 +388,7 @@ class ReplicaEngine:
             self.cache.evict_to(room)
         dt = self._base_s + self._per_sequence_s * batch + self._per_context_s * context
         if self._prefilling:
+            dt += self._prefill_step_s
             avail = max(1, self._budget - batch)
             head = self._prefilling[0]
             remaining = head.target - head.computed

@@ -43,6 +43,7 @@ def corrected(profile: Profile, *, factor: float, phase: Phase) -> Profile:
             update={
                 "per_token_s": _scaled(profile.prefill.per_token_s, factor),
                 "per_attention_pair_s": _scaled(profile.prefill.per_attention_pair_s, factor),
+                "per_step_s": _scaled(profile.prefill.per_step_s, factor),
             }
         )
     if phase in (Phase.DECODE, Phase.AGGREGATED):

@@ -3,13 +3,14 @@
 ``autoscaler profile`` measures two kinds of sample and this module turns them into a ``Profile``:
 
 - ``PrefillSample``: one request alone on the engine, ``new_tokens`` uncached prompt tokens (one chunk), its
-  time to first token. The model says ``base + per_token * n + per_attention_pair * n^2``;
+  time to first token. The model says ``base + per_step + per_token * n + per_attention_pair * n^2``;
 - ``DecodeSample``: the typical inter-token time while ``batch`` sequences decode together holding
   ``context`` KV tokens in total. The model says
   ``base + per_sequence * batch + per_context_token * context``.
 
-Both kinds share ``step.base_s``, so they are fitted together, as one least-squares problem over the five
-coefficients. Two choices make the fit usable as a profile:
+Both kinds share ``step.base_s``, so they are fitted together, as one least-squares problem over the six
+coefficients; ``per_step`` (``prefill.per_step_s``) is what a step that prefills costs beyond a decode step,
+the difference of the two kinds' intercepts. Two choices make the fit usable as a profile:
 
 - residuals are relative (each row divided by its measured time), so millisecond decode steps weigh as much
   as prefills ten times longer, and the profile is about as wrong, in per cent, everywhere it was measured;
@@ -71,6 +72,7 @@ class DecodeSample:
 @dataclasses.dataclass(frozen=True, slots=True)
 class TimeModelFit:
     base_s: float
+    prefill_per_step_s: float
     prefill_per_token_s: float
     prefill_per_attention_pair_s: float
     decode_per_sequence_s: float
@@ -81,6 +83,7 @@ class TimeModelFit:
     def prefill_s(self, new_tokens: float) -> float:
         return (
             self.base_s
+            + self.prefill_per_step_s
             + self.prefill_per_token_s * new_tokens
             + self.prefill_per_attention_pair_s * (new_tokens**2)
         )
@@ -97,9 +100,9 @@ def fit_time_model(prefill: Sequence[PrefillSample], decode: Sequence[DecodeSamp
         )
     if any(s.seconds <= 0 for s in prefill) or any(s.seconds <= 0 for s in decode):
         raise ValueError("measured times must be positive")
-    # columns: base, prefill per token, prefill per pair, decode per sequence, decode per context token
-    rows = [[1.0, s.new_tokens, float(s.new_tokens) ** 2, 0.0, 0.0] for s in prefill]
-    rows += [[1.0, 0.0, 0.0, s.batch, s.context] for s in decode]
+    # columns: base, prefill per step, per token, per pair, decode per sequence, decode per context token
+    rows = [[1.0, 1.0, s.new_tokens, float(s.new_tokens) ** 2, 0.0, 0.0] for s in prefill]
+    rows += [[1.0, 0.0, 0.0, 0.0, s.batch, s.context] for s in decode]
     design = np.asarray(rows, dtype=np.float64)
     measured = np.asarray([s.seconds for s in prefill] + [s.seconds for s in decode], dtype=np.float64)
     # Scale columns to unit norm so NNLS converges on coefficients that differ by ten orders of magnitude.
@@ -112,10 +115,11 @@ def fit_time_model(prefill: Sequence[PrefillSample], decode: Sequence[DecodeSamp
     n = len(prefill)
     return TimeModelFit(
         base_s=float(coefficients[0]),
-        prefill_per_token_s=float(coefficients[1]),
-        prefill_per_attention_pair_s=float(coefficients[2]),
-        decode_per_sequence_s=float(coefficients[3]),
-        decode_per_context_token_s=float(coefficients[4]),
+        prefill_per_step_s=float(coefficients[1]),
+        prefill_per_token_s=float(coefficients[2]),
+        prefill_per_attention_pair_s=float(coefficients[3]),
+        decode_per_sequence_s=float(coefficients[4]),
+        decode_per_context_token_s=float(coefficients[5]),
         prefill_rms_relative_error=float(np.sqrt(np.mean(relative[:n] ** 2))),
         decode_rms_relative_error=float(np.sqrt(np.mean(relative[n:] ** 2))),
     )
@@ -175,6 +179,7 @@ def measured_profile(
                 fit.prefill_per_token_s, ProvenanceKind.MEASURED, f"{source}; TTFT vs prompt length"
             ),
             per_attention_pair_s=measured(fit.prefill_per_attention_pair_s, "TTFT vs prompt length"),
+            per_step_s=measured(fit.prefill_per_step_s, "TTFT intercept over the decode step's"),
         ),
         decode=DecodeModel(
             per_sequence_s=measured(fit.decode_per_sequence_s, "inter-token time vs batch size"),

@@ -11,7 +11,9 @@ load gate), so they cannot disagree about what a replica can do:
   attention pairs among them) next to ``batch`` decoding sequences holding ``context`` KV tokens in
   total takes
   ``step.base_s + decode.per_sequence_s * batch + decode.per_context_token_s * context
-  + prefill.per_token_s * prefill_tokens + prefill.per_attention_pair_s * attention_pairs``;
+  + prefill.per_token_s * prefill_tokens + prefill.per_attention_pair_s * attention_pairs``,
+  plus ``prefill.per_step_s`` when ``prefill_tokens > 0`` (a step that prefills costs more than a pure
+  decode step of the same batch, whatever the prompt length);
 - a prefill of ``n`` uncached tokens after ``h`` cached ones has ``(h+n)^2 - h^2`` attention pairs (the
   roofline FLOP count 2·L·d_attn·((h+n)²−h²) divided by a constant that ``per_attention_pair_s`` absorbs),
   and runs in chunks of at most ``limits.max_num_batched_tokens`` tokens, one step each.
@@ -59,6 +61,11 @@ class StepModel(_Frozen):
 class PrefillModel(_Frozen):
     per_token_s: PositiveQuantity  # linear layers, per new prompt token
     per_attention_pair_s: Quantity  # causal attention, per (query, key) pair
+    # Fixed cost a step pays on top of step.base_s when it carries prompt tokens (the engine prepares the
+    # prefill's attention metadata, and runs the step without the CUDA graph a pure decode step replays).
+    per_step_s: Quantity = Quantity(
+        value=0.0, kind=ProvenanceKind.ASSUMED, source="not separated from step.base_s in the figures used"
+    )
 
 
 class DecodeModel(_Frozen):
@@ -117,6 +124,7 @@ class Profile(_Frozen):
         """Seconds for one engine step (see the module docstring)."""
         return (
             self.step.base_s.value
+            + (self.prefill.per_step_s.value if prefill_tokens > 0 else 0.0)
             + self.decode.per_sequence_s.value * batch
             + self.decode.per_context_token_s.value * context
             + self.prefill.per_token_s.value * prefill_tokens
@@ -132,7 +140,7 @@ class Profile(_Frozen):
         steps = np.maximum(1.0, np.ceil(new_tokens / self.limits.max_num_batched_tokens.value))
         pairs = (cached_tokens + new_tokens) ** 2 - cached_tokens**2
         return np.asarray(
-            steps * self.step.base_s.value
+            steps * (self.step.base_s.value + self.prefill.per_step_s.value)
             + self.prefill.per_token_s.value * new_tokens
             + self.prefill.per_attention_pair_s.value * pairs,
             dtype=np.float64,

@@ -77,3 +77,20 @@ def test_aggregated_describes_one_replica_set() -> None:
     assert result.prefill is result.decode
     assert result.gpus == result.prefill.replicas
     assert result.prefill.ttft_s <= 1.0 and result.decode.itl_s <= 0.05
+
+
+@pytest.mark.parametrize("mode", list(ServingMode))
+def test_a_prefill_step_cost_lengthens_ttft_and_never_saves_replicas(mode: ServingMode) -> None:
+    """``prefill.per_step_s``: every step that carries prompt tokens pays it once, so a lone prompt's
+    prefill takes one such cost per chunk and no sizing gets cheaper for it."""
+    cost = LLAMA_8B_H100.prefill.per_step_s.model_copy(update={"value": 0.02})
+    costly = LLAMA_8B_H100.model_copy(
+        update={"prefill": LLAMA_8B_H100.prefill.model_copy(update={"per_step_s": cost})}
+    )
+    chunk = LLAMA_8B_H100.max_num_batched_tokens
+    assert costly.prefill_time(2 * chunk) == pytest.approx(LLAMA_8B_H100.prefill_time(2 * chunk) + 2 * 0.02)
+    load = Load.of(rate=50.0, prompt_tokens=1_200, output_tokens=250)
+    slo = Slo(LatencyTarget(1.0), LatencyTarget(0.05))
+    plain, slower = (planning.plan(p, load, slo, mode) for p in (LLAMA_8B_H100, costly))
+    assert slower.prefill.ttft_s > plain.prefill.ttft_s
+    assert slower.gpus >= plain.gpus

@@ -22,17 +22,20 @@ BATCHES = ((1, 100.0), (2, 400.0), (4, 800.0), (8, 3000.0), (16, 6000.0))
 
 
 def samples(
-    *, base: float, per_token: float, per_pair: float, per_seq: float, per_ctx: float
+    *, base: float, per_token: float, per_pair: float, per_seq: float, per_ctx: float, per_step: float = 0.0
 ) -> tuple[list[PrefillSample], list[DecodeSample]]:
-    prefill = [PrefillSample(n, base + per_token * n + per_pair * n * n) for n in LENGTHS]
+    prefill = [PrefillSample(n, base + per_step + per_token * n + per_pair * n * n) for n in LENGTHS]
     decode = [DecodeSample(b, c, base + per_seq * b + per_ctx * c) for b, c in BATCHES]
     return prefill, decode
 
 
 def test_exact_measurements_give_back_the_coefficients() -> None:
-    prefill, decode = samples(base=2e-3, per_token=2e-5, per_pair=3e-9, per_seq=1e-4, per_ctx=5e-8)
+    prefill, decode = samples(
+        base=2e-3, per_step=1.5e-3, per_token=2e-5, per_pair=3e-9, per_seq=1e-4, per_ctx=5e-8
+    )
     fit = fit_time_model(prefill, decode)
     assert fit.base_s == pytest.approx(2e-3, rel=1e-6)
+    assert fit.prefill_per_step_s == pytest.approx(1.5e-3, rel=1e-6)
     assert fit.prefill_per_token_s == pytest.approx(2e-5, rel=1e-6)
     assert fit.prefill_per_attention_pair_s == pytest.approx(3e-9, rel=1e-6)
     assert fit.decode_per_sequence_s == pytest.approx(1e-4, rel=1e-6)
@@ -51,6 +54,7 @@ def test_no_coefficient_is_negative_whatever_the_noise(noise: list[float], seed:
     fit = fit_time_model(noisy_prefill, noisy_decode)
     coefficients = (
         fit.base_s,
+        fit.prefill_per_step_s,
         fit.prefill_per_token_s,
         fit.prefill_per_attention_pair_s,
         fit.decode_per_sequence_s,
@@ -80,6 +84,7 @@ def test_too_few_samples_or_non_positive_times_are_refused() -> None:
 def test_the_profile_says_what_was_measured_and_what_was_not() -> None:
     fit = TimeModelFit(
         base_s=0.0,  # NNLS may zero it; the schema needs it positive
+        prefill_per_step_s=1e-3,
         prefill_per_token_s=2e-5,
         prefill_per_attention_pair_s=0.0,
         decode_per_sequence_s=1e-4,
@@ -106,6 +111,7 @@ def test_the_profile_says_what_was_measured_and_what_was_not() -> None:
         profile.step.base_s,
         profile.prefill.per_token_s,
         profile.prefill.per_attention_pair_s,
+        profile.prefill.per_step_s,
         profile.decode.per_sequence_s,
         profile.decode.per_context_token_s,
         profile.kv_cache.capacity_tokens,
