@@ -67,8 +67,10 @@ class Calibration:
     Observed/predicted ratios are smoothed in log space and clamped to ``[minimum, maximum]``; updates
     happen only where the observation is informative about capacity (predicted utilisation between
     ``min_utilisation`` and ``max_utilisation``, observed or predicted latency at least
-    ``min_latency_fraction`` of the target, ready replicas present, load non-zero), so neither an
-    idle replica's fixed costs nor a backlog caused by under-provisioning is mistaken for the engine's speed.
+    ``min_latency_fraction`` of the target, ready replicas present, load non-zero, and the same ready
+    replicas with no backlog for the whole ``evidence_window_s``), so neither an idle replica's fixed costs,
+    nor a backlog caused by under-provisioning, nor latencies observed before the last replicas became ready
+    are mistaken for the engine's speed.
     """
 
     enabled: bool = True
@@ -82,6 +84,9 @@ class Calibration:
     max_utilisation: float = 0.85
     min_latency_fraction: float = 0.5  # of the SLO target, for the same reason
     half_life_s: float = 600.0  # corrections fade back to 1 unless fresh evidence keeps them
+    # How far back the observed latency percentiles reach (a 1-minute window read up to 30 s late): a change
+    # of ready replicas or a backlog within it mixes supplies, so the update waits until it has passed.
+    evidence_window_s: float = 90.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -22,6 +22,9 @@ class PhaseState:
     scale_events: tuple[tuple[float, int], ...] = ()  # (time, replicas before the change)
     forecast: ForecastState | None = None
     correction: float = 1.0  # observed / predicted latency, bounded
+    # (ready replicas, since when) the ready count has held with no backlog in the pool (None while
+    # backlogged): latencies are evidence for calibration only once all were observed on that same supply
+    settled: tuple[int, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

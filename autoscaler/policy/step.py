@@ -6,7 +6,8 @@ For each phase, in order (each stage that changes the count says so in the phase
 2. **Forecast.** The arrival rate is forecast over the start-up horizon and sized for the upper band;
    queued requests add the rate needed to drain them. Zero traffic with an empty queue is real: the
    recommendation is the minimum.
-3. **Calibrate.** The profile's times for the phase are corrected by the bounded observed/predicted ratio.
+3. **Calibrate.** The profile's times for the phase are corrected by the bounded observed/predicted ratio,
+   learned only from latencies all observed on the supply the phase has now (see ``_settled``).
 4. **Size.** The capacity model gives the fewest replicas meeting the phase's SLO at the forecast load.
 5. **Budget.** If the phases want more GPUs than the pool's budget, split it where it buys the most SLO
    attainment (a note on the decision says how).
@@ -104,7 +105,8 @@ def step(
 
 def _backlogged(observation: Observation) -> bool:
     """Whether any phase has more requests waiting than ready replicas: latencies then measure the backlog
-    (in P/D a saturated decode pool shows up in TTFT), not the engine's speed, so nothing is calibrated."""
+    (in P/D a saturated decode pool shows up in TTFT), not the engine's speed, so nothing is calibrated
+    until the latencies observed during it have aged out (see ``_settled``)."""
     return any((sig.queue_length or 0.0) > max(1, sig.replicas.ready) for sig in observation.phases.values())
 
 
@@ -129,8 +131,9 @@ def _propose(
     assert sig.arrival_rate is not None
     queue = sig.queue_length or 0.0
     fc = forecast.update(state.forecast, rate=sig.arrival_rate, now=now, settings=settings.forecast)
+    settled = _settled(state.settled, ready=sig.replicas.ready, now=now, backlogged=backlogged)
     if sig.arrival_rate == 0 and queue == 0:
-        state = dataclasses.replace(state, forecast=fc)
+        state = dataclasses.replace(state, forecast=fc, settled=settled)
         return _Proposal(
             phase, current, 0, "NoTraffic", "no requests and an empty queue: the minimum is enough", state
         )
@@ -141,12 +144,12 @@ def _propose(
     load = _load(sig, rate)
     elapsed = now - state.forecast.samples[-1][0] if state.forecast else 0.0
     correction = calibration.relax(state.correction, elapsed_s=elapsed, settings=settings.calibration)
-    if not backlogged:
+    if settled is not None and now - settled[1] >= settings.calibration.evidence_window_s:
         correction = _calibrate(phase, sig, correction, settings)
     profile = calibration.corrected(settings.profile, factor=correction, phase=phase)
     sizing = planning.size_phase(profile, load, settings.slo, phase, max_utilisation=settings.max_utilisation)
     needed = float(sizing.replicas[()])
-    state = dataclasses.replace(state, forecast=fc, correction=correction)
+    state = dataclasses.replace(state, forecast=fc, correction=correction, settled=settled)
     basis = (
         f"forecast {rate:.2f} req/s (now {sig.arrival_rate:.2f}, queue {queue:.0f})"
         f"{f', profile x{correction:.2f}' if correction != 1.0 else ''}"
@@ -164,6 +167,23 @@ def _propose(
     )
     message = f"{basis} needs {replicas} ({latency} predicted, bound by {sizing.binding[()]})"
     return _Proposal(phase, current, replicas, "Sized", message, state, profile, load)
+
+
+def _settled(
+    previous: tuple[int, float] | None, *, ready: int, now: float, backlogged: bool
+) -> tuple[int, float] | None:
+    """``(ready, since)``: the phase has had ``ready`` replicas and the pool no backlog since ``since``;
+    None while backlogged.
+
+    Observed latencies are percentiles over a past window: right after a replica became ready (or left),
+    or after a backlog drained, they still describe the old supply or the backlog, and comparing them with
+    a prediction for the supply now would read an under-provisioned moment as a slow engine.
+    """
+    if backlogged:
+        return None
+    if previous is None or previous[0] != ready:
+        return (ready, now)
+    return previous
 
 
 def _load(sig: PhaseSignals, rate: float) -> Load:
