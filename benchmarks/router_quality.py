@@ -8,7 +8,8 @@ same trace and seed for every placer:
 - ``round-robin`` and ``least-loaded`` (fewest in-flight requests);
 - ``sglang-cache-aware``: SGLang's cache-aware policy with its default thresholds (reference/peers.md D.2);
 - ``llm-d-default``: an ``AffinityRouter`` with llm-d's default scorer weights: prefix 3, queue 2, KV 2
-  (reference/llm-d.md 2.3), no in-flight-token or session scorer.
+  (reference/llm-d.md 2.3), no in-flight-token or session scorer, reading each probe as is
+  (``correct_scrapes=False``: the EPP's scorers do not correct a probe by what was placed since).
 
 The placers that read engine metrics see them as often as the system they stand for scrapes: ours every
 second (the proxy's ``scrape_interval_s``), llm-d every 50 ms (its EPP's probe interval).
@@ -108,7 +109,10 @@ def contenders(profile: Profile, block_tokens: int) -> dict[str, Contender]:
     """Each placer, seeing engine metrics as often as the system it stands for scrapes them."""
     ours = cfg.calibrated(cfg.RouterSettings(block_tokens=block_tokens), profile)
     llm_d = ours.model_copy(
-        update={"scorers": (cfg.PrefixAffinity(weight=3), cfg.QueueLength(weight=2), cfg.KvUsage(weight=2))}
+        update={
+            "scorers": (cfg.PrefixAffinity(weight=3), cfg.QueueLength(weight=2), cfg.KvUsage(weight=2)),
+            "correct_scrapes": False,
+        }
     )
     proxy_scrape_s = ProxySettings.model_fields["scrape_interval_s"].default
     return {

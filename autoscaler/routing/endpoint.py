@@ -16,14 +16,19 @@ class Endpoint:
         "draining",
         "hot",
         "in_flight",
+        "in_flight_at_scrape",
         "in_flight_tokens",
+        "kv_capacity_tokens",
         "kv_usage",
         "name",
         "phase",
         "prefill_tokens",
         "queue_length",
         "running",
+        "scraped_kv_usage",
+        "scraped_queue_length",
         "slot",
+        "tokens_at_scrape",
     )
 
     def __init__(self, name: str, *, phase: Phase, slot: int, added_at: float) -> None:
@@ -32,16 +37,24 @@ class Endpoint:
         self.slot = slot  # its slot in the block index
         self.added_at = added_at  # for slow start
         self.draining = False
-        # From the engine's /metrics (as of the last scrape).
-        self.queue_length = 0.0
+        self.kv_capacity_tokens = 1  # the engine's KV cache, in tokens
+        # From the engine's /metrics (as of the last scrape), and the router's own counts at that moment.
+        self.scraped_queue_length = 0.0
         self.running = 0.0
+        self.scraped_kv_usage = 0.0
+        self.in_flight_at_scrape = 0
+        self.tokens_at_scrape = 0
+        # Estimated by the router whenever the scrape or its own counts change (``AffinityRouter._rescore``):
+        # the scrape corrected by the requests and tokens placed and released here since.
+        self.queue_length = 0.0
         self.kv_usage = 0.0
-        # Derived from the scrape by the router when it changes, so requests need not recompute them.
-        self.base_score = 0.0  # weighted sum of the scorers that read only the scrape
-        self.hot = False  # past an overload threshold on queue or KV use
+        self.base_score = 0.0  # weighted sum of the scorers that read only the endpoint's state
+        self.hot = False  # past an overload threshold on queue, KV use or in-flight tokens
         # The router's own accounting of the requests it placed here and that have not finished.
         self.in_flight = 0  # requests
-        self.in_flight_tokens = 0  # uncached prompt tokens still to prefill here + expected output tokens
+        # Uncached prompt tokens still to prefill here + expected output tokens (+ the prompt on a decode
+        # endpoint, whose steps read its KV).
+        self.in_flight_tokens = 0
         self.prefill_tokens = 0  # uncached prompt tokens still to prefill here: its prefill backlog
 
     def __repr__(self) -> str:

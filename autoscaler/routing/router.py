@@ -6,13 +6,15 @@ Per request (``place``):
 2. Pick the endpoint that serves it (the decode endpoint under P/D, else the aggregated one): drop
    draining endpoints, then drop *each* overloaded endpoint on its own (queue, KV use or in-flight tokens
    past ``Overload``), never switching affinity off for the whole fleet because one endpoint is hot. Score
-   the rest with the configured plugins (``sum weight x score``), scale new endpoints' totals down during
-   slow start, and take the best; exact ties go to the seeded RNG. A prompt nobody caches scores zero on
+   the rest with the configured plugins (``sum weight x score``; new endpoints' loads count more during
+   slow start), and take the best; exact ties go to the seeded RNG. A prompt nobody caches scores zero on
    affinity everywhere, so it lands on the least-loaded endpoint. If every candidate is overloaded the
    request still goes to the best of them: the router sheds nothing (flow control is not its job).
 3. Under P/D, pick a prefill endpoint the same way (its own scorers) and ask the P/D decider
    (``autoscaler.routing.pd``) whether to prefill there or on the decode endpoint.
 4. Count the request in flight where it went, and (approximate mode) record its blocks as cached there.
+   A decode endpoint is charged the whole prompt besides the output: the prompt's KV arrives there with
+   the transfer and every decode step reads it, so that is the load it carries (``_admit``).
 
 Everything is O(prompt blocks + endpoints x scorers) with no per-endpoint allocation; the state lives in
 ``Endpoint`` records updated in place.
@@ -26,7 +28,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Sequence
 from itertools import repeat
-from operator import add, mul
+from operator import add, attrgetter, mul
 
 from autoscaler.core.phases import Phase
 from autoscaler.routing import pd, scorers
@@ -39,6 +41,8 @@ AFFINITY = "affinity"
 LEAST_LOADED = "least-loaded"
 SESSION = "session"
 ALL_OVERLOADED = "all-overloaded"
+
+_BASE_SCORE = attrgetter("base_score")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,43 +58,41 @@ class RoutedPlacement(Placement):
 class _Pool:
     """The endpoints one scheduling profile chooses among, with its scorers and a per-request cache.
 
-    ``usable`` (the members not overloaded, or all members when every one is) and their ``base`` scores
-    change only when an endpoint joins, leaves, drains, is scraped or crosses the in-flight token limit;
-    the router marks the pool ``stale`` then, and requests in between reuse the lists as they are.
+    ``usable`` (the members not overloaded, or all members when every one is) changes only when an
+    endpoint joins, leaves, drains or crosses an overload threshold; the router marks the pool ``stale``
+    then, and requests in between reuse the list as it is.
     """
 
-    __slots__ = ("base", "members", "overloaded", "per_endpoint", "per_request", "stale", "usable")
+    __slots__ = ("members", "overloaded", "per_endpoint", "per_request", "stale", "usable")
 
     def __init__(self, weighted: tuple[tuple[float, scorers.Scorer], ...]) -> None:
         self.per_request = tuple((w, s) for w, s in weighted if s.per_request)
         self.per_endpoint = tuple((w, s) for w, s in weighted if not s.per_request)
         self.members: list[Endpoint] = []  # non-draining, in the order they were added
         self.usable: list[Endpoint] = []
-        self.base: list[float] = []
         self.overloaded = False
         self.stale = True
 
-    def refresh(self, max_tokens: float) -> None:
-        usable = [e for e in self.members if not e.hot and e.in_flight_tokens < max_tokens]
+    def refresh(self) -> None:
+        usable = [e for e in self.members if not e.hot]
         self.overloaded = not usable
         self.usable = usable or self.members
-        self.base = [e.base_score for e in self.usable]
         self.stale = False
 
 
 class _Live:
     """What a placed request holds until it finishes, so that releasing it is exact and idempotent."""
 
-    __slots__ = ("decode", "output", "prefill_owner", "remote", "uncached")
+    __slots__ = ("decode", "held", "prefill_owner", "remote", "uncached")
 
     def __init__(
-        self, decode: Endpoint, *, prefill_owner: Endpoint | None, remote: bool, uncached: int, output: int
+        self, decode: Endpoint, *, prefill_owner: Endpoint | None, remote: bool, uncached: int, held: int
     ) -> None:
         self.decode = decode
         self.prefill_owner = prefill_owner  # where the prompt's prefill is pending; None once done
         self.remote = remote
         self.uncached = uncached
-        self.output = output
+        self.held = held  # tokens charged to the decode endpoint until the request finishes
 
 
 class AffinityRouter:
@@ -107,6 +109,7 @@ class AffinityRouter:
         self._live: dict[int | str, _Live] = {}
         self._slow_start_until = float("-inf")
         self._store_on_place = settings.index_source is IndexSource.PLACEMENT
+        self._correct_scrapes = settings.correct_scrapes
         ov = settings.overload
         self._max_queue, self._max_kv, self._max_tokens = (
             ov.max_queue,
@@ -125,6 +128,7 @@ class AffinityRouter:
             raise ValueError(f"endpoint {name!r} is already known")
         slot = self._index.add_slot(capacity_blocks=kv_capacity_tokens // self._settings.block_tokens)
         endpoint = self._by_name[name] = Endpoint(name, phase=phase, slot=slot, added_at=now)
+        endpoint.kv_capacity_tokens = max(1, kv_capacity_tokens)
         self._rescore(endpoint)
         self._slow_start_until = max(self._slow_start_until, now + self._settings.slow_start.window_s)
         self._refresh_candidates()
@@ -143,7 +147,10 @@ class AffinityRouter:
 
     def set_kv_capacity(self, name: str, kv_capacity_tokens: int) -> None:
         """The engine reported its real KV capacity (``vllm:cache_config_info``): resize its index."""
-        self._index.set_capacity(self._by_name[name].slot, kv_capacity_tokens // self._settings.block_tokens)
+        endpoint = self._by_name[name]
+        self._index.set_capacity(endpoint.slot, kv_capacity_tokens // self._settings.block_tokens)
+        endpoint.kv_capacity_tokens = max(1, kv_capacity_tokens)
+        self._rescore(endpoint)
 
     def update_metrics(self, name: str, metrics: EndpointMetrics, *, now: float) -> None:
         endpoint = self._by_name.get(name)
@@ -151,13 +158,14 @@ class AffinityRouter:
             return
         # A reading that is not a finite number keeps the last good one (NaN would poison every score).
         if math.isfinite(metrics.queue_length):
-            endpoint.queue_length = metrics.queue_length
+            endpoint.scraped_queue_length = metrics.queue_length
         if math.isfinite(metrics.running):
             endpoint.running = metrics.running
         if math.isfinite(metrics.kv_usage):
-            endpoint.kv_usage = metrics.kv_usage
+            endpoint.scraped_kv_usage = metrics.kv_usage
+        endpoint.in_flight_at_scrape = endpoint.in_flight
+        endpoint.tokens_at_scrape = endpoint.in_flight_tokens
         self._rescore(endpoint)
-        self._primary.stale = self._prefill.stale = True
 
     def endpoints(self, phase: Phase | None = None) -> Sequence[str]:
         return [e.name for e in self._by_name.values() if phase is None or e.phase is phase]
@@ -209,14 +217,15 @@ class AffinityRouter:
             session_slot=self._session_slot(request.session_id, now)
             if request.session_id is not None
             else -1,
+            weights=self._slow_start_weights(now) if now < self._slow_start_until else None,
         )
-        decode, reason = self._pick(primary, cycle, now)
+        decode, reason = self._pick(primary, cycle)
         prompt = request.prompt_tokens
         cached = cycle.cached.get(decode.slot, 0)
         prefill: Endpoint | None = None
         prefill_reason = ""
         if prefill_pool.members:
-            candidate, _ = self._pick(prefill_pool, cycle, now)
+            candidate, _ = self._pick(prefill_pool, cycle)
             cached_remote = cycle.cached.get(candidate.slot, 0)
             remote, prefill_reason = pd.decide(
                 settings.prefill_decider,
@@ -225,6 +234,7 @@ class AffinityRouter:
                 prefill_backlog_tokens=candidate.prefill_tokens,
                 decode_backlog_tokens=decode.prefill_tokens,
                 decode_kv_usage=decode.kv_usage,
+                decode_sequences=decode.in_flight,
             )
             if remote:
                 prefill, cached = candidate, cached_remote
@@ -257,27 +267,28 @@ class AffinityRouter:
         live = self._live.pop(placement.request.request_id, None)
         if live is None:
             return
-        self._release_prefill(live)
         decode = live.decode
-        decode.in_flight -= 1
-        self._add_tokens(decode, -live.output)
+        if live.prefill_owner is decode:  # prefilled there and never reported done: one update, not two
+            decode.prefill_tokens -= live.uncached
+            self._account(decode, requests=-1, tokens=-live.held - live.uncached)
+        else:
+            self._release_prefill(live)
+            self._account(decode, requests=-1, tokens=-live.held)
 
     # --- internals ---------------------------------------------------------------------------------
 
-    def _pick(self, pool: _Pool, cycle: scorers.Cycle, now: float) -> tuple[Endpoint, str]:
+    def _pick(self, pool: _Pool, cycle: scorers.Cycle) -> tuple[Endpoint, str]:
         if pool.stale:
-            pool.refresh(self._max_tokens)
+            pool.refresh()
         usable = pool.usable
         if len(usable) == 1:
             chosen = usable[0]
         else:
-            totals = pool.base
+            totals = list(map(_BASE_SCORE, usable))  # C-level loop
             for weight, scorer in pool.per_request:
                 scores = scorer.score(cycle, usable)
                 if scores is not None:
                     totals = list(map(add, totals, map(mul, repeat(weight), scores)))  # C-level loop
-            if now < self._slow_start_until:
-                totals = [t * self._ramp(e, now) for t, e in zip(totals, usable, strict=True)]
             best = max(totals)
             # Equal inputs give bit-identical totals (same operations in the same order): exact ties.
             if totals.count(best) == 1:
@@ -293,37 +304,67 @@ class AffinityRouter:
         return chosen, LEAST_LOADED
 
     def _rescore(self, endpoint: Endpoint) -> None:
-        """Recompute what depends only on the endpoint's scrape: its overload flag and base score."""
-        endpoint.hot = endpoint.queue_length >= self._max_queue or endpoint.kv_usage >= self._max_kv
-        profile = self._prefill if endpoint.phase is Phase.PREFILL else self._primary
-        endpoint.base_score = sum(
-            weight * (scorer.score(scorers.IDLE, [endpoint]) or [0.0])[0]
-            for weight, scorer in profile.per_endpoint
-        )
+        """Re-estimate the endpoint's queue and KV use, then its overload flag and base score.
 
-    def _ramp(self, endpoint: Endpoint, now: float) -> float:
+        A scrape is a snapshot up to a scrape interval old, and at 100+ requests/s that is hundreds of
+        placements: read as is, every one of them prefers the endpoint that looked emptiest at the last
+        scrape, which then gets them all. So the estimate is the scrape corrected by what the router placed
+        and released there since (dead reckoning): requests in flight added to the queue, in-flight tokens
+        over the KV capacity added to the KV use. The next scrape resets it to the engine's own figures.
+        The queue estimate is an upper bound (an engine with free batch slots runs new requests instead of
+        queueing them), so the overload gate reads the engine's reported queue; KV is conserved, so the
+        gate reads its estimate. Without ``correct_scrapes`` the estimates are the scrape as is.
+        """
+        if self._correct_scrapes:
+            queue = endpoint.scraped_queue_length + endpoint.in_flight - endpoint.in_flight_at_scrape
+            endpoint.queue_length = queue if queue > 0.0 else 0.0
+            endpoint.kv_usage = (
+                endpoint.scraped_kv_usage
+                + (endpoint.in_flight_tokens - endpoint.tokens_at_scrape) / endpoint.kv_capacity_tokens
+            )
+        else:
+            endpoint.queue_length = endpoint.scraped_queue_length
+            endpoint.kv_usage = endpoint.scraped_kv_usage
+        hot = (
+            endpoint.scraped_queue_length >= self._max_queue
+            or endpoint.kv_usage >= self._max_kv
+            or endpoint.in_flight_tokens >= self._max_tokens
+        )
+        if hot is not endpoint.hot:
+            endpoint.hot = hot
+            self._primary.stale = self._prefill.stale = True
+        profile = self._prefill if endpoint.phase is Phase.PREFILL else self._primary
+        base = 0.0
+        for weight, scorer in profile.per_endpoint:  # runs on every placement and release: a plain loop
+            scores = scorer.score(scorers.IDLE, (endpoint,))
+            if scores:
+                base += weight * scores[0]
+        endpoint.base_score = base
+
+    def _slow_start_weights(self, now: float) -> dict[int, float]:
+        """Slot -> weight of each endpoint still in its slow start (``settings.SlowStart``)."""
         slow = self._settings.slow_start
-        elapsed = now - endpoint.added_at
-        if elapsed >= slow.window_s:
-            return 1.0
-        return max(slow.min_weight, elapsed / slow.window_s)
+        return {
+            e.slot: max(slow.min_weight, (now - e.added_at) / slow.window_s)
+            for e in self._by_name.values()
+            if now - e.added_at < slow.window_s
+        }
 
     def _admit(
         self, request: RouteRequest, *, decode: Endpoint, prefill: Endpoint | None, uncached: int
     ) -> None:
         owner = prefill if prefill is not None else decode
         owner.prefill_tokens += uncached
-        self._add_tokens(owner, uncached)
-        decode.in_flight += 1
-        self._add_tokens(decode, request.output_tokens)
+        held = request.output_tokens
+        if decode.phase is Phase.DECODE:  # its load is the context it decodes, the prompt's KV included
+            held += request.prompt_tokens
         if prefill is not None:
-            prefill.in_flight += 1
+            self._account(prefill, requests=1, tokens=uncached)
+            self._account(decode, requests=1, tokens=held)
+        else:
+            self._account(decode, requests=1, tokens=held + uncached)
         self._live[request.request_id] = _Live(
-            decode,
-            prefill_owner=owner,
-            remote=prefill is not None,
-            uncached=uncached,
-            output=request.output_tokens,
+            decode, prefill_owner=owner, remote=prefill is not None, uncached=uncached, held=held
         )
 
     def _release_prefill(self, live: _Live) -> None:
@@ -331,18 +372,14 @@ class AffinityRouter:
         if owner is None:
             return
         owner.prefill_tokens -= live.uncached
-        self._add_tokens(owner, -live.uncached)
-        if live.remote:
-            owner.in_flight -= 1
+        self._account(owner, requests=-1 if live.remote else 0, tokens=-live.uncached)
         live.prefill_owner = None
 
-    def _add_tokens(self, endpoint: Endpoint, tokens: int) -> None:
-        """Change an endpoint's in-flight tokens; crossing the overload limit changes who is usable."""
-        limit = self._max_tokens
-        before = endpoint.in_flight_tokens >= limit
+    def _account(self, endpoint: Endpoint, *, requests: int, tokens: int) -> None:
+        """Change an endpoint's in-flight requests and tokens, and what the router estimates from them."""
+        endpoint.in_flight += requests
         endpoint.in_flight_tokens += tokens
-        if (endpoint.in_flight_tokens >= limit) is not before:
-            self._primary.stale = self._prefill.stale = True
+        self._rescore(endpoint)
 
     def _session_slot(self, session_id: str | None, now: float) -> int:
         if session_id is None:

@@ -6,8 +6,10 @@ per-request cost is one Python call per scorer rather than one per scorer and en
 router adding a row of zeros. The router sums ``weight x score`` per endpoint and picks the best
 (``autoscaler.routing.router``).
 
-A scorer whose ``per_request`` is False reads only the endpoint's scraped state (queue, KV use): the router
-then scores an endpoint when its metrics change, not on every request, and passes ``IDLE`` as the cycle.
+A scorer whose ``per_request`` is False reads only the endpoint's state (queue and KV use, which the router
+estimates from the last scrape and its own placements since): the router then scores an endpoint when that
+state changes (a scrape, a request placed or released there), not every candidate on every request, and
+passes ``IDLE`` as the cycle.
 Scorers are stateless given the ``Cycle`` and the endpoints' records, and return values already in
 [0, 1], which the tests check for every plugin.
 """
@@ -15,6 +17,8 @@ Scorers are stateless given the ``Cycle`` and the endpoints' records, and return
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from operator import truediv
 from typing import Protocol
 
 from autoscaler.routing import settings as cfg
@@ -25,10 +29,16 @@ from autoscaler.routing.interface import RouteRequest
 class Cycle:
     """Per-request scratch shared by the scorers of one placement."""
 
-    __slots__ = ("cached", "matched", "request", "session_slot", "total_blocks")
+    __slots__ = ("cached", "matched", "request", "session_slot", "total_blocks", "weights")
 
     def __init__(
-        self, request: RouteRequest, *, matched: dict[int, int], block_tokens: int, session_slot: int
+        self,
+        request: RouteRequest,
+        *,
+        matched: dict[int, int],
+        block_tokens: int,
+        session_slot: int,
+        weights: dict[int, float] | None = None,
     ) -> None:
         prompt = request.prompt_tokens
         self.request = request
@@ -36,6 +46,7 @@ class Cycle:
         self.cached = {slot: min(prompt, n * block_tokens) for slot, n in matched.items()}  # tokens
         self.total_blocks = len(request.block_hashes)
         self.session_slot = session_slot  # slot of the session's previous endpoint, -1 if none
+        self.weights = weights or {}  # slot -> slow-start weight in (0, 1), for endpoints still ramping up
 
 
 IDLE = Cycle(
@@ -64,22 +75,25 @@ class PrefixAffinityScorer:
 
 
 class InFlightTokensScorer:
+    """The lightest candidate's load over each one's (``settings.InFlightTokens`` says why relative)."""
+
     per_request = True
 
-    def __init__(self, config: cfg.InFlightTokens) -> None:
-        self._inverse = 1.0 / config.threshold_tokens
-
     def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float]:
-        inverse = self._inverse
-        idle = 1.0 - cycle.request.prompt_tokens * inverse  # an empty endpoint that caches nothing
+        # One token more than the uncached prompt, so that an idle endpoint caching all of it costs 1, not 0.
+        lookahead = cycle.request.prompt_tokens + 1
         cached = cycle.cached
+        loads: list[float]
         if cached:
             get = cached.get
-            return [
-                s if (s := idle - (e.in_flight_tokens - get(e.slot, 0)) * inverse) > 0.0 else 0.0
-                for e in endpoints
-            ]
-        return [s if (s := idle - e.in_flight_tokens * inverse) > 0.0 else 0.0 for e in endpoints]
+            loads = [e.in_flight_tokens + lookahead - get(e.slot, 0) for e in endpoints]
+        else:
+            loads = [e.in_flight_tokens + lookahead for e in endpoints]
+        weights = cycle.weights
+        if weights:
+            get_weight = weights.get
+            loads = [load / get_weight(e.slot, 1.0) for load, e in zip(loads, endpoints, strict=True)]
+        return list(map(truediv, repeat(min(loads)), loads))  # C-level loop
 
 
 class QueueLengthScorer:
@@ -115,7 +129,7 @@ def _build_one(config: cfg.ScorerConfig) -> Scorer:
         case cfg.PrefixAffinity():
             return PrefixAffinityScorer()
         case cfg.InFlightTokens():
-            return InFlightTokensScorer(config)
+            return InFlightTokensScorer()
         case cfg.QueueLength():
             return QueueLengthScorer(config)
         case cfg.KvUsage():

@@ -7,7 +7,7 @@ endpoint. Parsed and validated once at the edge, then handed to the router as an
 
     scorers:
       - {type: prefix-affinity, weight: 3}
-      - {type: in-flight-tokens, weight: 2, threshold_tokens: 262144}
+      - {type: in-flight-tokens, weight: 2}
       - {type: queue-length, weight: 2, threshold: 16}
       - {type: kv-usage, weight: 2}
       - {type: session-affinity, weight: 4}
@@ -49,15 +49,18 @@ class PrefixAffinity(_Frozen):
 
 
 class InFlightTokens(_Frozen):
-    """``1 - (in-flight tokens + this prompt's uncached tokens there) / threshold``, floored at 0.
+    """The lightest candidate's load over this endpoint's: 1 for the lightest, 1/2 for one carrying twice it.
 
-    The lookahead (the request's own uncached tokens on that endpoint) is what lets a cache hit lower the
-    load an endpoint would carry, as llm-d's token-load scorer does.
+    Load = the router's in-flight tokens there plus this prompt's uncached tokens there (the lookahead, which
+    lets a cache hit lower the load an endpoint would carry, as llm-d's token-load scorer and Dynamo's cost
+    do), divided by the endpoint's slow-start weight. Relative to the fleet as it is, not to a fixed
+    threshold: against a fixed 262,144 tokens, the 2k-40k tokens a replica actually carries at a realistic
+    load made twice the load cost 0.02-0.3 points, so stale scraped terms and a new endpoint's missing
+    shared prefix outweighed it (new prefill replicas sat idle for minutes; simulations/default.yaml).
     """
 
     type: Literal["in-flight-tokens"] = "in-flight-tokens"
     weight: NonNegative = 2.0
-    threshold_tokens: Positive = 262_144.0
 
 
 class QueueLength(_Frozen):
@@ -109,15 +112,28 @@ class Overload(_Frozen):
 class PrefillDecider(_Frozen):
     """When P/D prefills remotely; see ``autoscaler.routing.pd``."""
 
-    min_remote_prefill_tokens: NonNegative = 256.0  # shorter uncached prompts prefill on the decode endpoint
+    # A remote prefill's fixed cost in prefill tokens: an uncached prompt that, times the sequences its local
+    # prefill would stall, is shorter prefills on the decode endpoint.
+    min_remote_prefill_tokens: NonNegative = 256.0
     prefill_tokens_per_s: Positive = 10_000.0  # one prefill replica's rate (the profile's, calibrated)
     local_prefill_budget_s: NonNegative = 0.5  # seconds of prefill an idle decode endpoint may absorb
 
 
 class SlowStart(_Frozen):
-    """A new endpoint's score is scaled from ``min_weight`` up to 1 linearly over ``window_s``."""
+    """A new endpoint's weight ramps from ``min_weight`` up to 1 linearly over ``window_s``.
 
-    window_s: NonNegative = 30.0
+    Its load counts 1/weight times in the in-flight-tokens scorer, so it takes about a weight's share of a
+    warm endpoint's load (Envoy's slow start with least-request balancing). Scaling its total score instead
+    gives it nothing until the ramp passes the warm endpoints' totals, then every request at once.
+
+    Off by default: a vLLM replica passes its readiness probe warm (weights loaded, CUDA graphs captured);
+    what it lacks is a prefix cache, which prefix affinity and the in-flight lookahead already charge it
+    for; and replicas are added when the fleet is short, so a ramp keeps capacity idle exactly when it is
+    needed (simulations/default.yaml, 4 seeds: a 30 s window cost up to 0.6 points of SLO attainment, a
+    10 s one up to 0.3). Set a window for engines that do warm up on their first requests.
+    """
+
+    window_s: NonNegative = 0.0
     min_weight: Annotated[float, Field(gt=0, le=1)] = 0.1
 
 
@@ -129,6 +145,9 @@ class RouterSettings(_Frozen):
     overload: Overload = Overload()
     prefill_decider: PrefillDecider = PrefillDecider()
     slow_start: SlowStart = SlowStart()
+    # Between scrapes, correct each endpoint's queue and KV use by what the router placed and released
+    # there since (``AffinityRouter._rescore``); False reads the last scrape as is, as llm-d's EPP does.
+    correct_scrapes: bool = True
     session_ttl_s: Positive = 300.0
     max_sessions: Annotated[int, Field(ge=1)] = 100_000
 

@@ -57,6 +57,24 @@ def test_shared_prefix_follows_the_cache_and_a_miss_goes_least_loaded() -> None:
     assert other.endpoint != first.endpoint and other.reason == "least-loaded"
 
 
+@pytest.mark.parametrize(
+    ("warm_tokens", "expected"), [(0, "warm"), (2_000, "new")], ids=["idle fleet", "busy fleet"]
+)
+def test_a_new_endpoint_without_the_shared_prefix_gets_work_once_the_fleet_is_busy(
+    warm_tokens: int, expected: str
+) -> None:
+    """Every warm endpoint holds the shared first block (a system prompt); a new one holds nothing. Load is
+    measured against the fleet, so 2,000 tokens in flight outweigh the 64-token block the new endpoint
+    lacks; against a fixed 262,144-token threshold it took over 130,000 (new replicas sat idle)."""
+    router = _router(2)
+    for name in ("e0", "e1"):
+        router.blocks_stored(name, [0])
+        router.endpoint(name).in_flight_tokens = warm_tokens
+    router.add_endpoint("new", phase=Phase.AGGREGATED, kv_capacity_tokens=KV, now=0.5)
+    chosen = router.place(_request(1, [0, 1, 2]), now=1.0).endpoint
+    assert ("new" if chosen == "new" else "warm") == expected
+
+
 def test_an_overloaded_endpoint_is_skipped_alone() -> None:
     """The hot endpoint loses its prefix; the other prefixes keep their affinity."""
     router = _router()
@@ -82,6 +100,36 @@ def test_load_outweighs_affinity_when_an_endpoint_is_busy() -> None:
     cached = router.place(_request(1), now=1.0).endpoint
     router.update_metrics(cached, _metrics(queue=8), now=1.0)  # not overloaded, but busy: 1 + 2*0.2 < 2
     assert router.place(_request(2), now=1.0).endpoint != cached
+
+
+@pytest.mark.parametrize(
+    ("scorer", "readings", "estimate", "correct"),
+    [
+        (cfg.KvUsage(), [_metrics(kv=0.1), _metrics(kv=0.2)], "kv_usage", True),
+        (cfg.QueueLength(threshold=64), [_metrics(queue=2), _metrics(queue=6)], "queue_length", True),
+        (cfg.KvUsage(), [_metrics(kv=0.1), _metrics(kv=0.2)], "kv_usage", False),
+    ],
+    ids=["kv usage", "queue length", "read as is (llm-d)"],
+)
+def test_a_stale_scrape_is_corrected_by_the_placements_since(
+    scorer: cfg.ScorerConfig, readings: list[interface.EndpointMetrics], estimate: str, correct: bool
+) -> None:
+    """Read as is, a scrape sends every request until the next one to the endpoint that looked emptiest
+    (hundreds at 100+ requests/s). Corrected by what the router placed there since, the two estimates
+    meet and the requests spread; the next scrape puts the engine's own figure back."""
+    router = _router(2, scorers=(scorer,), correct_scrapes=correct)
+    for name, reading in zip(("e0", "e1"), readings, strict=True):
+        router.update_metrics(name, reading, now=0.0)
+    placed = Counter(router.place(_request(i, [i]), now=1.0).endpoint for i in range(100))
+    e0, e1 = router.endpoint("e0"), router.endpoint("e1")
+    if not correct:
+        assert placed["e0"] == 100
+        return
+    assert placed["e1"] > 20
+    one_request = 1 if estimate == "queue_length" else (64 + 100) / KV
+    assert abs(getattr(e0, estimate) - getattr(e1, estimate)) <= one_request + 1e-9
+    router.update_metrics("e0", readings[0], now=2.0)
+    assert getattr(e0, estimate) == getattr(readings[0], estimate)
 
 
 def test_ties_break_with_the_seeded_rng() -> None:
@@ -112,23 +160,22 @@ def test_no_endpoint_is_an_error() -> None:
         AffinityRouter().place(_request(1), now=0.0)
 
 
-def test_new_endpoint_ramps_up_during_slow_start() -> None:
-    settings = cfg.RouterSettings(slow_start=cfg.SlowStart(window_s=100, min_weight=0.1))
+@pytest.mark.parametrize(
+    ("now", "share"),
+    [(1.0, 0.1 / 1.1), (50.0, 0.5 / 1.5), (200.0, 0.5)],
+    ids=["weight 0.1", "weight 0.5", "warm"],
+)
+def test_new_endpoint_takes_its_slow_start_weight_in_share(now: float, share: float) -> None:
+    """At weight w a new endpoint's load counts 1/w times, so it takes about w/(1+w) of the requests,
+    ramping with time instead of getting nothing, then everything, as when its total score was scaled."""
+    settings = cfg.RouterSettings(
+        scorers=(cfg.InFlightTokens(),), slow_start=cfg.SlowStart(window_s=100, min_weight=0.1)
+    )
     router = AffinityRouter(settings, seed=1)
     router.add_endpoint("old", phase=Phase.AGGREGATED, kv_capacity_tokens=KV, now=-1000.0)
     router.add_endpoint("new", phase=Phase.AGGREGATED, kv_capacity_tokens=KV, now=0.0)
-    router.update_metrics("old", _metrics(queue=4, kv=0.3), now=0.0)  # busier, but warm
-
-    def new_share(now: float) -> float:
-        got = Counter(
-            router.place(_request(i, [i + int(now) * 1000]), now=now).endpoint for i in range(1, 21)
-        )
-        for name in ("old", "new"):  # undo the in-flight counts so both samples see the same load
-            router.endpoint(name).in_flight_tokens = 0
-        return got["new"] / 20
-
-    assert new_share(1.0) == 0.0
-    assert new_share(200.0) == 1.0
+    placed = Counter(router.place(_request(i, [i]), now=now).endpoint for i in range(200))
+    assert placed["new"] / 200 == pytest.approx(share, abs=0.02)
 
 
 def test_session_sticks_until_its_ttl() -> None:
@@ -167,6 +214,8 @@ def test_pd_picks_a_decode_and_a_prefill_endpoint_and_releases_both() -> None:
     assert placement.prefill_endpoint.startswith("p") and placement.prefill_reason == pd.REMOTE
     prefill = router.endpoint(placement.prefill_endpoint)
     assert (prefill.in_flight, prefill.prefill_tokens) == (1, 40 * 64)
+    # The decode endpoint carries the prompt's KV (transferred) and the output: that is its load.
+    assert router.endpoint(placement.endpoint).in_flight_tokens == 40 * 64 + 100
     router.prefill_done(placement, now=2.0)
     assert (prefill.in_flight, prefill.prefill_tokens, prefill.in_flight_tokens) == (0, 0, 0)
     assert router.in_flight(placement.endpoint) == 1
@@ -177,9 +226,20 @@ def test_pd_picks_a_decode_and_a_prefill_endpoint_and_releases_both() -> None:
     )
 
 
-def test_pd_short_prompt_prefills_on_decode() -> None:
-    placement = _pd_router().place(_request(1, range(2)), now=1.0)
-    assert (placement.prefill_endpoint, placement.prefill_reason) == (None, pd.SHORT)
+@pytest.mark.parametrize(
+    ("busy", "remote", "reason"), [(0, False, pd.SHORT), (8, True, pd.REMOTE)], ids=["idle", "busy decode"]
+)
+def test_pd_short_prompt_prefills_on_decode_unless_it_stalls_many(
+    busy: int, remote: bool, reason: str
+) -> None:
+    """128 uncached tokens: local on an idle decode endpoint; 4 requests in flight there make it 512 tokens
+    of stall, more than the 256 a transfer costs."""
+    router = _pd_router()
+    for i in range(busy):  # prefilled remotely, now decoding: the prefill pool is idle again
+        running = router.place(_request(100 + i, range(1000 * (i + 1), 1000 * (i + 1) + 40)), now=0.5)
+        router.prefill_done(running, now=0.6)
+    placement = router.place(_request(1, range(2)), now=1.0)
+    assert (placement.prefill_endpoint is not None, placement.prefill_reason) == (remote, reason)
     assert placement.endpoint.startswith("d")
 
 

@@ -20,12 +20,18 @@ def _endpoint(slot: int, *, queue: float = 0, kv: float = 0, tokens: int = 0) ->
 
 
 def _cycle(
-    *, blocks: int = 4, matched: dict[int, int] | None = None, session_slot: int = -1
+    *,
+    blocks: int = 4,
+    matched: dict[int, int] | None = None,
+    session_slot: int = -1,
+    weights: dict[int, float] | None = None,
 ) -> scorers.Cycle:
     request = RouteRequest(
         request_id=1, prompt_tokens=100 * blocks, output_tokens=10, block_hashes=range(blocks)
     )
-    return scorers.Cycle(request, matched=matched or {}, block_tokens=100, session_slot=session_slot)
+    return scorers.Cycle(
+        request, matched=matched or {}, block_tokens=100, session_slot=session_slot, weights=weights
+    )
 
 
 ENDPOINTS = [
@@ -41,11 +47,27 @@ def test_prefix_affinity_is_the_matched_fraction() -> None:
     assert scorers.PrefixAffinityScorer().score(_cycle(blocks=0), ENDPOINTS) is None  # None: 0 everywhere
 
 
-def test_in_flight_tokens_counts_the_uncached_lookahead() -> None:
-    """400-token prompt: endpoint 0 caches 300 of it so would carry 100 more tokens; 1 carries 400 more."""
-    scorer = scorers.InFlightTokensScorer(cfg.InFlightTokens(threshold_tokens=2000))
-    got = scorer.score(_cycle(blocks=4, matched={0: 3}), ENDPOINTS)
-    assert got == pytest.approx([1 - 100 / 2000, 1 - 1400 / 2000, 0.0])
+@pytest.mark.parametrize(
+    ("tokens", "blocks", "matched", "weights", "expected"),
+    [
+        # Relative to the fleet, not to a fixed threshold: twice the load scores half at any scale.
+        ([999, 1999], 0, {}, {}, [1.0, 0.5]),
+        ([99_999, 199_999], 0, {}, {}, [1.0, 0.5]),
+        # The lookahead: endpoint 0 caches 300 of the 400-token prompt, so it would carry 100 (+1) more.
+        ([0, 0], 4, {0: 3}, {}, [1.0, 101 / 401]),
+        # A shared prefix both hold lowers both loads alike; the in-flight tokens decide.
+        ([1000, 2000], 4, {0: 1, 1: 1}, {}, [1.0, 1301 / 2301]),
+        # Slow start: at weight 0.1 the new endpoint's 100 tokens count as 1000, more than the warm 901.
+        ([900, 99], 0, {}, {1: 0.1}, [1.0, 901 / 1000]),
+    ],
+    ids=["small fleet load", "large fleet load", "cache hit lookahead", "shared prefix", "slow start"],
+)
+def test_in_flight_tokens_scores_the_lightest_load_over_each(
+    tokens: list[int], blocks: int, matched: dict[int, int], weights: dict[int, float], expected: list[float]
+) -> None:
+    endpoints = [_endpoint(slot, tokens=t) for slot, t in enumerate(tokens)]
+    cycle = _cycle(blocks=blocks, matched=matched, weights=weights)
+    assert scorers.InFlightTokensScorer().score(cycle, endpoints) == pytest.approx(expected)
 
 
 def test_queue_length_is_linear_up_to_the_threshold() -> None:
@@ -72,7 +94,7 @@ def test_build_keeps_positive_weights_in_order() -> None:
 
 ALL: list[scorers.Scorer] = [
     scorers.PrefixAffinityScorer(),
-    scorers.InFlightTokensScorer(cfg.InFlightTokens(threshold_tokens=1000)),
+    scorers.InFlightTokensScorer(),
     scorers.QueueLengthScorer(cfg.QueueLength(threshold=4)),
     scorers.KvUsageScorer(),
     scorers.SessionAffinityScorer(),
@@ -85,13 +107,17 @@ ALL: list[scorers.Scorer] = [
     tokens=st.integers(0, 10**7),
     blocks=st.integers(0, 8),
     matched=st.integers(0, 8),
+    weight=st.floats(0.01, 1.0),
 )
 def test_every_plugin_scores_within_unit_interval(
-    queue: float, kv: float, tokens: int, blocks: int, matched: int
+    queue: float, kv: float, tokens: int, blocks: int, matched: int, weight: float
 ) -> None:
     endpoints = [_endpoint(0, queue=queue, kv=kv, tokens=tokens), _endpoint(1)]
     cycle = _cycle(
-        blocks=blocks, matched={0: min(matched, blocks)} if min(matched, blocks) else {}, session_slot=0
+        blocks=blocks,
+        matched={0: min(matched, blocks)} if min(matched, blocks) else {},
+        session_slot=0,
+        weights={1: weight},
     )
     for scorer in ALL:
         scores = scorer.score(cycle, endpoints)
