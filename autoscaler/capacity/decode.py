@@ -51,6 +51,16 @@ def batch_quantile(mean_batch: FloatArray, quantile: float) -> FloatArray:
     return np.asarray(mean_batch + normal_quantile(quantile) * spread)
 
 
+def largest_mean_batch(cap: FloatArray, quantile: float) -> FloatArray:
+    """The inverse of ``batch_quantile``: the largest mean batch whose ``quantile`` is at most ``cap``.
+
+    With ``s = sqrt(n)``: ``s^2 + z*sqrt(D)*s - cap = 0``, whose positive root is ``s``.
+    """
+    zd = normal_quantile(quantile) * np.sqrt(BATCH_DISPERSION)
+    root = (-zd + np.sqrt(zd * zd + 4.0 * np.maximum(cap, 0.0))) / 2.0
+    return np.asarray(np.maximum(root, 0.0) ** 2)
+
+
 def max_batches(profile: Profile, load: Load, target: LatencyTarget) -> dict[str, FloatArray]:
     """The batch (at the percentile) each constraint allows, per point."""
     per_seq = _per_sequence_cost(profile, load)
@@ -83,10 +93,7 @@ def size(profile: Profile, load: Load, target: LatencyTarget, *, max_utilisation
     stacked = np.stack(list(caps.values()))
     cap = stacked.min(axis=0)
     binding = names[stacked.argmin(axis=0)]
-    z = normal_quantile(target.quantile)
-    # largest mean batch n with n + z·sqrt(n) <= cap
-    root = (-z + np.sqrt(z * z + 4.0 * np.maximum(cap, 0.0))) / 2.0
-    n_max = np.minimum(np.maximum(root, 0.0) ** 2, max_utilisation * cap)
+    n_max = np.minimum(largest_mean_batch(cap, target.quantile), max_utilisation * cap)
     attainable = caps["itl"] >= 1.0
     per_seq = _per_sequence_cost(profile, load)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autoscaler.capacity import decode
 from autoscaler.capacity import plan as planning
 from autoscaler.capacity.load import Load
 from autoscaler.config.profiles import load_profile
@@ -102,3 +104,21 @@ def test_zero_load_gives_the_minimum(
     slo = Slo(LatencyTarget(30.0), LatencyTarget(0.3))
     result = planning.plan(profile(name), Load.of(**{**load, "rate": 0.0}), slo, mode, min_replicas=floor)
     assert all(p.replicas == floor for p in result.phases.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(PROFILES), load=loads, slo=slos)
+def test_decode_answer_meets_its_own_itl_prediction(
+    name: str, load: dict[str, float], slo: tuple[float, float]
+) -> None:
+    """The replicas ``size`` picks are ones at which ``itl`` (the same batch model) meets the target."""
+    target = LatencyTarget(slo[1])
+    sizing = decode.size(profile(name), Load.of(**load), target)
+    if np.isfinite(sizing.replicas[()]) and sizing.replicas[()] > 0:
+        assert sizing.itl_s[()] <= target.seconds * (1 + 1e-9)
+
+
+@given(cap=st.floats(0.0, 1e4), quantile=st.floats(0.5, 0.999))
+def test_largest_mean_batch_inverts_the_batch_quantile(cap: float, quantile: float) -> None:
+    n = decode.largest_mean_batch(np.asarray(cap), quantile)
+    assert float(decode.batch_quantile(n, quantile)) == pytest.approx(cap, abs=1e-6 * max(cap, 1.0))
