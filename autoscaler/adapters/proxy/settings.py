@@ -12,7 +12,7 @@ Example::
       # or  kubernetes: {namespace: serving, selector: "app=vllm", port: 8000}
     hashing: {mode: approximate, block_tokens: 64}
     router:                                      # autoscaler.routing.settings.RouterSettings
-      scorers: [{type: prefix-affinity, weight: 3}, {type: in-flight-tokens, weight: 2}]
+      scorers: [{type: prefix-affinity, weight: 4.5}, {type: in-flight-tokens, weight: 2}]
 """
 
 from __future__ import annotations
