@@ -18,12 +18,16 @@ timestamps), because the simulator models the engine, not the HTTP frontend. The
 are reported beside them (``client``): on this 2-core machine the Python frontend, the load generator and
 other work share one core, and at the tiny model's millisecond steps the frontend, not the engine, sets them.
 
-Why it misses (``diagnosis``). On this engine a step that prefills a new request costs a few milliseconds
-more than a decode step, whatever the prompt length (a straight line through the isolated prefill times has
-an intercept about twice the decode step). The shared time model has one ``step.base_s`` for both, so the
-fit splits the difference: TTFT comes out low and the ITL tail (decode steps that carry someone's prefill)
-too narrow. The JSON also records the machine's load average: other work on the same 2 CPUs shows up as
-engine latency the simulator cannot know about, and moves the result by tens of per cent between runs.
+Why it misses. The time model now has the fixed cost of a step that carries prompt tokens
+(``prefill.per_step_s``, fitted jointly; ``diagnosis`` reads the same quantity straight off the isolated
+prefill and decode samples as a check). What is left is the machine: the engine core, vLLM's Python
+frontend and the load generator share 2 CPUs, so the engine's step time moves between the profiling and the
+replay and from run to run (decode steps of 1.9 ms in one run, 5.4-7.5 ms in later ones on the same
+machine). At the replay's rate about half of the 4 batch slots are busy on average, so a replay that runs
+20 % slower than it was profiled (median ITL 6.6 ms against a 5.4 ms profiled step in the committed run)
+queues for a batch slot in its bursts, where the simulator, on the profiled step time, does not: the
+engine's own queue time p90 is 0.43 s, and TTFT p90 carries most of the error. The JSON records the
+load average before and after the replay; on this machine the result has moved between 17 % and 35 %.
 
     python benchmarks/fidelity_vllm_cpu.py [--quick] [--out FILE] [--trace PATH] [--rate R] [--requests N]
 
@@ -162,11 +166,11 @@ def profile_engine(url: str, out: Path, samples: Path) -> str:
 
 
 def diagnose(samples: dict[str, list[dict[str, float]]]) -> dict[str, float]:
-    """What the shared time model cannot express: a prefill step's fixed cost beyond a decode step's.
+    """A prefill step's fixed cost beyond a decode step's, read straight off the samples.
 
     A straight line through the isolated prefill times alone has an intercept (the cost of a step that
-    prefills almost nothing); the decode steps' median is what a step costs without a new request. The
-    profile has one ``step.base_s`` for both, so their difference is what its fit has to split.
+    prefills almost nothing); the decode steps' median is what a step costs without a new request. Their
+    difference is what the profile's ``prefill.per_step_s`` should come out near: a check on the joint fit.
     """
     lengths = np.array([s["new_tokens"] for s in samples["prefill"]], dtype=np.float64)
     times = np.array([s["seconds"] for s in samples["prefill"]])
@@ -258,7 +262,8 @@ def main() -> int:
         f"\ndiagnosis: isolated prefill = {diagnosis['prefill_only_intercept_s'] * 1e3:.2f} ms + "
         f"{diagnosis['prefill_only_per_token_s'] * 1e6:.1f} us/token; decode step "
         f"{diagnosis['decode_step_median_s'] * 1e3:.2f} ms: a prefill step costs "
-        f"{diagnosis['prefill_step_extra_fixed_s'] * 1e3:.2f} ms more, which one step.base_s cannot express"
+        f"{diagnosis['prefill_step_extra_fixed_s'] * 1e3:.2f} ms more (the profile's prefill.per_step_s: "
+        f"{profile.prefill.per_step_s.value * 1e3:.2f} ms)"
     )
     print(
         f"load average (1 min) before/after the replay: {load_before:.1f} / {load_after:.1f} "
@@ -311,6 +316,7 @@ def main() -> int:
             else str(profile_path),
             "step_base_s": profile.step.base_s.value,
             "prefill_per_token_s": profile.prefill.per_token_s.value,
+            "prefill_per_step_s": profile.prefill.per_step_s.value,
             "prefill_per_attention_pair_s": profile.prefill.per_attention_pair_s.value,
             "decode_per_sequence_s": profile.decode.per_sequence_s.value,
             "decode_per_context_token_s": profile.decode.per_context_token_s.value,
