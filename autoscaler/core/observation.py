@@ -43,6 +43,12 @@ class PhaseSignals:
     kv_usage: float | None = None  # mean KV-cache use over replicas, 0..1
     ttft_observed_s: float | None = None  # at the SLO's percentile
     itl_observed_s: float | None = None  # at the SLO's percentile
+    # What the engines report about themselves, so the capacity model can read rather than assume it. Each
+    # is None where the driver has no source (an engine that does not expose it, a phase with no replica).
+    kv_capacity_tokens: float | None = None  # per replica (vLLM: num_gpu_blocks x block_size)
+    kv_tokens_per_running: float | None = None  # KV in use per running sequence (usage x capacity / running)
+    running_per_replica: float | None = None  # sequences in the batch, mean over replicas reporting
+    waiting_per_replica: float | None = None  # backlog inside the engines, mean over replicas reporting
     age_s: float = 0.0  # how old the freshest sample behind these signals is
 
     def missing(self) -> tuple[str, ...]:
