@@ -141,7 +141,7 @@ def warnings(facts: CycleFacts, *, now: float) -> dict[str, str]:
         found["PrometheusUnavailable"] = f"holding: {facts.signal_error}"
     else:
         for phase, d in facts.decision.phases.items():
-            if d.reason.startswith("Hold"):
+            if d.reason.fail_static:
                 found[d.reason] = f"{phase.value}: {d.message}"
     patience = 2 * facts.settings.profile.startup.mean_s.value
     for phase, view in facts.views.items():
@@ -166,7 +166,7 @@ def _draining(view: PhaseView, outcome: Outcome | None) -> int:
 def _signals_condition(facts: CycleFacts) -> status.Condition:
     if facts.signal_error is not None:
         return status.Condition(status.SIGNALS, False, "PrometheusUnavailable", facts.signal_error)
-    holds = {p: d for p, d in facts.decision.phases.items() if d.reason.startswith("Hold")}
+    holds = {p: d for p, d in facts.decision.phases.items() if d.reason.fail_static}
     if holds:
         reason = next(iter(holds.values())).reason
         message = "; ".join(f"{p.value}: {d.message}" for p, d in holds.items())
@@ -177,7 +177,7 @@ def _signals_condition(facts: CycleFacts) -> status.Condition:
 def _active_condition(facts: CycleFacts) -> status.Condition:
     if facts.foreign:
         return status.Condition(status.ACTIVE, False, "ForeignAutoscaler", _foreign_message(facts.foreign))
-    holds = [d for d in facts.decision.phases.values() if d.reason.startswith("Hold")]
+    holds = [d for d in facts.decision.phases.values() if d.reason.fail_static]
     if holds:
         return status.Condition(status.ACTIVE, False, holds[0].reason, holds[0].message)
     draining = {p: o for p, o in facts.outcomes.items() if isinstance(o, Draining)}

@@ -18,21 +18,10 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from autoscaler.core.decision import Reason
 from autoscaler.core.phases import Phase
 
 READY, SIGNALS, ACTIVE, LIMITED = "Ready", "SignalsHealthy", "ScalingActive", "ScalingLimited"
-LIMITING_REASONS = frozenset(
-    {
-        "TooFewReplicas",
-        "TooManyReplicas",
-        "BudgetLimited",
-        "ScaleUpStabilized",
-        "ScaleDownStabilized",
-        "ScaleUpLimited",
-        "ScaleDownLimited",
-        "SloUnattainable",
-    }
-)
 _MAX_MESSAGE = 32768
 
 
@@ -51,7 +40,7 @@ class PhaseStatus:
     ready: int
     pending: int
     draining: int
-    reason: str
+    reason: Reason
     message: str
     correction: float
 
@@ -117,8 +106,8 @@ def body(
     return status
 
 
-def limited(reasons: Mapping[Phase, str]) -> Condition:
-    hits = {phase: reason for phase, reason in reasons.items() if reason in LIMITING_REASONS}
+def limited(reasons: Mapping[Phase, Reason]) -> Condition:
+    hits = {phase: reason for phase, reason in reasons.items() if reason.limiting}
     if not hits:
         return Condition(LIMITED, False, "NotLimited", "every phase is at its recommendation")
     reason = next(iter(hits.values())) if len(set(hits.values())) == 1 else "SeveralLimits"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from autoscaler.core.decision import Reason
 from autoscaler.policy.settings import Behavior, RateLimit
 
 
@@ -22,7 +23,7 @@ def record(
 
 def stabilize(
     *, current: int, recommendations: tuple[tuple[float, int], ...], now: float, behavior: Behavior
-) -> tuple[int, str | None]:
+) -> tuple[int, Reason | None]:
     """HPA stabilization: keep the current count within [lowest recent, highest recent] recommendation.
 
     The up window's minimum is how far up every recent recommendation agrees to go; the down window's
@@ -34,7 +35,7 @@ def stabilize(
     stabilized = min(max(current, up_floor), down_ceiling)
     if stabilized == newest:
         return stabilized, None
-    return stabilized, "ScaleUpStabilized" if newest > current else "ScaleDownStabilized"
+    return stabilized, Reason.SCALE_UP_STABILIZED if newest > current else Reason.SCALE_DOWN_STABILIZED
 
 
 def _allowance(limit: RateLimit, base: int) -> int:
@@ -48,18 +49,18 @@ def rate_limit(
     events: tuple[tuple[float, int], ...],
     now: float,
     behavior: Behavior,
-) -> tuple[int, str | None]:
+) -> tuple[int, Reason | None]:
     """Clamp the change to the rate limits; ``events`` are (time, replicas before that change)."""
     if desired > current:
         limit = behavior.up_limit
         start = min((r for t, r in events if now - t < limit.period_s), default=current)
         ceiling = start + _allowance(limit, start)
         if desired > ceiling:
-            return max(current, ceiling), "ScaleUpLimited"
+            return max(current, ceiling), Reason.SCALE_UP_LIMITED
     elif desired < current:
         limit = behavior.down_limit
         start = max((r for t, r in events if now - t < limit.period_s), default=current)
         floor = start - _allowance(limit, start)
         if desired < floor:
-            return min(current, floor), "ScaleDownLimited"
+            return min(current, floor), Reason.SCALE_DOWN_LIMITED
     return desired, None

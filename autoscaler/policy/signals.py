@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from autoscaler.core.decision import Reason
 from autoscaler.core.observation import PhaseSignals
 
 
@@ -15,14 +16,14 @@ def _bad(value: float | None) -> bool:
     return value is not None and not math.isfinite(value)
 
 
-def problem(signals: PhaseSignals, *, max_age_s: float) -> tuple[str, str] | None:
+def problem(signals: PhaseSignals, *, max_age_s: float) -> tuple[Reason, str] | None:
     """``(reason, message)`` when the signals must not drive a change, else None."""
     missing = signals.missing()
     if missing:
-        return "HoldMissingSignals", f"holding: no usable {', '.join(missing)}"
+        return Reason.HOLD_MISSING_SIGNALS, f"holding: no usable {', '.join(missing)}"
     if not math.isfinite(signals.age_s) or signals.age_s > max_age_s:
         return (
-            "HoldStaleSignals",
+            Reason.HOLD_STALE_SIGNALS,
             f"holding: newest signal is {signals.age_s:.0f}s old (limit {max_age_s:.0f}s)",
         )
     optional = {
@@ -36,10 +37,10 @@ def problem(signals: PhaseSignals, *, max_age_s: float) -> tuple[str, str] | Non
     }
     nan = [name for name, value in optional.items() if _bad(value)]
     if nan:
-        return "HoldMissingSignals", f"holding: {', '.join(nan)} not a number"
+        return Reason.HOLD_MISSING_SIGNALS, f"holding: {', '.join(nan)} not a number"
     contradictions = _contradictions(signals)
     if contradictions:
-        return "HoldContradictorySignals", f"holding: {'; '.join(contradictions)}"
+        return Reason.HOLD_CONTRADICTORY_SIGNALS, f"holding: {'; '.join(contradictions)}"
     return None
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from autoscaler.capacity import plan as planning
 from autoscaler.capacity.load import Load
-from autoscaler.core.decision import Decision, PhaseDecision
+from autoscaler.core.decision import Decision, PhaseDecision, Reason, direction
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.policy import behavior, budget, calibration, forecast, signals
@@ -42,7 +42,7 @@ class _Proposal:
     phase: Phase
     current: int
     replicas: int
-    reason: str
+    reason: Reason | None  # None: sized by the load (the decision says which way it went)
     message: str
     state: PhaseState
     profile: Profile | None = None  # calibrated, for the budget split
@@ -122,7 +122,7 @@ def _propose(
     if sig is None:
         last = state.recommendations[-1][1] if state.recommendations else settings.bounds[phase].minimum
         return _Proposal(
-            phase, last, last, "HoldMissingSignals", f"holding: no signals for {phase.value}", state
+            phase, last, last, Reason.HOLD_MISSING_SIGNALS, f"holding: no signals for {phase.value}", state
         )
     current = sig.replicas.current
     trouble = signals.problem(sig, max_age_s=settings.max_signal_age_s)
@@ -134,9 +134,8 @@ def _propose(
     settled = _settled(state.settled, ready=sig.replicas.ready, now=now, backlogged=backlogged)
     if sig.arrival_rate == 0 and queue == 0:
         state = dataclasses.replace(state, forecast=fc, settled=settled)
-        return _Proposal(
-            phase, current, 0, "NoTraffic", "no requests and an empty queue: the minimum is enough", state
-        )
+        message = "no requests and an empty queue: the minimum is enough"
+        return _Proposal(phase, current, 0, Reason.NO_TRAFFIC, message, state)
     rate = forecast.upper_band(
         fc, rate_now=sig.arrival_rate, horizon_s=settings.horizon_s, settings=settings.forecast
     )
@@ -157,7 +156,7 @@ def _propose(
     if not math.isfinite(needed):
         top = settings.bounds[phase].maximum
         return _Proposal(
-            phase, current, top, "SloUnattainable", f"{basis}: no replica count meets the SLO", state
+            phase, current, top, Reason.SLO_UNATTAINABLE, f"{basis}: no replica count meets the SLO", state
         )
     replicas = int(needed)
     latency = (
@@ -166,7 +165,7 @@ def _propose(
         else f"ITL p{settings.slo.itl.percentile:g} {float(sizing.itl_s[()]) * 1000:.1f}ms"
     )
     message = f"{basis} needs {replicas} ({latency} predicted, bound by {sizing.binding[()]})"
-    return _Proposal(phase, current, replicas, "Sized", message, state, profile, load)
+    return _Proposal(phase, current, replicas, None, message, state, profile, load)
 
 
 def _settled(
@@ -237,20 +236,20 @@ def _behave(
     """Min/max and budget on the recommendation, then stabilization and rate limits (HPA order).
 
     The decision's reason is the last stage that changed the count, else the proposal's own reason
-    (``Sized`` becomes ``ScaleUp``, ``ScaleDown`` or ``Steady``).
+    (none: sized by the load, ``ScaleUp``, ``ScaleDown`` or ``Steady``).
     """
     current, state = proposal.current, proposal.state
-    if proposal.reason.startswith("Hold"):  # fail static: nothing recorded, nothing changes
+    if proposal.reason is not None and proposal.reason.fail_static:  # nothing recorded, nothing changes
         return PhaseDecision(current, current, proposal.reason, proposal.message), state
     bounds, rules = settings.bounds[phase], settings.behavior
-    limiter: str | None = None
+    limiter: Reason | None = None
     notes = [proposal.message]
     wanted = min(max(proposal.replicas, bounds.minimum), bounds.maximum)
-    if wanted != proposal.replicas and proposal.reason != "NoTraffic":
-        limiter = "TooFewReplicas" if wanted > proposal.replicas else "TooManyReplicas"
+    if wanted != proposal.replicas and proposal.reason is not Reason.NO_TRAFFIC:
+        limiter = Reason.TOO_FEW_REPLICAS if wanted > proposal.replicas else Reason.TOO_MANY_REPLICAS
         notes.append(f"clamped to [{bounds.minimum}, {bounds.maximum}]")
     if budget_cap is not None and wanted > budget_cap:
-        wanted, limiter = budget_cap, "BudgetLimited"
+        wanted, limiter = budget_cap, Reason.BUDGET_LIMITED
         notes.append(f"GPU budget allows {budget_cap}")
     keep = max(rules.up_window_s, rules.down_window_s, rules.up_limit.period_s, rules.down_limit.period_s)
     # A policy that has just started trusts the current count as the previous step's recommendation (as HPA
@@ -262,7 +261,7 @@ def _behave(
     )
     if why is not None:
         limiter = why
-        window = rules.up_window_s if why == "ScaleUpStabilized" else rules.down_window_s
+        window = rules.up_window_s if why is Reason.SCALE_UP_STABILIZED else rules.down_window_s
         notes.append(f"held at {desired} by the {window:g}s stabilization window")
     desired, why = behavior.rate_limit(
         current=current, desired=desired, events=state.scale_events, now=now, behavior=rules
@@ -271,20 +270,12 @@ def _behave(
         limiter = why
         notes.append(f"rate limit allows {desired} now")
     if budget_cap is not None and desired > budget_cap:  # the budget is hard, whatever the windows hold
-        desired, limiter = budget_cap, "BudgetLimited"
+        desired, limiter = budget_cap, Reason.BUDGET_LIMITED
         notes.append(f"GPU budget allows {budget_cap}")
     events = state.scale_events
     if desired != current:
         events = behavior.record(events, now=now, value=current, keep_s=keep)
     new_state = dataclasses.replace(state, recommendations=recommendations, scale_events=events)
     return PhaseDecision(
-        desired, current, limiter or _direction(proposal.reason, desired, current), "; ".join(notes)
+        desired, current, limiter or proposal.reason or direction(desired, current), "; ".join(notes)
     ), new_state
-
-
-def _direction(reason: str, desired: int, current: int) -> str:
-    if reason != "Sized":
-        return reason
-    if desired > current:
-        return "ScaleUp"
-    return "ScaleDown" if desired < current else "Steady"

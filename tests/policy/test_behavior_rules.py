@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from autoscaler.core.decision import Reason
 from autoscaler.policy import behavior
 from autoscaler.policy.settings import Behavior, RateLimit
 
@@ -19,8 +20,8 @@ RULES = Behavior(
     ("current", "history", "expected", "reason"),
     [
         (4, [(100.0, 2), (200.0, 8)], 8, None),
-        (8, [(0.0, 8), (100.0, 8), (200.0, 3)], 8, "ScaleDownStabilized"),
-        (8, [(-150.0, 8), (100.0, 5), (200.0, 3)], 5, "ScaleDownStabilized"),
+        (8, [(0.0, 8), (100.0, 8), (200.0, 3)], 8, Reason.SCALE_DOWN_STABILIZED),
+        (8, [(-150.0, 8), (100.0, 5), (200.0, 3)], 5, Reason.SCALE_DOWN_STABILIZED),
         (8, [(-101.0, 8), (200.0, 3)], 3, None),
         (5, [(100.0, 9), (200.0, 5)], 5, None),
     ],
@@ -40,14 +41,14 @@ def test_stabilize(current: int, history: list[tuple[float, int]], expected: int
 @pytest.mark.parametrize(
     ("current", "desired", "events", "expected", "reason"),
     [
-        (2, 20, [], 6, "ScaleUpLimited"),
-        (10, 40, [], 20, "ScaleUpLimited"),
+        (2, 20, [], 6, Reason.SCALE_UP_LIMITED),
+        (10, 40, [], 20, Reason.SCALE_UP_LIMITED),
         (10, 14, [], 14, None),
-        (6, 20, [(195.0, 2)], 6, "ScaleUpLimited"),
-        (10, 2, [], 9, "ScaleDownLimited"),
-        (30, 10, [], 27, "ScaleDownLimited"),
-        (9, 2, [(170.0, 10)], 9, "ScaleDownLimited"),
-        (9, 2, [(100.0, 10)], 8, "ScaleDownLimited"),
+        (6, 20, [(195.0, 2)], 6, Reason.SCALE_UP_LIMITED),
+        (10, 2, [], 9, Reason.SCALE_DOWN_LIMITED),
+        (30, 10, [], 27, Reason.SCALE_DOWN_LIMITED),
+        (9, 2, [(170.0, 10)], 9, Reason.SCALE_DOWN_LIMITED),
+        (9, 2, [(100.0, 10)], 8, Reason.SCALE_DOWN_LIMITED),
     ],
     ids=[
         "up: at least 4 pods per period",

@@ -9,6 +9,7 @@ import pytest
 
 from autoscaler.capacity import plan as planning
 from autoscaler.capacity.load import Load
+from autoscaler.core.decision import Reason
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.policy.settings import Bounds, Forecast, PolicySettings
 from autoscaler.policy.state import PhaseState, PolicyState
@@ -33,13 +34,13 @@ def needed(phase: Phase, rate: float) -> int:
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"age_s": 600.0}, "HoldStaleSignals"),
-        ({"arrival_rate": math.nan}, "HoldMissingSignals"),
-        ({"arrival_rate": None}, "HoldMissingSignals"),
-        ({"output_tokens_mean": math.inf}, "HoldMissingSignals"),
-        ({"kv_usage": math.nan}, "HoldMissingSignals"),
-        ({"prefix_hit_rate": 1.7}, "HoldContradictorySignals"),
-        ({"queue_length": -3.0}, "HoldContradictorySignals"),
+        ({"age_s": 600.0}, Reason.HOLD_STALE_SIGNALS),
+        ({"arrival_rate": math.nan}, Reason.HOLD_MISSING_SIGNALS),
+        ({"arrival_rate": None}, Reason.HOLD_MISSING_SIGNALS),
+        ({"output_tokens_mean": math.inf}, Reason.HOLD_MISSING_SIGNALS),
+        ({"kv_usage": math.nan}, Reason.HOLD_MISSING_SIGNALS),
+        ({"prefix_hit_rate": 1.7}, Reason.HOLD_CONTRADICTORY_SIGNALS),
+        ({"queue_length": -3.0}, Reason.HOLD_CONTRADICTORY_SIGNALS),
     ],
     ids=[
         "stale signals hold",
@@ -68,7 +69,7 @@ def test_one_phase_holds_while_the_other_acts() -> None:
     bad = phase_signals(rate=math.nan, replicas=(1, 1, 0))
     decision, _ = step(observation(0.0, prefill=good, decode=bad), PolicyState(), settings, now=0.0)
     assert decision.phases[Phase.PREFILL].replicas > 1
-    assert decision.phases[Phase.DECODE].reason == "HoldMissingSignals"
+    assert decision.phases[Phase.DECODE].reason == Reason.HOLD_MISSING_SIGNALS
 
 
 def test_spike_scales_up_within_one_step() -> None:
@@ -94,7 +95,7 @@ def test_scale_down_waits_for_its_window() -> None:
         if d.replicas < replicas:
             times.append(now - t0)
         elif i == 0:
-            assert d.reason == "ScaleDownStabilized"
+            assert d.reason == Reason.SCALE_DOWN_STABILIZED
         replicas = d.replicas
     assert times, "never scaled down"
     assert times[0] >= settings.behavior.down_window_s
@@ -114,7 +115,7 @@ def test_zero_traffic_goes_to_the_minimum() -> None:
         decision, state = step(observation(now, prefill=idle, decode=idle), state, settings, now=now)
         replicas = decision.phases[Phase.DECODE].replicas
     assert replicas == settings.bounds[Phase.DECODE].minimum
-    assert decision.phases[Phase.DECODE].reason == "NoTraffic"
+    assert decision.phases[Phase.DECODE].reason == Reason.NO_TRAFFIC
 
 
 def test_starting_replicas_count_as_supply() -> None:
@@ -134,7 +135,7 @@ def test_replica_stuck_pending_does_not_freeze_the_loop() -> None:
         decision, state = step(
             observation(30.0 * i, prefill=stuck, decode=stuck), state, settings, now=30.0 * i
         )
-        assert not decision.phases[Phase.DECODE].reason.startswith("Hold")
+        assert not decision.phases[Phase.DECODE].reason.startswith(Reason.STEADY)
 
 
 def test_budget_split_is_explained() -> None:
@@ -145,7 +146,7 @@ def test_budget_split_is_explained() -> None:
     assert total <= 6
     assert any("GPU budget 6" in note and "split" in note for note in decision.notes), decision.notes
     assert all(
-        d.reason == "BudgetLimited"
+        d.reason == Reason.BUDGET_LIMITED
         for d in decision.phases.values()
         if d.replicas < needed(Phase.DECODE, 150)
     )

@@ -8,6 +8,7 @@ import dataclasses
 from autoscaler.adapters.kubernetes.pods import PodState
 from autoscaler.controller import drain, status
 from autoscaler.controller.router_load import EndpointLoad, parse
+from autoscaler.core.decision import Reason
 from autoscaler.core.phases import Phase
 
 
@@ -96,8 +97,10 @@ def test_a_condition_keeps_its_transition_time_until_its_status_changes() -> Non
 
 
 def test_limited_names_the_clamps() -> None:
-    assert status.limited({Phase.PREFILL: "ScaleUp"}).status is False
-    limited = status.limited({Phase.PREFILL: "BudgetLimited", Phase.DECODE: "ScaleDownStabilized"})
+    assert status.limited({Phase.PREFILL: Reason.SCALE_UP}).status is False
+    limited = status.limited(
+        {Phase.PREFILL: Reason.BUDGET_LIMITED, Phase.DECODE: Reason.SCALE_DOWN_STABILIZED}
+    )
     assert (limited.status, limited.reason) == (True, "SeveralLimits")
     assert "decode: ScaleDownStabilized" in limited.message
 

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 
-from autoscaler.core.decision import PhaseDecision
+from autoscaler.core.decision import PhaseDecision, Reason
 from autoscaler.core.phases import Phase
 
 
@@ -40,14 +40,5 @@ def finite(value: float | None) -> float | None:
     return value
 
 
-def hold(current: int, *, reason: str, message: str) -> PhaseDecision:
+def hold(current: int, *, reason: Reason, message: str) -> PhaseDecision:
     return PhaseDecision(replicas=current, previous=current, reason=reason, message=message)
-
-
-def direction(replicas: int, current: int) -> str:
-    """The plain reason tag for a change that no limit shaped."""
-    if replicas > current:
-        return "ScaleUp"
-    if replicas < current:
-        return "ScaleDown"
-    return "Hold"

@@ -57,11 +57,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from autoscaler.core.decision import Decision, PhaseDecision
+from autoscaler.core.decision import Decision, PhaseDecision, Reason, direction
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import Slo
-from autoscaler.policy.baselines.common import ReplicaBounds, bounds_for, direction, finite, hold
+from autoscaler.policy.baselines.common import ReplicaBounds, bounds_for, finite, hold
 from autoscaler.profiles.schema import Profile
 
 LEGACY_MAX_GPU_BUDGET = 8  # defaults.py of the legacy planner
@@ -124,7 +124,11 @@ class DynamoPolicy:
         if state.last_adjustment is not None and now - state.last_adjustment < settings.adjustment_interval_s:
             wait = settings.adjustment_interval_s - (now - state.last_adjustment)
             return _hold_all(
-                observation, now, currents, "HoldAdjustmentInterval", f"next adjustment in {wait:.0f} s"
+                observation,
+                now,
+                currents,
+                Reason.HOLD_ADJUSTMENT_INTERVAL,
+                f"next adjustment in {wait:.0f} s",
             ), state
         state = DynamoState(last_adjustment=now)
         metrics = _frontend_metrics(observation.phases)
@@ -133,7 +137,7 @@ class DynamoPolicy:
                 observation,
                 now,
                 currents,
-                "HoldMissingSignals",
+                Reason.HOLD_MISSING_SIGNALS,
                 "a frontend metric is missing or NaN (no requests): adjustment skipped",
             ), state
         sizing = self._size(observation.phases, metrics)
@@ -222,7 +226,7 @@ def _frontend_metrics(phases: Mapping[Phase, PhaseSignals]) -> FrontendMetrics |
 
 
 def _hold_all(
-    observation: Observation, now: float, currents: Mapping[Phase, int], reason: str, message: str
+    observation: Observation, now: float, currents: Mapping[Phase, int], reason: Reason, message: str
 ) -> Decision:
     phases = {phase: hold(current, reason=reason, message=message) for phase, current in currents.items()}
     return Decision(observation.pool, now, phases)

@@ -30,7 +30,8 @@ import dataclasses
 import enum
 import math
 
-from autoscaler.policy.baselines.common import ReplicaBounds, direction
+from autoscaler.core.decision import Reason, direction
+from autoscaler.policy.baselines.common import ReplicaBounds
 
 
 class RateKind(enum.StrEnum):
@@ -106,7 +107,7 @@ class HpaState:
 @dataclasses.dataclass(frozen=True, slots=True)
 class HpaOutcome:
     replicas: int
-    reason: str
+    reason: Reason
     message: str
     state: HpaState
 
@@ -137,18 +138,20 @@ def reconcile(
     """One HPA sync for one target: ``proposal`` is the metric's replica count, ``current`` spec.replicas."""
     if state.last_sync is not None and now - state.last_sync < settings.sync_period_s:
         wait = settings.sync_period_s - (now - state.last_sync)
-        return HpaOutcome(current, "HoldSyncPeriod", f"next HPA sync in {wait:.0f} s", state)
+        return HpaOutcome(current, Reason.HOLD_SYNC_PERIOD, f"next HPA sync in {wait:.0f} s", state)
     state = dataclasses.replace(state, last_sync=now)
     if not state.recommendations:  # recordInitialRecommendation: a new HPA starts from what runs
         state = dataclasses.replace(state, recommendations=(TimedCount(now, current),))
     if current == 0 and bounds.minimum != 0:
-        return HpaOutcome(
-            0, "ScalingDisabled", "replicas are 0 and minReplicas is not: the HPA leaves the target", state
-        )
+        message = "replicas are 0 and minReplicas is not: the HPA leaves the target"
+        return HpaOutcome(0, Reason.SCALING_DISABLED, message, state)
+    reason: Reason | None
     if current > bounds.maximum:
-        desired, reason, message = bounds.maximum, "TooManyReplicas", "current replicas above maxReplicas"
+        desired, reason = bounds.maximum, Reason.TOO_MANY_REPLICAS
+        message = "current replicas above maxReplicas"
     elif current < bounds.minimum:
-        desired, reason, message = bounds.minimum, "TooFewReplicas", "current replicas below minReplicas"
+        desired, reason = bounds.minimum, Reason.TOO_FEW_REPLICAS
+        message = "current replicas below minReplicas"
     else:
         stabilized, reason, message = _stabilize(proposal, current, settings.behavior, state, now)
         state = _record_recommendation(state, proposal, settings.behavior, now)
@@ -157,7 +160,7 @@ def reconcile(
         )
         if limit_reason:
             reason, message = limit_reason, limit_message
-        elif not reason:
+        elif reason is None:
             reason = direction(desired, current)
             message = f"metric proposes {proposal}, within the behaviour limits"
     return HpaOutcome(
@@ -167,7 +170,7 @@ def reconcile(
 
 def _stabilize(
     proposal: int, current: int, behavior: HpaBehavior, state: HpaState, now: float
-) -> tuple[int, str, str]:
+) -> tuple[int, Reason | None, str]:
     up_cutoff = now - behavior.scale_up.stabilization_window_s
     down_cutoff = now - behavior.scale_down.stabilization_window_s
     up_floor = min([proposal, *(r.count for r in state.recommendations if r.time > up_cutoff)])
@@ -175,39 +178,43 @@ def _stabilize(
     stabilized = min(max(current, up_floor), down_ceiling)
     if stabilized < proposal:
         window = behavior.scale_up.stabilization_window_s
-        return stabilized, "ScaleUpStabilized", f"lowest proposal in the last {window:.0f} s is {stabilized}"
+        return (
+            stabilized,
+            Reason.SCALE_UP_STABILIZED,
+            f"lowest proposal in the last {window:.0f} s is {stabilized}",
+        )
     if stabilized > proposal:
         window = behavior.scale_down.stabilization_window_s
         return (
             stabilized,
-            "ScaleDownStabilized",
+            Reason.SCALE_DOWN_STABILIZED,
             f"highest proposal in the last {window:.0f} s is {stabilized}",
         )
-    return stabilized, "", ""
+    return stabilized, None, ""
 
 
 def _rate_limit(
     desired: int, current: int, bounds: ReplicaBounds, behavior: HpaBehavior, state: HpaState, now: float
-) -> tuple[int, str, str]:
+) -> tuple[int, Reason | None, str]:
     if desired > current:
         limit = max(current, _period_limit(current, behavior.scale_up, state, now, up=True))
         if bounds.maximum > limit:
-            ceiling, reason = limit, "ScaleUpLimit"
+            ceiling, reason = limit, Reason.SCALE_UP_LIMITED
             message = f"scale-up policies allow at most {limit} replicas now"
         else:
-            ceiling, reason, message = bounds.maximum, "TooManyReplicas", "capped at maxReplicas"
+            ceiling, reason, message = bounds.maximum, Reason.TOO_MANY_REPLICAS, "capped at maxReplicas"
         if desired > ceiling:
             return ceiling, reason, message
     elif desired < current:
         limit = min(current, _period_limit(current, behavior.scale_down, state, now, up=False))
         if bounds.minimum < limit:
-            floor, reason = limit, "ScaleDownLimit"
+            floor, reason = limit, Reason.SCALE_DOWN_LIMITED
             message = f"scale-down policies allow at least {limit} replicas now"
         else:
-            floor, reason, message = bounds.minimum, "TooFewReplicas", "held at minReplicas"
+            floor, reason, message = bounds.minimum, Reason.TOO_FEW_REPLICAS, "held at minReplicas"
         if desired < floor:
             return floor, reason, message
-    return desired, "", ""
+    return desired, None, ""
 
 
 def _period_limit(current: int, rules: ScalingRules, state: HpaState, now: float, *, up: bool) -> int:

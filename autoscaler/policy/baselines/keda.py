@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from autoscaler.core.decision import Decision, PhaseDecision
+from autoscaler.core.decision import Decision, PhaseDecision, Reason
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.policy.baselines import hpa
@@ -133,8 +133,8 @@ def _activation(*, current: int, active: bool, idle_s: float, cooldown_s: float)
     """KEDA's own 0 <-> 1 step (scale executor), or ``None`` when the HPA owns the decision."""
     if current == 0:
         if active:
-            return PhaseDecision(1, 0, "Activated", "a trigger is above its activation threshold")
-        return PhaseDecision(0, 0, "Inactive", "no trigger is above its activation threshold")
+            return PhaseDecision(1, 0, Reason.ACTIVATED, "a trigger is above its activation threshold")
+        return PhaseDecision(0, 0, Reason.INACTIVE, "no trigger is above its activation threshold")
     if not active and idle_s > cooldown_s:  # lastActiveTime + cooldownPeriod before now
-        return PhaseDecision(0, current, "Deactivated", f"no trigger active for {idle_s:.0f} s")
+        return PhaseDecision(0, current, Reason.DEACTIVATED, f"no trigger active for {idle_s:.0f} s")
     return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from autoscaler.core.decision import Decision, PhaseDecision
+from autoscaler.core.decision import Decision, PhaseDecision, Reason
 from autoscaler.core.observation import Observation
 from autoscaler.core.phases import Phase
 
@@ -41,6 +41,6 @@ class StaticPolicy:
                 raise KeyError(f"no static replica count configured for phase {phase.value!r}")
             fixed = self._settings.replicas[phase]
             phases[phase] = PhaseDecision(
-                fixed, signals.replicas.current, "Static", f"fixed at {fixed} replicas"
+                fixed, signals.replicas.current, Reason.STATIC, f"fixed at {fixed} replicas"
             )
         return Decision(pool=observation.pool, time=now, phases=phases), state

@@ -43,7 +43,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 
-from autoscaler.core.decision import Decision, PhaseDecision
+from autoscaler.core.decision import Decision, PhaseDecision, Reason
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.policy.baselines import hpa
@@ -122,7 +122,7 @@ class WvaPolicy:
                 and now - phase_hpa.last_sync < self._settings.hpa.sync_period_s
             ):
                 decisions[phase] = hold(
-                    signals.replicas.current, reason="HoldSyncPeriod", message="between WVA/HPA cycles"
+                    signals.replicas.current, reason=Reason.HOLD_SYNC_PERIOD, message="between WVA/HPA cycles"
                 )
                 continue
             decisions[phase], hpa_states[phase], saturation = self._step_phase(
@@ -148,7 +148,7 @@ class WvaPolicy:
             return (
                 hold(
                     current,
-                    reason="HoldMissingSignals",
+                    reason=Reason.HOLD_MISSING_SIGNALS,
                     message="no saturation metrics: no new desired count",
                 ),
                 phase_hpa,

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from autoscaler.core.decision import Reason
 from autoscaler.core.observation import Observation
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import LatencyTarget, Slo
@@ -67,7 +68,7 @@ def test_static_replicas_ignore_load_and_missing_signals(
     )
     decisions = drive(policy, [heavy, blind])
     assert [d.replicas() for d in decisions] == [expected, expected]
-    assert {d.phases[Phase.PREFILL].reason for d in decisions} == {"Static"}
+    assert {d.phases[Phase.PREFILL].reason for d in decisions} == {Reason.STATIC}
 
 
 def test_static_policy_rejects_a_phase_it_was_not_given() -> None:

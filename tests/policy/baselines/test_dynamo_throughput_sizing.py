@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from autoscaler.core.decision import Decision
+from autoscaler.core.decision import Decision, Reason
 from autoscaler.core.observation import Observation
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import LatencyTarget, Slo
@@ -118,7 +118,7 @@ def test_holds_between_adjustments_of_180_s() -> None:
         dynamo(correction=False), [disagg(0.0), disagg(100.0, rate=50.0), disagg(180.0, rate=50.0)]
     )
     assert [d.replicas()[Phase.PREFILL] for d in decisions] == [3, 2, 6]
-    assert decisions[1].phases[Phase.PREFILL].reason == "HoldAdjustmentInterval"
+    assert decisions[1].phases[Phase.PREFILL].reason == Reason.HOLD_ADJUSTMENT_INTERVAL
 
 
 @pytest.mark.parametrize(
@@ -141,8 +141,9 @@ def test_holds_between_adjustments_of_180_s() -> None:
 def test_missing_metrics_skip_the_adjustment(observation: Observation) -> None:
     decisions = drive(dynamo(), [observation, disagg(100.0)])
     assert decisions[0].replicas() == {Phase.PREFILL: 2, Phase.DECODE: 1}
-    assert decisions[0].phases[Phase.PREFILL].reason == "HoldMissingSignals"
-    assert decisions[1].phases[Phase.PREFILL].reason == "HoldAdjustmentInterval"  # the interval restarted
+    assert decisions[0].phases[Phase.PREFILL].reason == Reason.HOLD_MISSING_SIGNALS
+    # the interval restarted
+    assert decisions[1].phases[Phase.PREFILL].reason == Reason.HOLD_ADJUSTMENT_INTERVAL
 
 
 def test_minimum_below_one_is_rejected() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from autoscaler.core.decision import Reason
 from autoscaler.policy.baselines import hpa
 from autoscaler.policy.baselines.common import ReplicaBounds
 from autoscaler.policy.baselines.wva import SAMPLE_BEHAVIOR
@@ -66,13 +67,13 @@ def run(
 @pytest.mark.parametrize(
     ("steps", "current", "expected"),
     [
-        ([(0, 8), (15, 8)], 3, [(7, "ScaleUpLimit"), (8, "ScaleUp")]),
-        ([(0, 10), (15, 10)], 1, [(5, "ScaleUpLimit"), (10, "ScaleUp")]),
-        ([(0, 8), (5, 8)], 3, [(7, "ScaleUpLimit"), (7, "HoldSyncPeriod")]),
-        ([(0, 50)], 8, [(10, "TooManyReplicas")]),
-        ([(0, 0), (300, 0)], 1, [(1, "ScaleDownStabilized"), (1, "TooFewReplicas")]),
-        ([(0, 5)], 0, [(0, "ScalingDisabled")]),
-        ([(0, 5)], 12, [(10, "TooManyReplicas")]),
+        ([(0, 8), (15, 8)], 3, [(7, Reason.SCALE_UP_LIMITED), (8, Reason.SCALE_UP)]),
+        ([(0, 10), (15, 10)], 1, [(5, Reason.SCALE_UP_LIMITED), (10, Reason.SCALE_UP)]),
+        ([(0, 8), (5, 8)], 3, [(7, Reason.SCALE_UP_LIMITED), (7, Reason.HOLD_SYNC_PERIOD)]),
+        ([(0, 50)], 8, [(10, Reason.TOO_MANY_REPLICAS)]),
+        ([(0, 0), (300, 0)], 1, [(1, Reason.SCALE_DOWN_STABILIZED), (1, Reason.TOO_FEW_REPLICAS)]),
+        ([(0, 5)], 0, [(0, Reason.SCALING_DISABLED)]),
+        ([(0, 5)], 12, [(10, Reason.TOO_MANY_REPLICAS)]),
     ],
     ids=[
         "scale up: 3 -> 8 limited to max(100 %, 4 pods) = 7 per 15 s, then 8",
@@ -93,8 +94,8 @@ def test_scale_down_waits_for_the_300_s_window() -> None:
     steps = [(0.0, 8)] + [(15.0 * i, 2) for i in range(1, 21)]
     outcomes = run(steps, current=8)
     assert [o.replicas for o in outcomes[:20]] == [8] * 20
-    assert {o.reason for o in outcomes[1:20]} == {"ScaleDownStabilized"}
-    assert (outcomes[20].replicas, outcomes[20].reason) == (2, "ScaleDown")
+    assert {o.reason for o in outcomes[1:20]} == {Reason.SCALE_DOWN_STABILIZED}
+    assert (outcomes[20].replicas, outcomes[20].reason) == (2, Reason.SCALE_DOWN)
 
 
 def test_a_new_hpa_does_not_scale_down_in_its_first_window() -> None:

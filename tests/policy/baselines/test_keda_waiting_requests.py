@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from autoscaler.core.decision import Reason
 from autoscaler.core.phases import Phase
 from autoscaler.policy.baselines import KedaPolicy, KedaSettings, ReplicaBounds
 from tests.policy.baselines.builders import drive, observe, signals
@@ -20,14 +21,14 @@ def keda(**overrides: object) -> KedaPolicy:
 @pytest.mark.parametrize(
     ("current", "waiting", "expected", "reason"),
     [
-        (3, 40.0, 7, "ScaleUpLimit"),
-        (4, 40.0, 8, "ScaleUp"),
-        (3, 16.0, 3, "Hold"),
-        (3, 13.5, 3, "Hold"),
-        (3, 17.0, 4, "ScaleUp"),
-        (2, 500.0, 6, "ScaleUpLimit"),
-        (3, None, 3, "ScaleDownStabilized"),
-        (3, math.nan, 3, "ScaleDownStabilized"),
+        (3, 40.0, 7, Reason.SCALE_UP_LIMITED),
+        (4, 40.0, 8, Reason.SCALE_UP),
+        (3, 16.0, 3, Reason.STEADY),
+        (3, 13.5, 3, Reason.STEADY),
+        (3, 17.0, 4, Reason.SCALE_UP),
+        (2, 500.0, 6, Reason.SCALE_UP_LIMITED),
+        (3, None, 3, Reason.SCALE_DOWN_STABILIZED),
+        (3, math.nan, 3, Reason.SCALE_DOWN_STABILIZED),
     ],
     ids=[
         "3 replicas, 40 waiting: proposes 8, the 15 s rate limit allows 7",
@@ -106,7 +107,7 @@ def zero_to_one(keepalive: bool, steps: list[tuple[float, float | None, float]],
             True,
             [(0.0, 0.0, 1.0), (15.0, 0.0, 0.0), (360.0, 0.0, 0.0), (375.0, 0.0, 0.0)],
             1,
-            ["1:Hold", "1:ScaleDownStabilized", "1:TooFewReplicas", "0:Deactivated"],
+            ["1:Steady", "1:ScaleDownStabilized", "1:TooFewReplicas", "0:Deactivated"],
         ),
         (
             True,

@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from autoscaler.core.decision import Reason
 from autoscaler.core.observation import PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.policy.baselines import ReplicaBounds, WvaPolicy, WvaSettings
@@ -24,16 +25,16 @@ def wva(maximum: int = 20) -> WvaPolicy:
 @pytest.mark.parametrize(
     ("phase", "phase_signals", "expected", "reason"),
     [
-        (Phase.DECODE, signals(current=2, kv=0.7, queue=4), 3, "ScaleUp"),
-        (Phase.DECODE, signals(current=2, kv=0.5, queue=4), 2, "Hold"),
-        (Phase.DECODE, signals(current=3, starting=1, kv=0.7, queue=4), 3, "Hold"),
-        (Phase.PREFILL, signals(current=2, kv=0.63, queue=9), 2, "Hold"),
-        (Phase.DECODE, signals(current=2, kv=0.63, queue=9), 3, "ScaleUp"),
-        (Phase.AGGREGATED, signals(current=2, kv=0.63, queue=9), 3, "ScaleUp"),
-        (Phase.DECODE, signals(current=2, kv=0.5, queue=12), 3, "ScaleUp"),
-        (Phase.DECODE, signals(current=2, kv=0.95, queue=100), 5, "ScaleUp"),
-        (Phase.DECODE, signals(current=10, kv=0.69, queue=0), 10, "Hold"),
-        (Phase.DECODE, signals(current=4, kv=0.1, queue=0), 4, "ScaleDownStabilized"),
+        (Phase.DECODE, signals(current=2, kv=0.7, queue=4), 3, Reason.SCALE_UP),
+        (Phase.DECODE, signals(current=2, kv=0.5, queue=4), 2, Reason.STEADY),
+        (Phase.DECODE, signals(current=3, starting=1, kv=0.7, queue=4), 3, Reason.STEADY),
+        (Phase.PREFILL, signals(current=2, kv=0.63, queue=9), 2, Reason.STEADY),
+        (Phase.DECODE, signals(current=2, kv=0.63, queue=9), 3, Reason.SCALE_UP),
+        (Phase.AGGREGATED, signals(current=2, kv=0.63, queue=9), 3, Reason.SCALE_UP),
+        (Phase.DECODE, signals(current=2, kv=0.5, queue=12), 3, Reason.SCALE_UP),
+        (Phase.DECODE, signals(current=2, kv=0.95, queue=100), 5, Reason.SCALE_UP),
+        (Phase.DECODE, signals(current=10, kv=0.69, queue=0), 10, Reason.STEADY),
+        (Phase.DECODE, signals(current=4, kv=0.1, queue=0), 4, Reason.SCALE_DOWN_STABILIZED),
     ],
     ids=[
         "decode: 144.8k tokens / 0.85 > 2 x 80k supply: +1",
@@ -116,7 +117,7 @@ def test_missing_saturation_inputs_hold(phase_signals: PhaseSignals) -> None:
     [decision] = drive(wva(), [observe(0.0, decode=phase_signals)])
     assert (decision.phases[Phase.DECODE].replicas, decision.phases[Phase.DECODE].reason) == (
         3,
-        "HoldMissingSignals",
+        Reason.HOLD_MISSING_SIGNALS,
     )
 
 
@@ -130,7 +131,7 @@ def test_between_cycles_holds() -> None:
     )
     assert (decisions[1].phases[Phase.DECODE].replicas, decisions[1].phases[Phase.DECODE].reason) == (
         3,
-        "HoldSyncPeriod",
+        Reason.HOLD_SYNC_PERIOD,
     )
 
 
