@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from autoscaler.core.families import Histogram, PhaseFamilies
 from autoscaler.core.observation import PhaseSignals, ReplicaCounts
@@ -143,4 +144,5 @@ def phase_signals(*, replicas: ReplicaCounts, values: Mapping[str, float]) -> Ph
         output_tokens_mean=None,
         age_s=math.inf,
     )
-    return dataclasses.replace(base, **values)
+    changes: dict[str, Any] = dict(values)
+    return dataclasses.replace(base, **changes)
