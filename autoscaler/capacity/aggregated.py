@@ -106,22 +106,17 @@ def size(profile: Profile, load: Load, slo: Slo, *, max_utilisation: float = 1.0
     replicas = np.where(load.rate > 0, np.where(attainable, replicas, np.inf), 0.0)
     served = np.where(np.isfinite(replicas) & (replicas > 0), replicas, 1.0)
     one_less = _Replica(profile, load, np.maximum(served - 1.0, 1.0), slo)
-    binding = np.where(
-        ~attainable,
-        "unattainable",
-        np.where(
+    binding = np.select(
+        [
+            ~attainable,
             load.rate <= 0,
-            "no-load",
-            np.where(
-                served <= 1.0,
-                "one-replica",
-                np.where(
-                    ~one_less.stable | (one_less.batch_q > kv_cap),
-                    "kv-capacity",
-                    np.where(one_less.itl > slo.itl.seconds, "itl", "ttft"),
-                ),
-            ),
-        ),
+            np.isinf(replicas),
+            served <= 1.0,
+            ~one_less.stable | (one_less.batch_q > kv_cap),
+            one_less.itl > slo.itl.seconds,
+        ],
+        ["unattainable", "no-load", "replica-cap", "one-replica", "kv-capacity", "itl"],
+        default="ttft",
     )
     at = predict(profile, load, slo, served)
     return dataclasses.replace(

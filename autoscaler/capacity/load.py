@@ -20,6 +20,37 @@ def _array(value: npt.ArrayLike) -> FloatArray:
     return np.asarray(value, dtype=np.float64)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadLimits:
+    """What a load may ask of the model; the edges (CLI, policy signal check, scenarios) refuse more.
+
+    Far above any one serving pool (the largest public traces peak near 1e3 req/s; 1e7 tokens is the longest
+    context window any served model advertises), yet small enough that sizing stays finite arithmetic. The
+    solvers' cost is bounded whatever they are given; these bounds keep the answers meaningful.
+    """
+
+    max_rate_per_s: float = 1e6
+    max_tokens: float = 1e7
+
+    def problems(
+        self, *, rate: float | None, prompt_tokens: float | None, output_tokens: float | None
+    ) -> tuple[str, ...]:
+        """One phrase per value above its bound or not finite (None: not given, not checked)."""
+        checks = (
+            ("arrival rate", rate, self.max_rate_per_s, "req/s"),
+            ("mean prompt length", prompt_tokens, self.max_tokens, "tokens"),
+            ("mean output length", output_tokens, self.max_tokens, "tokens"),
+        )
+        return tuple(
+            f"{name} {value:g} outside the model's range (at most {high:g} {unit})"
+            for name, value, high, unit in checks
+            if value is not None and not value <= high  # also true for NaN
+        )
+
+
+LIMITS = LoadLimits()
+
+
 @dataclasses.dataclass(frozen=True)
 class Load:
     """Demand on one pool. Each field is a number or an array (all broadcast together)."""

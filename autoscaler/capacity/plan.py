@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from autoscaler.capacity import aggregated, decode, prefill
+from autoscaler.capacity import aggregated, decode, prefill, search
 from autoscaler.capacity.load import FloatArray, Load
 from autoscaler.capacity.result import PhaseSizing
 from autoscaler.core.phases import Phase, ServingMode
@@ -16,7 +16,8 @@ from autoscaler.profiles.schema import Profile
 
 
 class UnattainableSlo(ValueError):
-    """The SLO is below what an unloaded replica can do; no replica count meets it."""
+    """No replica count up to the search's cap meets the SLO (below what an unloaded replica can do, or a
+    load beyond the cap)."""
 
 
 def size_pool(profile: Profile, load: Load, slo: Slo, mode: ServingMode) -> dict[Phase, PhaseSizing]:
@@ -58,7 +59,8 @@ def plan(profile: Profile, load: Load, slo: Slo, mode: ServingMode, *, min_repli
     for phase, sizing in size_pool(profile, load, slo, mode).items():
         needed = float(np.ravel(sizing.replicas)[0])
         if not math.isfinite(needed):
-            raise UnattainableSlo(_unattainable_message(profile, load, slo, phase))
+            binding = str(np.ravel(sizing.binding)[0])
+            raise UnattainableSlo(_unattainable_message(profile, load, slo, phase, binding))
         replicas = max(min_replicas, int(needed))
         if replicas != needed:  # the minimum, not the load, decides: predict at the replicas we report
             sizing = predict_phase(profile, load, slo, phase, np.full_like(load.rate, float(replicas)))
@@ -73,7 +75,9 @@ def plan(profile: Profile, load: Load, slo: Slo, mode: ServingMode, *, min_repli
     return Plan(mode=mode, phases=phases)
 
 
-def _unattainable_message(profile: Profile, load: Load, slo: Slo, phase: Phase) -> str:
+def _unattainable_message(profile: Profile, load: Load, slo: Slo, phase: Phase, binding: str) -> str:
+    if binding == "replica-cap":
+        return f"{phase.value}: this load needs more than {search.MAX_REPLICAS:g} replicas"
     idle = load.with_rate(np.zeros_like(load.rate))
     if phase is Phase.DECODE or (
         phase is Phase.AGGREGATED and decode.max_batches(profile, idle, slo.itl)["itl"][()] < 1

@@ -119,10 +119,10 @@ def size(
     predicted = ttft(
         profile, load, np.where(np.isfinite(replicas), replicas, 1.0), target, disaggregated=disaggregated
     )
-    binding = np.where(
-        ~attainable,
-        "unattainable",
-        np.where(load.rate <= 0, "no-load", np.where(replicas > stable, "ttft-queueing", "throughput")),
+    binding = np.select(
+        [~attainable, load.rate <= 0, np.isinf(replicas), replicas > stable],
+        ["unattainable", "no-load", "replica-cap", "ttft-queueing"],
+        default="throughput",
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = np.where((replicas > 0) & np.isfinite(replicas), offered / replicas, 0.0)

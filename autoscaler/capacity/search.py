@@ -20,8 +20,12 @@ def fewest_replicas(
 
     ``satisfied`` must be monotone in ``r`` (more replicas never hurt latency), which lets every point be
     searched at once: grow the upper bound geometrically, then bisect. Inactive points return ``start``.
+    A start beyond the cap is inf without a search, and ``satisfied`` is never asked about more than the cap
+    (an absurd rate must not make the model evaluate a queue of 1e300 servers).
     """
-    lo = np.maximum(start, 1.0)
+    beyond = active & (start > MAX_REPLICAS)
+    active = active & ~beyond
+    lo = np.clip(start, 1.0, MAX_REPLICAS)
     ok_at_lo = ~active | satisfied(lo)
     hi = lo.copy()
     need = active & ~ok_at_lo
@@ -40,4 +44,4 @@ def fewest_replicas(
         hi = np.where(open_gap & good, mid, hi)
         lo = np.where(open_gap & ~good, mid, lo)
     answer = np.where(ok_at_lo, np.where(active, np.maximum(start, 1.0), start), hi)
-    return np.where(active & ~reachable, np.inf, answer)
+    return np.where(beyond | (active & ~reachable), np.inf, answer)

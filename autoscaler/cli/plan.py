@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from autoscaler.capacity import plan as planning
-from autoscaler.capacity.load import Load
+from autoscaler.capacity.load import LIMITS, Load
 from autoscaler.config.profiles import ProfileError, load_profile
 from autoscaler.core.phases import ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
@@ -76,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--prefix-hit-rate must lie in [0, 1), got {args.prefix_hit_rate}")
         if args.min_replicas < 0:
             raise ValueError(f"--min-replicas must be >= 0, got {args.min_replicas}")
+        too_large = LIMITS.problems(
+            rate=args.rate, prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens
+        )
+        if too_large:
+            raise ValueError("; ".join(too_large))
         load = Load.of(
             rate=args.rate,
             prompt_tokens=args.prompt_tokens,
@@ -109,8 +114,8 @@ def _as_json(result: planning.Plan, slo: Slo, *, profile_name: str) -> dict[str,
         return {
             "replicas": p.replicas,
             "gpus": p.gpus,
-            ttft_key: round(p.ttft_s, 6),
-            itl_key: round(p.itl_s, 6),
+            ttft_key: round(p.ttft_s, 6) if p.ttft_s else None,  # null where the table prints "-"
+            itl_key: round(p.itl_s, 6) if p.itl_s else None,
             "utilisation": round(p.utilisation, 4),
             "binding": p.binding,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -54,8 +55,21 @@ def test_table_names_the_binding_constraint(capsys: pytest.CaptureFixture[str]) 
         ({"--profile": "models/nope.yaml"}, "no such profile"),
         ({"--itl-p90": "0.001"}, "below the unloaded"),
         ({"--ttft-p90": "0.001"}, "below the unloaded"),
+        ({"--rate": "1e308"}, "arrival rate 1e+308 outside"),
+        ({"--prompt-tokens": "1e30"}, "mean prompt length 1e+30 outside"),
+        ({"--rate": "nan"}, "arrival rate nan outside"),
+        ({"--rate": "5e5"}, "more than 4096 replicas"),
     ],
-    ids=["negative rate", "missing profile", "ITL below one step", "TTFT below one prefill"],
+    ids=[
+        "negative rate",
+        "missing profile",
+        "ITL below one step",
+        "TTFT below one prefill",
+        "rate 1e308",
+        "prompt 1e30",
+        "rate NaN",
+        "rate beyond the replica cap",
+    ],
 )
 def test_bad_input_exits_2_with_one_line(
     change: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
@@ -63,7 +77,15 @@ def test_bad_input_exits_2_with_one_line(
     argv = list(BASE)
     for flag, value in change.items():
         argv[argv.index(flag) + 1] = value
+    started = time.perf_counter()
     assert main(argv) == 2
+    assert time.perf_counter() - started < 1.0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert message in err
+
+
+def test_json_prints_null_where_the_table_prints_a_dash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*BASE, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["prefill"]["itl_p90_s"] is None and out["decode"]["ttft_p90_s"] is None
