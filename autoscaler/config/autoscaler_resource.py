@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from autoscaler.adapters.kubernetes.workload import APPS_PLURALS, WorkloadRef
 from autoscaler.adapters.prometheus import ROUTER_QUERIES, ReaderSettings, SignalQueries
-from autoscaler.config.profiles import ProfileError, load_profile
+from autoscaler.config.profiles import NAME_PATTERN, ProfileError, load_named_profile
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
 from autoscaler.policy.settings import Behavior, Bounds, PolicySettings, RateLimit
@@ -52,7 +52,7 @@ class _Spec(BaseModel):
 
 
 class ProfileRef(_Spec):
-    name: Annotated[str, Field(min_length=1)] | None = None
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
     inline: dict[str, Any] | None = None
 
     @pydantic.model_validator(mode="after")
@@ -62,9 +62,10 @@ class ProfileRef(_Spec):
         return self
 
     def load(self) -> Profile:
-        """The profile this names (a file under ``models/``) or holds; raises ``ProfileError``."""
+        """The profile this names (a file in the profile directory, nowhere else) or holds; raises
+        ``ProfileError``."""
         if self.name is not None:
-            return load_profile(self.name)
+            return load_named_profile(self.name)
         try:
             return Profile.model_validate(self.inline)
         except pydantic.ValidationError as error:

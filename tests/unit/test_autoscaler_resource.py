@@ -127,6 +127,10 @@ INVALID = {
     "short interval": _with(BASE, 1, "spec", "controlIntervalSeconds"),
     "bad router url": _with(BASE, {"metricsUrl": "router:8000"}, "spec", "router"),
     "zero budget": _with(BASE, 0, "spec", "gpuBudget"),
+    "profile path up the tree": _with(BASE, {"name": "../../etc/passwd"}, "spec", "profile"),
+    "absolute profile path": _with(BASE, {"name": "/etc/passwd"}, "spec", "profile"),
+    "profile path down the tree": _with(BASE, {"name": "llama-3.1-8b/../../x"}, "spec", "profile"),
+    "hidden profile file": _with(BASE, {"name": "llama-3.1-8b/.h100"}, "spec", "profile"),
 }
 # Only CEL (on a real API server) and the model catch these.
 CEL_ONLY = {"min above max": _with(BASE, 9, "spec", "phases", "prefill", "minReplicas")}

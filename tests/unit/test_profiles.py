@@ -56,3 +56,50 @@ def test_bad_profile_names_file_and_field(tmp_path: Path, mutate, field: str) ->
 def test_missing_profile_is_a_clear_error() -> None:
     with pytest.raises(profiles.ProfileError, match="no such profile"):
         profiles.load_profile("does/not-exist")
+
+
+# -- names from a custom resource: the profile directory only, nothing read outside it, no file text quoted --
+
+
+@pytest.fixture
+def profile_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A profile directory with one good profile, a secret beside it and a link leading out to the secret."""
+    models = tmp_path / "models"
+    (models / "m").mkdir(parents=True)
+    shipped = profiles.resolve_profile_path("llama-3.1-8b/h100-tp1")
+    (models / "m" / "h100-tp1.yaml").write_text(shipped.read_text())
+    (tmp_path / "secret.yaml").write_text("password: hunter2\n")
+    (models / "m" / "link.yaml").symlink_to(tmp_path / "secret.yaml")
+    monkeypatch.setenv("AUTOSCALER_MODELS_DIR", str(models))
+    return models
+
+
+def test_a_name_in_the_profile_directory_loads(profile_dir: Path) -> None:
+    assert profiles.load_named_profile("m/h100-tp1").tensor_parallel == 1
+    assert profiles.load_named_profile("m/h100-tp1.yaml").tensor_parallel == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../secret", "../../etc/passwd", "/etc/passwd", "m/../../secret", "m/.hidden", "secret", "m/link"],
+    ids=["up one", "up two", "absolute", "down then up", "hidden file", "one segment", "link out"],
+)
+def test_a_name_outside_the_profile_directory_is_refused_unread(
+    profile_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_reading(self: Path, *args: object, **kwargs: object) -> str:
+        raise AssertionError(f"read {self}")
+
+    monkeypatch.setattr(Path, "read_text", no_reading)
+    with pytest.raises(profiles.ProfileError) as err:
+        profiles.load_named_profile(name)
+    assert "hunter2" not in str(err.value)
+
+
+def test_a_yaml_error_names_the_line_not_its_text(profile_dir: Path) -> None:
+    (profile_dir / "m" / "broken.yaml").write_text("name: ok\ntoken: sk-live-123: x\n")
+    with pytest.raises(profiles.ProfileError) as err:
+        profiles.load_named_profile("m/broken")
+    message = str(err.value)
+    assert "line 2" in message and "sk-live-123" not in message
+    assert len(message.splitlines()) == 1
