@@ -18,37 +18,14 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from autoscaler.core.vllm_buckets import ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS, buckets_1_2_5
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-TTFT_BUCKETS = (
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
-    1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
-)  # fmt: skip
-ITL_BUCKETS = (
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
-    1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
-)  # fmt: skip
-REQUEST_LATENCY_BUCKETS = (
-    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0,
-    30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
-)  # fmt: skip
 PARAMS_N_BUCKETS = (1, 2, 5, 10, 20)
 PREEMPTION_BUCKETS = (1, 2, 3, 4, 5, 10, 20)
 FINISHED_REASONS = ("stop", "length", "abort", "error", "repetition")
 KV_FETCH_STAGES = ("waiting_to_start", "in_progress", "completed_waiting")
-
-
-def buckets_1_2_5(max_value: int) -> tuple[int, ...]:
-    """vLLM's ``build_1_2_5_buckets``: 1, 2, 5, 10, 20, 50, ... up to ``max_value``."""
-    buckets: list[int] = []
-    scale = 1
-    while True:
-        for mantissa in (1, 2, 5):
-            value = mantissa * scale
-            if value > max_value:
-                return tuple(buckets)
-            buckets.append(value)
-        scale *= 10
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
