@@ -20,6 +20,12 @@ class UnattainableSlo(ValueError):
     load beyond the cap)."""
 
 
+OVERFLOW_IS_INFINITE = np.errstate(over="ignore")
+"""The entry points' floating-point rule: a product that overflows is infinite demand, which the solvers
+answer as unattainable; it is the answer, not a fault worth a warning."""
+
+
+@OVERFLOW_IS_INFINITE
 def size_pool(profile: Profile, load: Load, slo: Slo, mode: ServingMode) -> dict[Phase, PhaseSizing]:
     """Vectorised sizing of every phase of a pool over a load grid."""
     return {phase: size_phase(profile, load, slo, phase) for phase in mode.phases}
@@ -53,6 +59,7 @@ class Plan:
         return self.phases[Phase.AGGREGATED if self.mode is ServingMode.AGGREGATED else Phase.DECODE]
 
 
+@OVERFLOW_IS_INFINITE
 def plan(profile: Profile, load: Load, slo: Slo, mode: ServingMode, *, min_replicas: int = 1) -> Plan:
     """Replicas per phase for one (scalar) load; raises ``UnattainableSlo`` naming the phase and why."""
     phases: dict[Phase, PhasePlan] = {}
@@ -98,6 +105,7 @@ def _unattainable_message(profile: Profile, load: Load, slo: Slo, phase: Phase, 
     )
 
 
+@OVERFLOW_IS_INFINITE
 def size_phase(
     profile: Profile, load: Load, slo: Slo, phase: Phase, *, max_utilisation: float = 1.0
 ) -> PhaseSizing:
@@ -110,6 +118,7 @@ def size_phase(
     return aggregated.size(profile, load, slo, max_utilisation=max_utilisation)
 
 
+@OVERFLOW_IS_INFINITE
 def predict_phase(profile: Profile, load: Load, slo: Slo, phase: Phase, replicas: FloatArray) -> PhaseSizing:
     """The model's TTFT / ITL predictions for one phase at a given replica count (for calibration)."""
     if phase is Phase.PREFILL:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from autoscaler.capacity.load import LIMITS
 from autoscaler.core.decision import Reason
 from autoscaler.core.observation import PhaseSignals
 
@@ -58,6 +59,12 @@ def _contradictions(s: PhaseSignals) -> list[str]:
         found.append(f"KV use {s.kv_usage:g} outside [0, 1]")
     if s.queue_length is not None and s.queue_length < 0:
         found.append(f"negative queue length {s.queue_length:g}")
+    # beyond any real pool: a broken exporter or query, not a load to size for
+    found.extend(
+        LIMITS.problems(
+            rate=s.arrival_rate, prompt_tokens=s.prompt_tokens_mean, output_tokens=s.output_tokens_mean
+        )
+    )
     r = s.replicas
     if r.ready > r.current + r.starting:
         found.append(f"{r.ready} ready replicas exceed {r.current} asked for")

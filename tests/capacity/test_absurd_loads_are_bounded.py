@@ -15,6 +15,7 @@ from autoscaler.capacity import plan as planning
 from autoscaler.capacity import queueing
 from autoscaler.capacity.load import LIMITS, Load
 from autoscaler.config.profiles import load_profile
+from autoscaler.core.decision import Reason
 from autoscaler.core.phases import ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
 from autoscaler.policy.state import PolicyState
@@ -33,11 +34,11 @@ ABSURD = {
 
 
 @pytest.mark.parametrize("mode", list(ServingMode), ids=[m.value for m in ServingMode])
-@pytest.mark.parametrize("name", sorted(ABSURD))
+@pytest.mark.parametrize("name", sorted(set(ABSURD) - {"both"}))  # 1e300 squared is inf - inf: edges refuse
 def test_sizing_an_absurd_load_takes_under_a_second(name: str, mode: ServingMode) -> None:
     load = Load.of(output_tokens=250.0, **ABSURD[name])
     started = time.perf_counter()
-    with np.errstate(all="ignore"), pytest.raises(planning.UnattainableSlo):
+    with pytest.raises(planning.UnattainableSlo):
         planning.plan(PROFILE, load, SLO, mode)
     assert time.perf_counter() - started < 1.0
 
@@ -49,12 +50,15 @@ def test_a_load_beyond_the_replica_cap_says_so() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ABSURD))
-def test_the_policy_steps_through_an_absurd_observation_under_a_second(name: str) -> None:
+def test_the_policy_holds_on_an_absurd_observation_under_a_second(name: str) -> None:
     signals = phase_signals(rate=ABSURD[name]["rate"], prompt_tokens_mean=ABSURD[name]["prompt_tokens"])
     started = time.perf_counter()
-    with np.errstate(all="ignore"):
-        step(observation(60.0, prefill=signals, decode=signals), PolicyState(), make_settings(), now=60.0)
+    decision, _ = step(
+        observation(60.0, prefill=signals, decode=signals), PolicyState(), make_settings(), now=60.0
+    )
     assert time.perf_counter() - started < 1.0
+    for phase in decision.phases.values():
+        assert (phase.replicas, phase.reason) == (phase.previous, Reason.HOLD_CONTRADICTORY_SIGNALS)
 
 
 def test_erlang_c_costs_the_same_for_a_trillion_servers() -> None:
