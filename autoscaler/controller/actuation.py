@@ -1,10 +1,11 @@
 """Move one phase's replica count to the decided one, through the scale subresource and the router.
 
-Scale-up is one optimistic write. Scale-down runs across cycles, so no cycle ever waits: mark the replicas
-to remove as draining (the router stops sending them requests; their ``pod-deletion-cost`` makes them the
-ReplicaSet's choice), and once every one of them has drained, or the drain bound has passed, lower the
-replica count. A decision that no longer asks for the scale-down lifts the marks. All state lives in the
-pods' annotations, so a restarted or newly elected controller picks a drain up where it stood.
+What to do is the actuation model's (``autoscaler.policy.actuation``, shared with the simulator): lift the
+draining marks when the count holds or rises, else mark the victims draining (the router stops sending them
+requests; their ``pod-deletion-cost`` makes them the ReplicaSet's choice) and lower the replica count only
+once every one of them has drained or the drain time-out has passed. Scale-down so runs across cycles and no
+cycle ever waits. All state lives in the pods' annotations, so a restarted or newly elected controller picks a
+drain up where it stood.
 
 A write carries the resourceVersion the decision was based on; a 409 comes back as ``Conflicted`` with the
 latest state, for the cycle to decide again.
@@ -18,6 +19,7 @@ from autoscaler.adapters.kubernetes.pods import PodClient, PodState
 from autoscaler.adapters.kubernetes.scale import ScaleClient, ScaleConflict, ScaleState
 from autoscaler.controller import drain
 from autoscaler.controller.router_load import RouterLoad
+from autoscaler.policy import actuation
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -62,32 +64,28 @@ class Actuator:
         now: float,
         drain_timeout_s: float,
     ) -> Outcome:
-        current = scale.replicas
-        if desired >= current:
-            for pod in pods:
-                if pod.draining and not pod.deleting:
-                    await self._pods.clear_draining(pod.namespace, pod.name)
-            return await self._write(scale, desired) if desired > current else Unchanged()
-        step = drain.plan(pods, desired=desired, kind=scale.target.kind, load=load)
-        for pod in step.unmark:
-            await self._pods.clear_draining(pod.namespace, pod.name)
-        marked = []
-        for pod in step.mark:
-            marked.append(
-                await self._pods.mark_draining(
-                    pod.namespace, pod.name, since=now, deletion_cost=drain.VICTIM_DELETION_COST
-                )
-            )
-        victims = [*(v for v in step.victims if v.draining), *marked]
-        waiting = tuple(
-            v.name for v in victims if not drain.drained(v, load=load, now=now, timeout_s=drain_timeout_s)
+        step = actuation.actuate(
+            drain.views(pods, load),
+            current=scale.replicas,
+            desired=desired,
+            ordered=scale.target.kind in drain.ORDERED_KINDS,
+            now=now,
+            drain_timeout_s=drain_timeout_s,
         )
-        if waiting:
-            names = tuple(sorted(v.name for v in victims))
-            return Draining(victims=names, waiting=waiting, marked=tuple(p.name for p in marked))
-        outcome = await self._write(scale, desired)
+        by_name = {pod.name: pod for pod in pods}
+        for name in step.unmark:
+            await self._pods.clear_draining(by_name[name].namespace, name)
+        for name in step.mark:
+            await self._pods.mark_draining(
+                by_name[name].namespace, name, since=now, deletion_cost=drain.VICTIM_DELETION_COST
+            )
+        if step.waiting:
+            return Draining(victims=step.victims, waiting=step.waiting, marked=step.mark)
+        if step.replicas == scale.replicas:
+            return Unchanged()
+        outcome = await self._write(scale, step.replicas)
         if isinstance(outcome, Scaled):
-            return dataclasses.replace(outcome, removed=tuple(sorted(v.name for v in victims)))
+            return dataclasses.replace(outcome, removed=step.victims)
         return outcome
 
     async def _write(self, scale: ScaleState, desired: int) -> Scaled | Conflicted:

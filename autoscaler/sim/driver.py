@@ -33,6 +33,7 @@ from autoscaler.core.decision import Decision
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
 from autoscaler.engine.sequence import Sequence
+from autoscaler.policy.actuation import DEFAULT_DRAIN_TIMEOUT_S
 from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.interface import EndpointMetrics, NoEndpointError, Placement, Placer, RouteRequest
@@ -63,6 +64,7 @@ class SimSettings:
     pending_delay_s: float = 0.0  # before the start-up delay: scheduling and node provisioning
     router_metrics_interval_s: float = 2.0  # how often the placer sees each engine's queue and KV use
     drain_s: float = 900.0  # after the last arrival, how long in-flight requests may still finish
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S  # a scale-down's victims go after this, served or not
     pool: str = "default"
 
     def __post_init__(self) -> None:
@@ -100,7 +102,7 @@ class RunResult:
     gpu_seconds: float  # over [0, horizon_s]
     horizon_s: float
     end_s: float  # when the last event ran
-    scale_events: int  # changes of a phase's desired replica count
+    scale_events: int  # changes of a phase's asked-for replica count (spec.replicas)
     decisions: tuple[Decision, ...]  # every control step's decision, with its reasons
     prefix_hit_tokens: int  # prompt tokens found cached, over all prefills (remote, local, recomputes)
     prefix_query_tokens: int
@@ -160,6 +162,7 @@ class _Run:
             rng=random.Random(seed),
             block_tokens=trace.block_tokens,
             pending_delay_s=settings.pending_delay_s,
+            drain_timeout_s=settings.drain_timeout_s,
         )
         self.demand = Demand()
         self.scraper = Scraper(
@@ -206,7 +209,7 @@ class _Run:
         horizon = trace.duration_s
         stop_at = horizon + settings.drain_s
         for phase, replicas in settings.initial_replicas.items():
-            for _, _, replica in cluster.scale_to(phase, replicas, now=0.0):
+            for _, _, replica in cluster.scale_to(phase, replicas, now=0.0).started:
                 cluster.mark_ready(replica, 0.0)
         self._push(0.0, _SCRAPE)
         self._push(settings.control_interval_s, _CONTROL)
@@ -235,7 +238,8 @@ class _Run:
                     if version == obj.version:
                         self._advance(obj, now)
                 elif kind == _TRANSFER:
-                    self._admit(self.cluster.replicas[obj.placement.endpoint], obj.seq, now)
+                    if obj.seq.uid in self.flights:  # else it failed with its replica meanwhile
+                        self._admit(self.cluster.replicas[obj.placement.endpoint], obj.seq, now)
                 elif kind == _READY:
                     if cluster.mark_ready(obj, now):
                         self._flush_backlog(now)
@@ -322,7 +326,9 @@ class _Run:
             flights = self.flights
             if replica.phase is Phase.PREFILL:
                 for seq in left:
-                    flight = flights[seq.uid]
+                    flight = flights.get(seq.uid)
+                    if flight is None:  # it failed with its decode replica while prefilling here
+                        continue
                     self.placer.prefill_done(flight.placement, now=now)
                     done = now + self.transfer_latency_s + self.transfer_s_per_token * seq.prompt_tokens
                     heapq.heappush(self.heap, (done, next(self.tick), _TRANSFER, flight, 0))
@@ -330,8 +336,6 @@ class _Run:
                 for seq in left:
                     self._finish(flights.pop(seq.uid), now)
         self._reschedule(replica)
-        if replica.state is ReplicaState.DRAINING:
-            self.cluster.release_if_drained(replica, now)
 
     def _finish(self, flight: _Flight, now: float) -> None:
         seq = flight.seq
@@ -349,25 +353,42 @@ class _Run:
         self.cached[uid] = seq.cached_tokens
         self.preempted[uid] = seq.preemptions
         self.done += 1
-        prefill = placement.prefill_endpoint
-        if prefill is not None:
-            prefill_replica = self.cluster.replicas[prefill]
-            if prefill_replica.state is ReplicaState.DRAINING:
-                self.cluster.release_if_drained(prefill_replica, now)
 
     def _apply(self, desired: Mapping[Phase, int], now: float) -> None:
         cluster = self.cluster
         for phase in cluster.phases:
             if phase not in desired:
                 continue
-            wanted = max(0, desired[phase])
-            if wanted == len(cluster.active(phase)):
-                continue
-            self.scale_events += 1
-            for starts_at, ready_at, replica in cluster.scale_to(phase, wanted, now=now):
+            resize = cluster.scale_to(phase, max(0, desired[phase]), now=now)
+            if resize.resized:
+                self.scale_events += 1
+            for starts_at, ready_at, replica in resize.started:
                 if starts_at > now:
                     self._push(starts_at, _STARTED, replica)
                 self._push(ready_at, _READY, replica)
+            for replica in resize.cut_short:
+                self._fail_on(replica, now)
+
+    def _fail_on(self, replica: SimReplica, now: float) -> None:
+        """The requests a replica removed while still serving had on it fail (its drain timed out; the
+        pod's deletion ends them): those it decodes or serves, and those it had not finished prefilling.
+        A failed request still prefilling elsewhere is aborted there."""
+        replica.version += 1  # its engine's pending event no longer runs
+        name = replica.name
+        flights = self.flights
+        for uid, flight in list(flights.items()):
+            placement = flight.placement
+            prefilling = math.isnan(flight.seq.prefill_done_time)
+            if placement.endpoint != name and not (prefilling and placement.prefill_endpoint == name):
+                continue
+            del flights[uid]
+            self.placer.finished(placement, now=now)
+            self.done += 1
+            elsewhere = placement.prefill_endpoint
+            if prefilling and elsewhere is not None and elsewhere != name:
+                other = self.cluster.replicas[elsewhere]
+                if other.engine.abort(flight.seq, now):
+                    self._reschedule(other)
 
     def _report_engine_metrics(self, now: float) -> None:
         for replica in self.cluster.live:

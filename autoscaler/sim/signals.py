@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from autoscaler.core.observation import Observation, PhaseSignals, ReplicaCounts
+from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import Slo
 from autoscaler.sim.cluster import Cluster, ReplicaState
@@ -165,16 +165,8 @@ class Scraper:
             oldest_i -= 1
         return newest, (samples[oldest_i] if oldest_i < newest_i else None)
 
-    def _counts(self, phase: Phase) -> ReplicaCounts:
-        cluster = self._cluster
-        return ReplicaCounts(
-            current=len(cluster.active(phase)),
-            ready=cluster.count(phase, ReplicaState.READY),
-            starting=cluster.count(phase, ReplicaState.PENDING, ReplicaState.STARTING),
-        )
-
     def _signals(self, phase: Phase, new: _Sample | None, old: _Sample | None, now: float) -> PhaseSignals:
-        counts = self._counts(phase)
+        counts = self._cluster.counts(phase)
         if new is None or old is None:
             return PhaseSignals(
                 replicas=counts, arrival_rate=None, prompt_tokens_mean=None, output_tokens_mean=None
