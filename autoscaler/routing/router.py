@@ -16,6 +16,11 @@ Per request (``place``):
    A decode endpoint is charged the whole prompt besides the output: the prompt's KV arrives there with
    the transfer and every decode step reads it, so that is the load it carries (``_admit``).
 
+Accounting cannot leak: a request whose token counts are out of bounds is refused before anything
+changes, the counts and the request's ``_Live`` record change together before the estimates derived
+from them, and a placement that fails after admission is released before the error propagates (the
+caller, who never got it, could not release it).
+
 Everything is O(prompt blocks + endpoints x scorers) with no per-endpoint allocation; the state lives in
 ``Endpoint`` records updated in place.
 """
@@ -26,7 +31,7 @@ import dataclasses
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from itertools import repeat
 from operator import add, attrgetter, mul
 
@@ -43,6 +48,9 @@ SESSION = "session"
 ALL_OVERLOADED = "all-overloaded"
 
 _BASE_SCORE = attrgetter("base_score")
+# A request's prompt or output tokens beyond this are refused: far past any context window, and small
+# enough that any sum of them stays an exact float (the estimates divide them; 10**400 would overflow).
+MAX_REQUEST_TOKENS = 1 << 40
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,6 +86,14 @@ class _Pool:
         self.overloaded = not usable
         self.usable = usable or self.members
         self.stale = False
+
+    @classmethod
+    def subset(cls, pool: _Pool, eligible: Container[str]) -> _Pool:
+        """A one-request copy of ``pool`` limited to the ``eligible`` members, same scorers."""
+        narrowed = cls(())
+        narrowed.per_request, narrowed.per_endpoint = pool.per_request, pool.per_endpoint
+        narrowed.members = [e for e in pool.members if e.name in eligible]
+        return narrowed
 
 
 class _Live:
@@ -205,8 +221,21 @@ class AffinityRouter:
 
     # --- requests ----------------------------------------------------------------------------------
 
-    def place(self, request: RouteRequest, *, now: float) -> RoutedPlacement:
+    def place(
+        self, request: RouteRequest, *, now: float, eligible: Container[str] | None = None
+    ) -> RoutedPlacement:
+        """Place ``request``; ``eligible`` (endpoint names) limits every choice to that subset, as a
+        gateway's subset hint does: no eligible endpoint to serve it raises ``NoEndpointError``, no
+        eligible prefill endpoint means it prefills on its decode endpoint. Token counts outside
+        0..``MAX_REQUEST_TOKENS`` raise ``ValueError``. Either error leaves nothing counted."""
+        if not (
+            0 <= request.prompt_tokens <= MAX_REQUEST_TOKENS
+            and 0 <= request.output_tokens <= MAX_REQUEST_TOKENS
+        ):
+            raise ValueError(f"token counts must be within 0..{MAX_REQUEST_TOKENS}")
         primary, prefill_pool = self._primary, self._prefill
+        if eligible is not None:
+            primary, prefill_pool = _Pool.subset(primary, eligible), _Pool.subset(prefill_pool, eligible)
         if not primary.members:
             raise NoEndpointError("no ready, non-draining endpoint")
         settings = self._settings
@@ -242,13 +271,17 @@ class AffinityRouter:
             prefill_reason = pd.NO_PREFILL_ENDPOINT
 
         self._admit(request, decode=decode, prefill=prefill, uncached=prompt - cached)
-        if self._store_on_place and request.block_hashes:
-            matched = cycle.matched
-            self._index.store(decode.slot, request.block_hashes, held=matched.get(decode.slot, 0))
-            if prefill is not None:
-                self._index.store(prefill.slot, request.block_hashes, held=matched.get(prefill.slot, 0))
-        if request.session_id is not None:
-            self._remember_session(request.session_id, decode.name, now)
+        try:
+            if self._store_on_place and request.block_hashes:
+                matched = cycle.matched
+                self._index.store(decode.slot, request.block_hashes, held=matched.get(decode.slot, 0))
+                if prefill is not None:
+                    self._index.store(prefill.slot, request.block_hashes, held=matched.get(prefill.slot, 0))
+            if request.session_id is not None:
+                self._remember_session(request.session_id, decode.name, now)
+        except BaseException:
+            self._release(request.request_id)
+            raise
         return RoutedPlacement(
             request=request,
             endpoint=decode.name,
@@ -264,16 +297,7 @@ class AffinityRouter:
             self._release_prefill(live)
 
     def finished(self, placement: Placement, *, now: float) -> None:
-        live = self._live.pop(placement.request.request_id, None)
-        if live is None:
-            return
-        decode = live.decode
-        if live.prefill_owner is decode:  # prefilled there and never reported done: one update, not two
-            decode.prefill_tokens -= live.uncached
-            self._account(decode, requests=-1, tokens=-live.held - live.uncached)
-        else:
-            self._release_prefill(live)
-            self._account(decode, requests=-1, tokens=-live.held)
+        self._release(placement.request.request_id)
 
     # --- internals ---------------------------------------------------------------------------------
 
@@ -353,30 +377,47 @@ class AffinityRouter:
     def _admit(
         self, request: RouteRequest, *, decode: Endpoint, prefill: Endpoint | None, uncached: int
     ) -> None:
+        """Count the request where it goes and record what it holds; the counts and the record change
+        together, before any estimate is derived from them."""
         owner = prefill if prefill is not None else decode
-        owner.prefill_tokens += uncached
         held = request.output_tokens
         if decode.phase is Phase.DECODE:  # its load is the context it decodes, the prompt's KV included
             held += request.prompt_tokens
-        if prefill is not None:
-            self._account(prefill, requests=1, tokens=uncached)
-            self._account(decode, requests=1, tokens=held)
-        else:
-            self._account(decode, requests=1, tokens=held + uncached)
         self._live[request.request_id] = _Live(
             decode, prefill_owner=owner, remote=prefill is not None, uncached=uncached, held=held
         )
+        owner.prefill_tokens += uncached
+        decode.in_flight += 1
+        decode.in_flight_tokens += held
+        owner.in_flight += 1 if prefill is not None else 0
+        owner.in_flight_tokens += uncached
+        if prefill is not None:
+            self._rescore(prefill)
+        self._rescore(decode)
+
+    def _release(self, request_id: int | str) -> None:
+        """Give back what a request holds; idempotent (a second release finds no record)."""
+        live = self._live.pop(request_id, None)
+        if live is None:
+            return
+        decode = live.decode
+        if live.prefill_owner is decode:  # prefilled there and never reported done: one update, not two
+            decode.prefill_tokens -= live.uncached
+            self._account(decode, requests=-1, tokens=-live.held - live.uncached)
+        else:
+            self._release_prefill(live)
+            self._account(decode, requests=-1, tokens=-live.held)
 
     def _release_prefill(self, live: _Live) -> None:
         owner = live.prefill_owner
         if owner is None:
             return
+        live.prefill_owner = None
         owner.prefill_tokens -= live.uncached
         self._account(owner, requests=-1 if live.remote else 0, tokens=-live.uncached)
-        live.prefill_owner = None
 
     def _account(self, endpoint: Endpoint, *, requests: int, tokens: int) -> None:
-        """Change an endpoint's in-flight requests and tokens, and what the router estimates from them."""
+        """Change an endpoint's in-flight requests and tokens, then what the router estimates from them."""
         endpoint.in_flight += requests
         endpoint.in_flight_tokens += tokens
         self._rescore(endpoint)

@@ -8,6 +8,9 @@ iterator of complete snapshots (the whole list each time), so the fleet only eve
   Ready, has an IP and is not being deleted; its phase comes from a label (llm-d's ``llm-d.ai/role``:
   ``prefill``, ``decode``, ``prefill-decode``) and the controller's draining annotation stops new
   requests to it (any value but "" or "false": the controller writes the time the drain began).
+- **inference_pool**: the members of a GIE ``InferencePool`` (``adapters.kubernetes.inference_pools``), one
+  endpoint per pod and target port, named after the pod (``pod:port`` when the pool has several ports, so
+  the controller's drain reads the router's per-pod figures); phase and draining as above.
 """
 
 from __future__ import annotations
@@ -16,13 +19,21 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 import yaml
 
-from autoscaler.adapters.proxy.settings import Discovery, KubernetesDiscovery, StaticEndpoint
+from autoscaler.adapters.proxy.settings import (
+    Discovery,
+    InferencePoolDiscovery,
+    KubernetesDiscovery,
+    StaticEndpoint,
+)
 from autoscaler.core.phases import Phase
+
+if TYPE_CHECKING:
+    from kubernetes.aio import client as kube_client
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +46,8 @@ def snapshots(config: Discovery) -> AsyncIterator[Snapshot]:
         return _file_snapshots(config.file, poll_s=config.file_poll_s)
     if config.kubernetes is not None:
         return _kubernetes_snapshots(config.kubernetes)
+    if config.inference_pool is not None:
+        return _pool_snapshots(config.inference_pool)
     return _once(config.static)
 
 
@@ -92,18 +105,9 @@ def pod_endpoint(pod: Mapping[str, Any], config: KubernetesDiscovery) -> StaticE
 
 async def _kubernetes_snapshots(config: KubernetesDiscovery) -> AsyncIterator[Snapshot]:
     """List, then watch; relist after the watch ends or fails (resourceVersion too old, API restarts)."""
-    from kubernetes.aio import client, watch  # only this source needs the client
-    from kubernetes.aio import config as kube_config
+    from kubernetes.aio import client, watch  # only the Kubernetes sources need the client
 
-    configuration = None
-    if config.api_server:
-        configuration = client.Configuration(host=config.api_server)
-    else:
-        try:
-            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kube_config.ConfigException:
-            await kube_config.load_kube_config()  # type: ignore[no-untyped-call]
-    async with client.ApiClient(configuration) as api_client:
+    async with await _api_client(config.api_server) as api_client:
         api = client.CoreV1Api(api_client)
         while True:
             try:
@@ -133,6 +137,45 @@ async def _kubernetes_snapshots(config: KubernetesDiscovery) -> AsyncIterator[Sn
             except Exception as err:  # the API server is down or the watch expired: relist shortly
                 log.warning("kubernetes discovery: %s; relisting", err)
                 await asyncio.sleep(1.0)
+
+
+async def _pool_snapshots(config: InferencePoolDiscovery) -> AsyncIterator[Snapshot]:
+    from autoscaler.adapters.kubernetes import inference_pools
+
+    async with await _api_client(config.api_server) as api_client:
+        async for members in inference_pools.snapshots(
+            api_client, namespace=config.namespace, name=config.name
+        ):
+            several = len({m.port for m in members}) > 1
+            yield tuple(
+                StaticEndpoint(
+                    name=f"{m.pod}:{m.port}" if several else m.pod,
+                    url=f"{config.scheme}://{m.address}",
+                    phase=_ROLES.get(m.labels.get(config.phase_label, ""), Phase.AGGREGATED),
+                    kv_events=f"tcp://{m.address.rsplit(':', 1)[0]}:{config.kv_events_port}"
+                    if config.kv_events_port
+                    else None,
+                    draining=m.draining,
+                )
+                for m in members
+            )
+
+
+async def _api_client(api_server: str | None) -> kube_client.ApiClient:
+    """The official client: at ``api_server`` when given (e.g. ``kubectl proxy``), else in-cluster, else
+    the kubeconfig. The caller closes it (``async with``)."""
+    from kubernetes.aio import client
+    from kubernetes.aio import config as kube_config
+
+    configuration = None
+    if api_server:
+        configuration = client.Configuration(host=api_server)
+    else:
+        try:
+            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kube_config.ConfigException:
+            await kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
 
 
 def _pods_snapshot(pods: Mapping[str, Mapping[str, Any]], config: KubernetesDiscovery) -> Snapshot:

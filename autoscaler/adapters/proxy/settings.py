@@ -10,6 +10,7 @@ Example::
         - {url: "http://10.0.0.6:8000", phase: decode}
       # or  file: /etc/router/endpoints.yaml      (the same list, re-read when it changes)
       # or  kubernetes: {namespace: serving, selector: "app=vllm", port: 8000}
+      # or  inference_pool: {namespace: serving, name: llama-8b}   (GIE InferencePool: its pods and ports)
     hashing: {mode: approximate, block_tokens: 64}
     router:                                      # autoscaler.routing.settings.RouterSettings
       scorers: [{type: prefix-affinity, weight: 4.5}, {type: in-flight-tokens, weight: 2}]
@@ -28,6 +29,8 @@ from autoscaler.routing.hashing import VLLM_DEFAULT_SEED, PreciseAlgo
 from autoscaler.routing.settings import IndexSource, RouterSettings, calibrated
 
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+ClientSeconds = Annotated[float, Field(gt=0, le=3600)]
+IDLE_TIMEOUT_S = 15.0  # a client connection with no request under way is closed after this
 
 
 class _Frozen(BaseModel):
@@ -65,17 +68,37 @@ class KubernetesDiscovery(_Frozen):
     )
 
 
+class InferencePoolDiscovery(_Frozen):
+    """The pods of a Gateway API Inference Extension ``InferencePool`` (its selector, on its target ports),
+    named after the pod; phase and draining as for ``kubernetes``.
+
+    Needs the ``kubernetes`` client (the controller extra)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    namespace: str = "default"
+    scheme: Literal["http", "https"] = "http"
+    phase_label: str = "llm-d.ai/role"
+    kv_events_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    api_server: str | None = None  # as for ``kubernetes``; default: in-cluster, then kubeconfig
+
+
 class Discovery(_Frozen):
     static: tuple[StaticEndpoint, ...] = ()
     file: Path | None = None
     kubernetes: KubernetesDiscovery | None = None
+    inference_pool: InferencePoolDiscovery | None = None
     file_poll_s: PositiveSeconds = 2.0
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Discovery:
-        sources = [bool(self.static), self.file is not None, self.kubernetes is not None]
+        sources = [
+            bool(self.static),
+            self.file is not None,
+            self.kubernetes is not None,
+            self.inference_pool is not None,
+        ]
         if sum(sources) != 1:
-            raise ValueError("endpoints: give exactly one of static, file or kubernetes")
+            raise ValueError("endpoints: give exactly one of static, file, kubernetes or inference_pool")
         return self
 
 
@@ -104,18 +127,32 @@ class Hashing(_Frozen):
 class ProxySettings(_Frozen):
     pool: Annotated[str, Field(min_length=1)] = "default"  # the metrics' pool label
     profile: str | None = None  # performance profile (models/...) whose prefill rate the P/D decider uses
-    host: str = "0.0.0.0"
+    # Loopback unless told otherwise: serving every interface is a choice the deployment makes (the chart
+    # sets 0.0.0.0, and the pod's network policy limits who reaches it).
+    host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     endpoints: Discovery
     hashing: Hashing = Hashing()
     router: RouterSettings = RouterSettings()
     max_body_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
+    # A prompt over this many tokens (estimated from text as for hashing) is answered 413 before it is
+    # hashed: 8x the longest common context windows, and a bound on the CPU one request may take.
+    max_prompt_tokens: Annotated[int, Field(ge=1)] = 1_048_576
     default_max_tokens: Annotated[int, Field(ge=1)] = 256  # output estimate when a request sets none
     session_header: str = "x-session-id"
     scrape_interval_s: PositiveSeconds = 1.0
     scrape_timeout_s: PositiveSeconds = 0.5
     connect_timeout_s: PositiveSeconds = 2.0
-    read_timeout_s: PositiveSeconds = 600.0
+    read_timeout_s: PositiveSeconds = 600.0  # longest an engine may be silent (a long non-streamed answer)
+    # An engine that fails its health checks (its /metrics, ``scrape_timeout_s`` each, three in a row) holds
+    # no request longer than this more: one waiting for its first byte is placed again elsewhere, a stream
+    # that stays silent this long is ended. A stopped engine thus holds a request a few seconds, not
+    # ``read_timeout_s``.
+    stall_timeout_s: PositiveSeconds = 2.0
+    # Client connections: one with no request under way (idle keep-alive, or request headers not yet all
+    # in) is closed after ``idle_timeout_s``; a request's body must be in within ``body_timeout_s`` (408).
+    idle_timeout_s: ClientSeconds = IDLE_TIMEOUT_S
+    body_timeout_s: ClientSeconds = 30.0
     connect_attempts: Annotated[int, Field(ge=1)] = 3  # endpoints tried when connections are refused
     retry_after_s: Annotated[int, Field(ge=1)] = 1  # the 503's Retry-After
     shutdown_timeout_s: PositiveSeconds = 60.0  # on SIGTERM, how long in-flight requests may still finish
