@@ -22,6 +22,7 @@ from tests.integration.text_exporter import text_exporter
 from tests.policy.builders import make_settings
 
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5)
+BLOCKS = 1000  # of 16 tokens
 
 
 class FakeEngine:
@@ -37,10 +38,11 @@ class FakeEngine:
         queue: float,
         kv: float,
         ttft: float,
+        running: float = 8,
         colon: bool = True,
     ) -> None:
         self.rate, self.prompt, self.output, self.hit = rate, prompt, output, hit
-        self.queue, self.kv, self.ttft = queue, kv, ttft
+        self.queue, self.kv, self.ttft, self.running = queue, kv, ttft, running
         self.sep = ":" if colon else "_"
         self.start = time.monotonic()
 
@@ -53,6 +55,10 @@ class FakeEngine:
             f"{p}num_requests_waiting{{{labels}}} {self.queue}",
             f"# TYPE {p}kv_cache_usage_perc gauge",
             f"{p}kv_cache_usage_perc{{{labels}}} {self.kv}",
+            f"# TYPE {p}num_requests_running gauge",
+            f"{p}num_requests_running{{{labels}}} {self.running}",
+            f"# TYPE {p}cache_config_info gauge",
+            f'{p}cache_config_info{{block_size="16",num_gpu_blocks="{BLOCKS}",engine="0"}} 1.0',
             f"# TYPE {p}request_success_total counter",
             f'{p}request_success_total{{{labels},finished_reason="length"}} {n}',
             f"# TYPE {p}prefix_cache_queries_total counter",
@@ -133,6 +139,10 @@ def test_observation_matches_what_the_engines_export(tmp_path: Path) -> None:
         assert signals.prefix_hit_rate == pytest.approx(engine.hit, abs=0.01)
         assert signals.queue_length == engine.queue
         assert signals.kv_usage == pytest.approx(engine.kv)
+        assert signals.kv_capacity_tokens == 16 * BLOCKS
+        assert signals.running_per_replica == engine.running
+        assert signals.kv_tokens_per_running == pytest.approx(engine.kv * 16 * BLOCKS / engine.running)
+        assert signals.arrival_cv is None  # no source for it, live or simulated
         low = max((b for b in TTFT_BUCKETS if b < engine.ttft), default=0.0)
         high = min(b for b in TTFT_BUCKETS if b >= engine.ttft)
         assert signals.ttft_observed_s is not None and low <= signals.ttft_observed_s <= high
