@@ -98,6 +98,7 @@ async def snapshots(
         try:
             async for snapshot in _follow(custom, core, namespace=namespace, name=name):
                 yield snapshot
+            continue  # the pool's spec changed: follow it at once
         except asyncio.CancelledError:
             raise
         except Exception as err:  # the API is down, the watch expired, the pool is gone or invalid
