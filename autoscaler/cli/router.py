@@ -1,7 +1,13 @@
-"""Run the cache-affinity router as an OpenAI-compatible HTTP proxy in front of vLLM engines.
+"""Run the cache-affinity router as an OpenAI-compatible HTTP proxy in front of vLLM engines, or as the
+endpoint picker of a Gateway API Inference Extension InferencePool (``--mode epp``: Envoy ext_proc).
 
 Example:
   autoscaler router --config router.yaml [--port 8000]
+  autoscaler router --mode epp --config picker.yaml [--port 9002]
+
+In EPP mode the config is ``autoscaler.adapters.epp.settings.EppSettings`` (the same router, discovery
+and hashing sections, plus the picker's ports and policies); ext_proc and gRPC health listen on --port,
+/metrics on metrics_port.
 
 The config file (YAML) is ``autoscaler.adapters.proxy.settings.ProxySettings``: where the engines are
 (static list, file or Kubernetes label selector), how prompts are hashed (approximate or vLLM-precise),
@@ -17,6 +23,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TypeVar, overload
 
 import pydantic
 import yaml
@@ -24,21 +31,45 @@ import yaml
 from autoscaler.adapters.proxy.settings import ProxySettings
 from autoscaler.config.profiles import ProfileError, load_profile
 
+Settings = TypeVar("Settings", bound=pydantic.BaseModel)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--mode",
+        default="proxy",
+        choices=["proxy", "epp"],
+        help="proxy: OpenAI-compatible HTTP proxy; epp: endpoint picker for a GIE gateway (Envoy ext_proc)",
+    )
     parser.add_argument("--config", required=True, type=Path, help="router configuration (YAML)")
     parser.add_argument("--host", help="listen address (overrides the config)")
     parser.add_argument("--port", type=int, help="listen port (overrides the config)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
-def load_settings(path: Path, *, host: str | None = None, port: int | None = None) -> ProxySettings:
-    """The validated settings; raises ``ValueError`` naming the file and the offending fields."""
+@overload
+def load_settings(path: Path, *, host: str | None = None, port: int | None = None) -> ProxySettings: ...
+
+
+@overload
+def load_settings(
+    path: Path, *, host: str | None = None, port: int | None = None, model: type[Settings]
+) -> Settings: ...
+
+
+def load_settings(
+    path: Path,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    model: type[pydantic.BaseModel] = ProxySettings,
+) -> pydantic.BaseModel:
+    """The validated settings (``model``: the mode's); raises ``ValueError`` naming the file and fields."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
         overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-        return ProxySettings.model_validate({**data, **overrides})
+        return model.model_validate({**data, **overrides})
     except (OSError, yaml.YAMLError) as err:
         raise ValueError(f"{path}: {err}") from err
     except pydantic.ValidationError as err:
@@ -47,6 +78,8 @@ def load_settings(path: Path, *, host: str | None = None, port: int | None = Non
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mode == "epp":
+        return _run_epp(args)
     from autoscaler.adapters.proxy import app
 
     try:
@@ -55,10 +88,27 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ProfileError) as err:
         print(f"autoscaler router: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _log_to_stderr(args.log_level)
     app.run(settings, profile=profile)
     return 0
+
+
+def _run_epp(args: argparse.Namespace) -> int:
+    from autoscaler.adapters.epp import server
+    from autoscaler.adapters.epp.settings import EppSettings
+
+    try:
+        settings = load_settings(args.config, host=args.host, port=args.port, model=EppSettings)
+        profile = load_profile(settings.profile) if settings.profile else None
+    except (ValueError, ProfileError) as err:
+        print(f"autoscaler router: {err}", file=sys.stderr)
+        return 2
+    _log_to_stderr(args.log_level)
+    server.run(settings, profile=profile)
+    return 0
+
+
+def _log_to_stderr(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
