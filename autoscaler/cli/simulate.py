@@ -5,10 +5,13 @@ Examples:
   autoscaler simulate simulations/default.yaml --policy ours,static --out results/
   autoscaler simulate --trace ../traces/conversation_trace.jsonl --seed 7
 
-With no scenario it runs simulations/default.yaml. ``--trace`` replaces the scenario's workload source by a
-trace file (Azure CSV or Mooncake JSONL; the scenario's transforms still apply). Writes DIR/summary.json,
-DIR/requests/<policy>.csv.gz, DIR/timeline/<policy>.csv, DIR/decisions/<policy>.jsonl, DIR/replicas.png,
-DIR/latency_cdf.png and DIR/report.md.
+With no scenario it runs simulations/default.yaml. Beside the policies it prints the references: the
+clairvoyant (a simulated run that knows the future load and starts replicas at once), the physical lower
+bound and the model oracle, and how many requests cannot meet the SLO even alone, and why.
+``--trace`` replaces the scenario's workload source by a trace file (Azure CSV or Mooncake JSONL; the
+scenario's transforms still apply). Writes DIR/summary.json, DIR/requests/<policy>.csv.gz,
+DIR/timeline/<policy>.csv, DIR/decisions/<policy>.jsonl, DIR/replicas.png, DIR/latency_cdf.png and
+DIR/report.md.
 Exit codes: 0 done, 1 failed while running, 2 bad input.
 """
 
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from autoscaler.sim.outputs import write_outputs
     from autoscaler.sim.policies import UnknownPolicy
     from autoscaler.sim.progress import ProgressBar
-    from autoscaler.sim.report import results_table
+    from autoscaler.sim.report import feasibility_note, results_table
     from autoscaler.sim.scenario import ScenarioError, default_scenario_path, load_scenario, with_overrides
     from autoscaler.sim.workloads.loaders import TraceError
 
@@ -84,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"cannot write results to {args.out}: {exc}", status=1)
     print(f"{scenario.name}: {len(trace)} requests over {trace.duration_s:.0f} s, {data['profile']}")
     print(results_table(data))
+    note = feasibility_note(data)
+    if note is not None:
+        print(note)
     for message in messages:
         print(message, file=sys.stderr)
     print(f"results in {args.out}/ (summary.json, report.md)")

@@ -1,5 +1,9 @@
 """The human-readable side of a run: the results table, two plots and a Markdown report embedding them.
 
+The table has a row per policy, then the references: the clairvoyant (a measured run, every column), the
+lower bound and the model oracle (GPU-hours only). "/ clairv." and "/ floor" are GPU-hours over the
+clairvoyant's and the lower bound's; "SLO feasible" is attainment over the requests that can meet the SLO.
+
 Plots need matplotlib (the ``sim`` extra); without it the report is written without them and the caller is
 told why.
 """
@@ -14,19 +18,27 @@ import numpy as np
 
 from autoscaler.sim.experiment import Experiment
 
-__all__ = ["results_table", "write_report"]
+__all__ = ["feasibility_note", "results_table", "write_report"]
 
 _HEADER = (
     "policy",
     "SLO both",
+    "SLO feasible",
     "TTFT ok",
     "ITL ok",
     "TTFT p50/p90/p99 s",
     "ITL p50/p90/p99 ms",
     "GPU-h",
-    "/ oracle",
+    "/ clairv.",
+    "/ floor",
     "scale events",
 )
+
+_REASONS = {
+    "exceeds_kv_cache": "prompt and output exceed one replica's KV cache",
+    "prefill_exceeds_ttft": "prefill alone (after a perfect prefix cache) takes longer than the TTFT target",
+    "decode_exceeds_itl": "decode alone is slower than the ITL target",
+}
 
 
 def _pct(value: float | None) -> str:
@@ -37,29 +49,81 @@ def _num(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value * scale:.{digits}f}"
 
 
+def _row(name: str, m: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        name,
+        _pct(m["slo_attainment"]),
+        _pct(m["slo_attainment_feasible"]),
+        _pct(m["ttft_attainment"]),
+        _pct(m["itl_attainment"]),
+        "/".join(_num(m[f"ttft_p{p}_s"]) for p in (50, 90, 99)),
+        "/".join(_num(m[f"itl_p{p}_s"], 1000.0, 1) for p in (50, 90, 99)),
+        _num(m["gpu_hours"]),
+        _num(m.get("gpu_hours_vs_clairvoyant", 1.0)),
+        _num(m["gpu_hours_vs_lower_bound"]),
+        str(m["scale_events"]),
+    )
+
+
 def _rows(data: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for name, m in data["policies"].items():
-        rows.append(
-            (
-                name,
-                _pct(m["slo_attainment"]),
-                _pct(m["ttft_attainment"]),
-                _pct(m["itl_attainment"]),
-                "/".join(_num(m[f"ttft_p{p}_s"]) for p in (50, 90, 99)),
-                "/".join(_num(m[f"itl_p{p}_s"], 1000.0, 1) for p in (50, 90, 99)),
-                _num(m["gpu_hours"]),
-                _num(m["gpu_hours_vs_oracle"]),
-                str(m["scale_events"]),
-            )
+    rows = [_row(name, m) for name, m in data["policies"].items()]
+    refs = data["references"]
+    rows.append(_row("clairvoyant", refs["clairvoyant"]))
+    floor = refs["lower_bound"]
+    rows.append(
+        (
+            "lower bound",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            _num(floor["gpu_hours"]),
+            _num(floor["gpu_hours_vs_clairvoyant"]),
+            "1.00",
+            "",
         )
-    oracle = data["oracle"]
-    rows.append(("oracle", "", "", "", "", "", _num(oracle["gpu_hours"]), "1.00", ""))
+    )
+    model = refs["model_oracle"]
+    model_vs_floor = model["gpu_hours"] / floor["gpu_hours"] if floor["gpu_hours"] else math.nan
+    rows.append(
+        (
+            "model oracle",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            _num(model["gpu_hours"]),
+            _num(model["gpu_hours_vs_clairvoyant"]),
+            _num(model_vs_floor),
+            "",
+        )
+    )
     return rows
 
 
+def feasibility_note(data: dict[str, Any]) -> str | None:
+    """One sentence on the requests no policy can bring within the SLO, and why; None when there are none."""
+    feasibility = data["feasibility"]
+    infeasible = feasibility["requests"] - feasibility["feasible"]
+    if infeasible == 0:
+        return None
+    reasons = "; ".join(
+        f"{count} because {_REASONS[reason]}" for reason, count in feasibility["infeasible"].items() if count
+    )
+    share = 100 * infeasible / feasibility["requests"]
+    return (
+        f"{infeasible} of {feasibility['requests']} requests ({share:.1f} %) "
+        f"cannot meet the SLO even alone on an idle replica: {reasons}. "
+        '"SLO feasible" is attainment over the others.'
+    )
+
+
 def results_table(data: dict[str, Any], *, markdown: bool = False) -> str:
-    """One row per policy (and the oracle): aligned text for a terminal, or a Markdown table."""
+    """One row per policy and reference: aligned text for a terminal, or a Markdown table."""
     rows: list[tuple[str, ...]] = [_HEADER, *_rows(data)]
     if markdown:
         lines = ["| " + " | ".join(row) + " |" for row in rows]
@@ -84,6 +148,9 @@ def write_report(experiment: Experiment, data: dict[str, Any], out_dir: Path) ->
     scenario = experiment.scenario
     slo = data["slo"]
     trace = data["trace"]
+    refs = data["references"]
+    clairvoyant = refs["clairvoyant"]
+    window = clairvoyant["window_s"]
     lines = [
         f"# What-if simulation: {scenario.name}",
         "",
@@ -95,12 +162,20 @@ def write_report(experiment: Experiment, data: dict[str, Any], out_dir: Path) ->
         f"- SLO: TTFT <= {slo['ttft_s']} s and ITL <= {1000 * slo['itl_s']:.0f} ms "
         f"(p{slo['percentile']:g}); attainment is the fraction of all requests meeting the target "
         "(a request's ITL is its mean time per output token, as in vLLM's request_time_per_output_token)",
-        f"- oracle: the capacity model's replicas for each {data['oracle']['window_s']:.0f} s window of the "
-        f"true load, no start-up delay (prefix hit rate {100 * data['oracle']['prefix_hit_rate']:.1f} %)",
-        "",
-        results_table(data, markdown=True),
-        "",
+        f"- clairvoyant: a run in the simulator that knows each {window:.0f} s window's load and starts "
+        f"replicas at once, its counts the fewest its search found the simulator to meet the SLO with "
+        f"({clairvoyant['windows_met']} of {clairvoyant['windows_judged']} windows met after "
+        f"{clairvoyant['search_runs']} runs); GPU-hours count every replica until it is gone, drain included",
+        "- lower bound: the profile's prefill and decode work at full utilisation on a perfect prefix cache, "
+        "per window, within the replica bounds; no queueing model",
+        "- model oracle: the capacity model's replicas for each window of the true load, no start-up delay "
+        f"(prefix hit rate {100 * refs['model_oracle']['prefix_hit_rate']:.1f} %): it shares the model's "
+        "errors, so its ratio to the clairvoyant is the model's error on this load",
     ]
+    note = feasibility_note(data)
+    if note is not None:
+        lines.append(f"- {note}")
+    lines += ["", results_table(data, markdown=True), ""]
     for title, name in plots:
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
     (out_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
@@ -115,7 +190,8 @@ def _plots(experiment: Experiment, out_dir: Path) -> list[tuple[str, str]]:
 
     phases = experiment.scenario.mode.phases
     trace = experiment.trace
-    window = experiment.oracle.window_s
+    refs = experiment.references
+    window = refs.lower_bound.windows.window_s
     edges = np.arange(0.0, trace.duration_s + window, window)
     load, _ = np.histogram(trace.arrival_s, bins=edges)
 
@@ -130,8 +206,18 @@ def _plots(experiment: Experiment, out_dir: Path) -> list[tuple[str, str]]:
             timeline = run.timeline
             provisioned = timeline.ready[phase] + timeline.starting[phase]
             ax.step(timeline.time_s / 60, provisioned, where="post", label=name)
-        oracle = experiment.oracle
-        ax.step(oracle.start_s / 60, oracle.replicas[phase], where="post", color="k", ls="--", label="oracle")
+        clairvoyant = refs.clairvoyant.run.timeline
+        provisioned = clairvoyant.ready[phase] + clairvoyant.starting[phase]
+        ax.step(clairvoyant.time_s / 60, provisioned, where="post", color="k", label="clairvoyant")
+        floor = refs.lower_bound
+        ax.step(
+            floor.windows.start_s / 60,
+            floor.replicas[phase],
+            where="post",
+            color="k",
+            ls=":",
+            label="lower bound",
+        )
         ax.set_ylabel(f"{phase.value} replicas")
         ax.legend(loc="upper left", fontsize=8, ncol=3)
     axes[-1, 0].set_xlabel("time (min)")

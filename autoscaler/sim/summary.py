@@ -1,9 +1,14 @@
 """The numbers a run is judged by, and ``summary.json``, written so the same seed gives the same bytes.
 
 Per policy: SLO attainment (the fraction of *all* requests that met the TTFT target, the ITL target, both;
-a request never served misses both), TTFT and ITL percentiles over the served requests, GPU-hours over the
-trace's span and their ratio to the oracle, scale events. Floats are rounded to 6 significant digits,
-NaN becomes ``null``, keys are sorted.
+a request never served misses both) and ``slo_attainment_feasible`` over the requests that could meet the
+SLO at all (``feasibility``), TTFT and ITL percentiles over the served requests, GPU-hours (every replica
+until it is gone) and their ratios to the references, scale events.
+
+``references``: the clairvoyant (a measured run: the same metrics as a policy, plus how its search went),
+the physical lower bound and the model oracle (GPU-hours each); ``feasibility``: how many requests no
+policy can serve within the SLO, by reason. Floats are rounded to 6 significant digits, NaN becomes
+``null``, keys are sorted.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 from autoscaler.core.slo import Slo
 from autoscaler.sim.driver import RunResult
 from autoscaler.sim.experiment import Experiment
+from autoscaler.sim.feasibility import Feasibility
 
 __all__ = ["policy_metrics", "summary", "write_summary"]
 
@@ -32,26 +38,36 @@ def _percentiles(values: np.ndarray[Any, np.dtype[np.float64]], prefix: str) -> 
     return {f"{prefix}_p{p}_s": float(v) for p, v in zip(_PERCENTILES, points, strict=True)}
 
 
-def policy_metrics(run: RunResult, *, slo: Slo, oracle_gpu_hours: float) -> dict[str, Any]:
+def _ratio(value: float, reference: float) -> float:
+    return value / reference if reference > 0 else math.nan
+
+
+def policy_metrics(
+    run: RunResult, *, slo: Slo, feasible: Feasibility, references: dict[str, float]
+) -> dict[str, Any]:
+    """A run's metrics; ``references`` maps a reference's name to its GPU-hours (``gpu_hours_vs_<name>``)."""
     n = run.ttft_s.size
     served = run.finished
     ttft_ok = served & (run.ttft_s <= slo.ttft.seconds)
     # One-token outputs have no inter-token latency: they meet any ITL target once served.
     itl_ok = served & ((run.output_tokens <= 1) | (run.itl_s <= slo.itl.seconds))
+    both = ttft_ok & itl_ok
+    mask = feasible.feasible
     gpu_hours = run.gpu_seconds / 3600.0
     query = run.prefix_query_tokens
     metrics: dict[str, Any] = {
         "requests": n,
         "served": int(served.sum()),
-        "slo_attainment": float((ttft_ok & itl_ok).mean()) if n else math.nan,
+        "slo_attainment": float(both.mean()) if n else math.nan,
+        "slo_attainment_feasible": float(both[mask].mean()) if mask.any() else math.nan,
         "ttft_attainment": float(ttft_ok.mean()) if n else math.nan,
         "itl_attainment": float(itl_ok.mean()) if n else math.nan,
         "gpu_hours": gpu_hours,
-        "gpu_hours_vs_oracle": gpu_hours / oracle_gpu_hours if oracle_gpu_hours > 0 else math.nan,
         "scale_events": run.scale_events,
         "preemptions": int(run.preemptions.sum()),
         "prefix_hit_rate": run.prefix_hit_tokens / query if query else 0.0,
     }
+    metrics.update({f"gpu_hours_vs_{name}": _ratio(gpu_hours, ref) for name, ref in references.items()})
     metrics.update(_percentiles(run.ttft_s, "ttft"))
     metrics.update(_percentiles(run.itl_s, "itl"))
     return metrics
@@ -61,7 +77,27 @@ def summary(experiment: Experiment) -> dict[str, Any]:
     scenario = experiment.scenario
     slo = scenario.slo.build()
     trace = experiment.trace
-    bound = experiment.oracle
+    refs = experiment.references
+    feasible = refs.feasibility
+    best = refs.clairvoyant
+    best_gpu_hours = best.run.gpu_seconds / 3600.0
+    window_s = refs.lower_bound.windows.window_s
+    against = {
+        "clairvoyant": best_gpu_hours,
+        "lower_bound": refs.lower_bound.gpu_hours,
+        "model_oracle": refs.model_oracle.gpu_hours,
+    }
+    clairvoyant = policy_metrics(
+        best.run, slo=slo, feasible=feasible, references={"lower_bound": refs.lower_bound.gpu_hours}
+    )
+    clairvoyant.update(
+        {
+            "window_s": window_s,
+            "search_runs": best.runs,
+            "windows_met": best.windows_met,
+            "windows_judged": best.windows_judged,
+        }
+    )
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -75,13 +111,28 @@ def summary(experiment: Experiment) -> dict[str, Any]:
             "duration_s": trace.duration_s,
             "mean_rate": trace.mean_rate,
         },
-        "oracle": {
-            "gpu_hours": bound.gpu_hours,
-            "window_s": bound.window_s,
-            "prefix_hit_rate": experiment.oracle_prefix_hit_rate,
+        "feasibility": {
+            "requests": len(trace),
+            "feasible": int(feasible.feasible.sum()),
+            "feasible_fraction": feasible.fraction,
+            "infeasible": feasible.counts,
+        },
+        "references": {
+            "clairvoyant": clairvoyant,
+            "lower_bound": {
+                "gpu_hours": refs.lower_bound.gpu_hours,
+                "window_s": window_s,
+                "gpu_hours_vs_clairvoyant": _ratio(refs.lower_bound.gpu_hours, best_gpu_hours),
+            },
+            "model_oracle": {
+                "gpu_hours": refs.model_oracle.gpu_hours,
+                "window_s": window_s,
+                "prefix_hit_rate": refs.model_oracle_prefix_hit_rate,
+                "gpu_hours_vs_clairvoyant": _ratio(refs.model_oracle.gpu_hours, best_gpu_hours),
+            },
         },
         "policies": {
-            name: policy_metrics(run, slo=slo, oracle_gpu_hours=bound.gpu_hours)
+            name: policy_metrics(run, slo=slo, feasible=feasible, references=against)
             for name, run in experiment.runs.items()
         },
     }
