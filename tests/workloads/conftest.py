@@ -13,6 +13,7 @@ _DEFAULT_DIR = Path(__file__).resolve().parents[3] / "shared" / "traces"
 TRACES_DIR = Path(os.environ.get("AUTOSCALER_TRACES_DIR", _DEFAULT_DIR))
 AZURE = TRACES_DIR / "AzureLLMInferenceTrace_conv.csv"
 MOONCAKE = TRACES_DIR / "conversation_trace.jsonl"
+SERVEGEN = TRACES_DIR / "servegen"
 
 
 def _load(path: Path) -> trace.Trace:
@@ -32,3 +33,12 @@ def azure_trace() -> trace.Trace:
 @pytest.fixture(scope="session")
 def mooncake_trace() -> trace.Trace:
     return _load(MOONCAKE)
+
+
+@pytest.fixture(scope="session")
+def servegen_dir() -> Path:
+    if not SERVEGEN.is_dir():
+        pytest.skip(
+            f"SERVEGEN HOURS ABSENT: {SERVEGEN} not found; point $AUTOSCALER_TRACES_DIR at the folder"
+        )
+    return SERVEGEN

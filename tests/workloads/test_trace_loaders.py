@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -130,3 +131,45 @@ def test_format_is_detected_from_extension_and_first_line(tmp_path: Path) -> Non
     assert loaders.detect_format(_write(tmp_path, "p.jsonl", JSONL_ROW)) == "jsonl"
     with pytest.raises(loaders.TraceError, match="cannot tell the trace format"):
         loaders.detect_format(_write(tmp_path, "x.txt", "1,2,3\n"))
+
+
+def test_gzip_compressed_trace_reads_as_the_plain_one(tmp_path: Path) -> None:
+    text = (
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2026-01-07 14:00:00.0000000,129,12\n"
+        "2026-01-07 14:00:01.5,590,77\n"
+    )
+    plain = tmp_path / "hour.csv"
+    plain.write_text(text)
+    packed = tmp_path / "hour.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    assert loaders.detect_format(packed) == "azure"
+    a, b = loaders.load_trace(plain), loaders.load_trace(packed)
+    np.testing.assert_array_equal(a.arrival_s, b.arrival_s)
+    np.testing.assert_array_equal(a.prompt_tokens, b.prompt_tokens)
+    np.testing.assert_array_equal(a.output_tokens, b.output_tokens)
+
+
+def test_truncated_gzip_is_a_trace_error(tmp_path: Path) -> None:
+    packed = tmp_path / "cut.csv.gz"
+    packed.write_bytes(gzip.compress(b"TIMESTAMP,ContextTokens,GeneratedTokens\n" * 50)[:-12])
+    with pytest.raises(loaders.TraceError, match=re.escape("cut.csv.gz")):
+        loaders.load_trace(packed, format="azure")
+
+
+@pytest.mark.parametrize(
+    ("name", "rate", "output_mean"),
+    [
+        ("servegen_m-mid_day2_h14.csv.gz", 150, 43),
+        ("servegen_m-small_day3_h10.csv.gz", 100, 15),
+        ("servegen_deepseek-r1_day1_h15.csv.gz", 10, 963),
+    ],
+    ids=["m-mid", "m-small", "deepseek-r1"],
+)
+def test_servegen_hours_match_their_readme(
+    servegen_dir: Path, name: str, rate: float, output_mean: float
+) -> None:
+    hour = loaders.load_trace(servegen_dir / name)
+    assert hour.duration_s == pytest.approx(3600, abs=5)
+    assert hour.mean_rate == pytest.approx(rate, rel=0.02)
+    assert hour.output_tokens.mean() == pytest.approx(output_mean, rel=0.05)  # the README rounds

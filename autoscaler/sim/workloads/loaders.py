@@ -1,6 +1,6 @@
 """Trace file loaders: Azure LLM inference CSV, Mooncake JSONL, and a plain CSV / JSONL of our own columns.
 
-Formats (see ``../shared/traces/README.md`` for the public traces):
+Formats (see ``../shared/traces/README.md`` for the public traces), each plain or gzip-compressed (``.gz``):
 - ``azure``: CSV, header ``TIMESTAMP,ContextTokens,GeneratedTokens``, TIMESTAMP like
   ``2023-11-16 18:15:46.6805900`` (7 fractional digits, which ``datetime.fromisoformat`` rejects before
   Python 3.11, so it is parsed here by hand);
@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import csv
 import datetime
+import gzip
 import json
 import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 
@@ -282,13 +283,22 @@ _PARSERS: dict[TraceFormat, Callable[[Iterator[str], _Columns], Iterator[int]]] 
 }
 
 
+def _open_text(path: Path) -> IO[str]:
+    """The file as text; a ``.gz`` one decompressed on the fly (ServeGen's Azure-format CSVs are gzipped)."""
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
 def detect_format(path: Path) -> TraceFormat:
-    """Guesses the format from the extension and the first line (header or first JSON object)."""
-    with path.open(encoding="utf-8") as handle:
+    """Guesses the format from the extension (under any ``.gz``) and the first line (header or first JSON
+    object)."""
+    with _open_text(path) as handle:
         first = handle.readline()
-    if path.suffix.lower() in (".jsonl", ".json"):
+    suffix = (path.with_suffix("") if path.suffix.lower() == ".gz" else path).suffix.lower()
+    if suffix in (".jsonl", ".json"):
         return "mooncake" if '"hash_ids"' in first or '"input_length"' in first else "jsonl"
-    if path.suffix.lower() == ".csv":
+    if suffix == ".csv":
         return "azure" if "TIMESTAMP" in first else "csv"
     raise TraceError(f"{path}:1: cannot tell the trace format from the extension; name the format")
 
@@ -309,7 +319,7 @@ def load_trace(
     line = 0
     try:
         kind = detect_format(path) if format == "auto" else format
-        with path.open(encoding="utf-8", newline="") as handle:
+        with _open_text(path) as handle:
             # Each parser yields a line's number before parsing it, so on failure ``line`` names the culprit.
             for number in _PARSERS[kind](handle, columns):
                 line = number
@@ -318,7 +328,9 @@ def load_trace(
     except UnicodeDecodeError as error:
         raise TraceError(f"{path}:{line + 1}: not UTF-8 text ({error.reason})") from None
     except OSError as error:
-        raise TraceError(f"{path}: cannot read: {error.strerror}") from None
+        raise TraceError(f"{path}: cannot read: {error.strerror or error}") from None
+    except EOFError:
+        raise TraceError(f"{path}:{line}: the compressed file ends early (truncated)") from None
     if not columns.arrival:
         raise TraceError(f"{path}:{line}: no requests in the trace")
     return columns.build(name if name is not None else path.stem)
