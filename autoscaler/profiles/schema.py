@@ -92,6 +92,18 @@ class Limits(_Frozen):
     max_kv_usage: Annotated[float, Field(gt=0, le=1)] = 0.9  # admission headroom the capacity model keeps
 
 
+class ClientLatency(_Frozen):
+    """What a streaming client sees beyond the engine's first-token time (derived profiles; unset: nothing).
+
+    The API server, tokenizer and HTTP add ``first_token_s``; the stream delivers the first token with
+    the next one(s), ``first_token_steps`` engine steps later (the ground truth's load tool saw tokens in
+    pairs). ``autoscaler.sim.stage_replay`` adds it to the TTFT it reports.
+    """
+
+    first_token_s: Quantity
+    first_token_steps: Quantity
+
+
 class Startup(_Frozen):
     mean_s: PositiveQuantity  # from pod creation to ready, including image pull and weight load
     spread_s: Quantity  # standard deviation
@@ -110,6 +122,7 @@ class Profile(_Frozen):
     kv_transfer: KvTransfer
     limits: Limits
     startup: Startup
+    client: ClientLatency | None = None
     notes: str = ""
 
     @property

@@ -1,0 +1,246 @@
+"""Fitting a derived profile to one run's measured latencies: efficiencies across models, factors for one.
+
+A ground-truth stage (``Stage`` + ``Measured``) is steady constant-rate load on one replica. Its mean step
+time obeys a balance that needs no simulation: in one second the replica runs ``1/dt`` steps, each costing
+``base + per_sequence·N + per_context_token·C``, plus ``rate`` prefills costing ``X`` each (their tokens
+and attention pairs, and the extra cost of a step that prefills), so
+
+    dt·(1 − rate·X) = base + per_sequence·N + per_context_token·C,
+
+with ``N`` = rate × time in decode (Little's law on the measured latencies), ``C`` = ``N`` × the mean
+context, and ``dt`` the measured TPOT. The left side is known, the right side is linear in the time
+model's coefficients, which are linear in the efficiency terms (``Hardware.basis``). Two fits use it:
+
+- ``fit_efficiency``: the accelerator's efficiencies from many models' stages (relative residuals,
+  non-negative least squares), the prefill's compute terms held at given values (the ground truth's
+  prompts are almost all cached, so it says nothing about them);
+- ``fit_factors``: one profile's three scale factors (step, decode, prefill groups) from one run, regularised
+  toward 1 so one stage cannot move what it does not measure; ``profile fit`` reports them with the error
+  before and after.
+
+The client's time to first token adds to the engine's: TTFT ≈ a wait for the step in flight (half a step),
+the prefill step, ``first_token_steps`` more steps (the stream delivers tokens in pairs: ground-truth
+README) and a constant ``first_token_s`` (API server, tokenizer, HTTP), fitted as the median residual.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import lsq_linear, nnls
+
+from autoscaler.profiles.roofline import EFFICIENCY_TERMS, Efficiency, Hardware, TimeCoefficients
+
+__all__ = [
+    "FIRST_TOKEN_STEPS",
+    "FactorFit",
+    "Measured",
+    "MeasuredStage",
+    "Stage",
+    "fit_efficiency",
+    "fit_factors",
+    "fit_first_token_s",
+    "predicted_tpot_s",
+]
+
+FIRST_TOKEN_STEPS = 1.0  # the client sees the first token with the second (ground-truth README, ITL caveat)
+_WAIT_STEPS = 0.5  # a request arrives, on average, half way through the step in flight
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Stage:
+    """One constant-rate stage of an inference-perf ``shared_prefix`` workload."""
+
+    rate: float  # requests per second, evenly spaced
+    duration_s: float
+    prompt_tokens: int
+    shared_prefix_tokens: int  # the group's system prompt (cached across the group's prompts)
+    output_tokens: int
+    groups: int
+    prompts_per_group: int
+
+    def __post_init__(self) -> None:
+        if not (0 < self.rate <= 1e4 and 0 < self.duration_s <= 1e5):
+            raise ValueError(f"stage rate {self.rate} or duration {self.duration_s} out of bounds")
+        if not 0 <= self.shared_prefix_tokens <= self.prompt_tokens or self.output_tokens < 1:
+            raise ValueError("stage token counts out of bounds")
+        if not (1 <= self.groups <= 10**5 and 1 <= self.prompts_per_group <= 10**5):
+            raise ValueError("a stage needs between 1 and 1e5 groups and prompts per group")
+
+    def uncached_tokens(self, block: int) -> int:
+        """Prompt tokens computed once every prompt is cached: the partial last block (vLLM keeps >= 1)."""
+        cached = min((self.prompt_tokens // block) * block, self.prompt_tokens - 1)
+        return self.prompt_tokens - cached
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    ttft_mean_s: float
+    ttft_p90_s: float
+    e2e_mean_s: float
+    e2e_p90_s: float
+    tpot_s: float  # (E2E mean - TTFT mean) / (output - 1): the ground truth's reliable per-token time
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MeasuredStage:
+    stage: Stage
+    measured: Measured
+    overloaded: bool  # requests failed (time-outs): not steady state, kept out of fits and headlines
+
+
+def _prefill_work_s(c: TimeCoefficients, stage: Stage, block: int) -> float:
+    """X: what one request's prefill adds to the steps it shares, once its prompt is cached."""
+    n = stage.uncached_tokens(block)
+    h = stage.prompt_tokens - n
+    return c.per_step_s + c.per_token_s * n + c.per_attention_pair_s * ((h + n) ** 2 - h**2)
+
+
+def _load(stage: Stage, measured: Measured) -> tuple[float, float]:
+    """(N, C): decoding sequences and their KV tokens, by Little's law on the measured latencies."""
+    batch = stage.rate * max(0.0, measured.e2e_mean_s - measured.ttft_mean_s)
+    return batch, batch * (stage.prompt_tokens + stage.output_tokens / 2)
+
+
+def predicted_tpot_s(c: TimeCoefficients, stage: Stage, measured: Measured, block: int) -> float:
+    """The balance's step time at the measured load (``inf`` when prefills alone saturate the replica)."""
+    batch, context = _load(stage, measured)
+    busy = 1.0 - stage.rate * _prefill_work_s(c, stage, block)
+    decode = c.base_s + c.per_sequence_s * batch + c.per_context_token_s * context
+    return decode / busy if busy > 0 else float("inf")
+
+
+# Bounds of the fitted terms: an efficiency between 0.3 and 1 of the datasheet, an overhead below 50 ms.
+_INVERSE_BOUNDS = (1.0, 1 / 0.3)
+_OVERHEAD_BOUNDS = (0.0, 0.05)
+
+
+def fit_efficiency(
+    runs: Sequence[tuple[Hardware, MeasuredStage]],
+    *,
+    prior: Efficiency,
+    block: int,
+    free: Sequence[str] = (
+        "inv_weight_bandwidth",
+        "layer_overhead_s",
+        "allreduce_latency_s",
+        "sequence_overhead_s",
+        "inv_kv_bandwidth",
+    ),
+    prior_weight: float = 0.05,
+) -> Efficiency:
+    """The ``free`` efficiency terms fitted to the stages' TPOT; the others stay at ``prior``'s.
+
+    Bounded least squares of relative residuals, with a weak pull (``prior_weight`` per term, relative to
+    the prior's value) toward the prior: the ground truth has four models, and a term that only one of
+    them exercises (KV bandwidth: only Llama-2-7B has no grouped-query attention) must not swing freely
+    when that model is held out.
+    """
+    clean = [(hw, ms) for hw, ms in runs if not ms.overloaded]
+    if not clean:
+        raise ValueError("no clean stage to fit the efficiencies to")
+    theta = prior.vector()
+    columns = [EFFICIENCY_TERMS.index(name) for name in free]
+    fixed = [i for i in range(len(EFFICIENCY_TERMS)) if i not in columns]
+    rows: list[npt.NDArray[np.float64]] = []
+    targets: list[float] = []
+    for hw, ms in clean:
+        c = TimeCoefficients.of(hw, prior)
+        batch, context = _load(ms.stage, ms.measured)
+        decode_row = hw.basis()[:3].T @ np.array([1.0, batch, context])  # d(base + bN + cC) / d(theta)
+        lhs = ms.measured.tpot_s * (1.0 - ms.stage.rate * _prefill_work_s(c, ms.stage, block))
+        rows.append(decode_row[columns] / lhs)
+        targets.append(1.0 - float(decode_row[fixed] @ theta[fixed]) / lhs)
+    scale = np.array([max(abs(theta[i]), 1e-5) for i in columns])  # the prior's size, or 10 us
+    for k in range(len(columns)):
+        row = np.zeros(len(columns))
+        row[k] = prior_weight / scale[k]
+        rows.append(row)
+        targets.append(prior_weight * theta[columns[k]] / scale[k])
+    bounds = [
+        _INVERSE_BOUNDS if EFFICIENCY_TERMS[i].startswith("inv_") else _OVERHEAD_BOUNDS for i in columns
+    ]
+    lower, upper = (np.array(b) for b in zip(*bounds, strict=True))
+    design = np.asarray(rows) * scale  # solve for theta / scale: columns of comparable size
+    solution = lsq_linear(design, np.asarray(targets), bounds=(lower / scale, upper / scale))
+    theta = theta.copy()
+    theta[columns] = solution.x * scale
+    return Efficiency.from_vector(theta)
+
+
+def fit_first_token_s(
+    runs: Sequence[tuple[TimeCoefficients, MeasuredStage]], *, block: int, steps: float = FIRST_TOKEN_STEPS
+) -> float:
+    """Median over clean stages of what the client's TTFT adds beyond the engine's (seconds, >= 0)."""
+    residuals = [
+        ms.measured.ttft_mean_s
+        - (_WAIT_STEPS + 1.0 + steps) * ms.measured.tpot_s
+        - _prefill_work_s(c, ms.stage, block)
+        for c, ms in runs
+        if not ms.overloaded
+    ]
+    if not residuals:
+        raise ValueError("no clean stage to fit the first-token lag to")
+    return max(0.0, statistics.median(residuals))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FactorFit:
+    """Scale factors on a profile's coefficient groups and the TPOT error they leave."""
+
+    step: float  # step.base_s
+    decode: float  # decode.per_sequence_s and per_context_token_s
+    prefill: float  # prefill.per_token_s, per_attention_pair_s and per_step_s
+    error_before: float  # median |relative error| of the balance's TPOT, factors 1
+    error_after: float
+
+    def apply(self, c: TimeCoefficients) -> TimeCoefficients:
+        return TimeCoefficients(
+            base_s=c.base_s * self.step,
+            per_sequence_s=c.per_sequence_s * self.decode,
+            per_context_token_s=c.per_context_token_s * self.decode,
+            per_token_s=c.per_token_s * self.prefill,
+            per_attention_pair_s=c.per_attention_pair_s * self.prefill,
+            per_step_s=c.per_step_s * self.prefill,
+        )
+
+
+def _tpot_error(c: TimeCoefficients, stages: Sequence[MeasuredStage], block: int) -> float:
+    return statistics.median(
+        abs(predicted_tpot_s(c, ms.stage, ms.measured, block) / ms.measured.tpot_s - 1.0) for ms in stages
+    )
+
+
+def fit_factors(
+    c: TimeCoefficients, stages: Sequence[MeasuredStage], *, block: int, prior_weight: float = 0.1
+) -> FactorFit:
+    """Step, decode and prefill factors from one run's clean stages, pulled toward 1 by ``prior_weight``."""
+    clean = [ms for ms in stages if not ms.overloaded]
+    if not clean:
+        raise ValueError("the run has no clean (not overloaded) stage to fit to")
+    rows: list[list[float]] = []
+    targets: list[float] = []
+    for ms in clean:
+        batch, context = _load(ms.stage, ms.measured)
+        tpot = ms.measured.tpot_s
+        prefill = ms.stage.rate * _prefill_work_s(c, ms.stage, block)  # the prefill's share of each second
+        # tpot = (k_s·base + k_d·(bN + cC)) + tpot·k_p·prefill, divided by tpot: relative residuals
+        rows.append(
+            [c.base_s / tpot, (c.per_sequence_s * batch + c.per_context_token_s * context) / tpot, prefill]
+        )
+        targets.append(1.0)
+    for k in range(3):
+        prior = [0.0, 0.0, 0.0]
+        prior[k] = prior_weight
+        rows.append(prior)
+        targets.append(prior_weight)
+    factors, _ = nnls(np.asarray(rows), np.asarray(targets))
+    step, decode, prefill = (max(float(f), 1e-3) for f in factors)
+    before = _tpot_error(c, clean, block)
+    fitted = FactorFit(step=step, decode=decode, prefill=prefill, error_before=before, error_after=before)
+    return dataclasses.replace(fitted, error_after=_tpot_error(fitted.apply(c), clean, block))
