@@ -18,6 +18,7 @@ full stabilization window of its own evidence.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
@@ -47,11 +48,13 @@ from autoscaler.controller.report import PhaseView
 from autoscaler.controller.router_load import RouterLoadReader
 from autoscaler.controller.signals import SignalReader, Values
 from autoscaler.core.decision import Decision
+from autoscaler.core.observation import Observation
 from autoscaler.core.phases import Phase
 from autoscaler.policy.state import PolicyState
 from autoscaler.policy.step import Autoscaler
 
 MAX_ATTEMPTS = 3
+POLICY_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -153,7 +156,7 @@ class Reconciler:
                 replicas={phase: view.counts() for phase, view in views.items()},
                 now=now,
             )
-            decision, state = policy.step(observation, memory.state, now=now)
+            decision, state = await _step(policy, observation, memory.state, now=now)
             self._cluster.board.publish_decision(
                 namespace=resource.namespace, autoscaler=resource.name, decision=decision
             )
@@ -283,6 +286,24 @@ class Reconciler:
             log.warning(
                 "cannot emit event", extra=_fields(ref.namespace, ref.name, reason=reason, error=str(error))
             )
+
+
+async def _step(
+    policy: Autoscaler, observation: Observation, state: PolicyState, *, now: float
+) -> tuple[Decision, PolicyState]:
+    """The policy step in a worker thread, within ``POLICY_TIMEOUT_S``.
+
+    Its cost is bounded (``capacity`` sizes any load in milliseconds), but the loop also renews the Lease and
+    answers ``/healthz``: arithmetic must never make it wait. A step that overruns is left to finish in its
+    thread (a thread cannot be cancelled); the cycle holds and says so.
+    """
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(policy.step, observation, state, now=now), timeout=POLICY_TIMEOUT_S
+        )
+    except TimeoutError as error:
+        message = f"holding: the policy step took over {POLICY_TIMEOUT_S:g}s"
+        raise Hold("PolicyTimeout", message, ready=True) from error
 
 
 def _regarding(namespace: str, name: str) -> WorkloadRef:
