@@ -42,12 +42,14 @@ from autoscaler.adapters.kubernetes import errors
 from autoscaler.adapters.kubernetes.connection import connect
 from autoscaler.adapters.metrics_exporter import DesiredReplicasCollector
 from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.cli import checks
 from autoscaler.controller import logs
 from autoscaler.controller.health import ControllerMetrics
 from autoscaler.controller.loop import Controller, ControllerSettings
 from autoscaler.controller.signals import PrometheusSignals
 
 log = logging.getLogger("autoscaler.controller")
+LOOPBACK = "127.0.0.1"  # every server binds here unless told otherwise (the chart says what a pod needs)
 
 
 class _WallClock:
@@ -80,11 +82,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--identity", help="this replica's name in the Lease (default: $POD_NAME, else host-pid)"
     )
-    parser.add_argument("--health-host", default="0.0.0.0", help="address of /healthz, /readyz, /metrics")
+    parser.add_argument(
+        "--health-host", default=LOOPBACK, help=f"address of /healthz, /readyz, /metrics ({LOOPBACK})"
+    )
     parser.add_argument(
         "--health-port", type=int, default=8081, help="port of /healthz, /readyz, /metrics (8081)"
     )
+    parser.add_argument("--keda-host", default=LOOPBACK, help=f"address of the KEDA scaler ({LOOPBACK})")
     parser.add_argument("--keda-port", type=int, help="serve KEDA's external scaler (gRPC) on this port")
+    parser.add_argument(
+        "--external-metrics-host",
+        default=LOOPBACK,
+        help=f"address of the external metrics API ({LOOPBACK})",
+    )
     parser.add_argument(
         "--external-metrics-port", type=int, help="serve the external.metrics.k8s.io API (TLS) on this port"
     )
@@ -100,6 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> ControllerSettings:
+    for flag in ("--health-port", "--keda-port", "--external-metrics-port"):
+        checks.port(flag, getattr(args, flag[2:].replace("-", "_")))
     if args.lease_duration < 1 or not 0 < args.renew_every < args.lease_duration:
         raise ValueError("need --lease-duration >= 1 and 0 < --renew-every < --lease-duration")
     if args.external_metrics_port is not None and (args.tls_cert is None or args.tls_key is None):
@@ -168,13 +180,13 @@ async def _board_servers(args: argparse.Namespace, board: DesiredReplicasBoard) 
     """The KEDA scaler and the external metrics API, when asked for, serving the board until the end."""
     async with contextlib.AsyncExitStack() as stack:
         if args.keda_port is not None:
-            scaler = await serve_keda(board, host=args.health_host, port=args.keda_port)
+            scaler = await serve_keda(board, host=args.keda_host, port=args.keda_port)
             stack.push_async_callback(scaler.server.stop, 5.0)
             log.info("serving the KEDA external scaler", extra={"fields": {"port": scaler.port}})
         if args.external_metrics_port is not None:
             tls = TlsFiles(certfile=args.tls_cert, keyfile=args.tls_key, client_ca=args.tls_client_ca)
             server = external_metrics_server(
-                board, host=args.health_host, port=args.external_metrics_port, tls=tls
+                board, host=args.external_metrics_host, port=args.external_metrics_port, tls=tls
             )
             server.__class__ = _Server
             task = asyncio.create_task(server.serve(), name="external-metrics")
@@ -192,7 +204,11 @@ async def _stopped(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
 
 async def _once(controller: Controller) -> int:
     if not await controller.elect():
-        log.warning("not the leader: another replica holds the lease")
+        if not controller.gate.reachable:
+            log.error("cannot reach the API server", extra={"fields": {"error": controller.gate.last_error}})
+        else:
+            holder = controller.gate.holder or "another replica"
+            log.warning(f"not the leader: {holder} holds the lease")
         return 1
     try:
         await controller.sync()

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import sys
 
+from autoscaler.cli import checks
 from autoscaler.config.profiles import ProfileError, load_profile
 from autoscaler.emulator.server import KvEventsConfig, bind_socket, serve
 from autoscaler.emulator.settings import EmulatorSettings, Role
@@ -74,6 +75,7 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        checks.port("--port", args.port)
         profile = load_profile(args.profile)
         settings = EmulatorSettings(
             model=args.model or profile.model,

@@ -35,10 +35,16 @@ class LeaderGate:
         self._on_lost = on_lost
         self._current = Leadership(leading=False, holder="", transitions=0, valid_until=None)
         self.reachable = False  # the last election step got an answer from the API server
+        self.last_error = ""  # why it did not, when it did not
 
     @property
     def identity(self) -> str:
         return self._elector.identity
+
+    @property
+    def holder(self) -> str:
+        """Who holds the Lease as last read ("" when nobody, or not read yet)."""
+        return self._current.holder
 
     def leading(self) -> bool:
         until = self._current.valid_until
@@ -51,7 +57,7 @@ class LeaderGate:
             self._current = await self._elector.try_acquire_or_renew()
             self.reachable = True
         except errors.KubernetesError as error:
-            self.reachable = False
+            self.reachable, self.last_error = False, str(error)
             log.warning("lease renewal failed", extra={"fields": {"error": str(error)}})
         leading = self.leading()
         if leading != was_leading:

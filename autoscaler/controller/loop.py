@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import random
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,7 @@ from autoscaler.adapters.kubernetes.scale import ScaleClient
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.config.autoscaler_resource import GROUP, PLURAL, VERSION, AutoscalerResource
 from autoscaler.controller.actuation import Scaled
+from autoscaler.controller.backoff import Backoff
 from autoscaler.controller.cycle import Cluster, Reconciler
 from autoscaler.controller.health import ControllerMetrics, HealthServer
 from autoscaler.controller.leadership import LeaderGate
@@ -59,7 +61,7 @@ class ControllerSettings:
     renew_every_s: float = 5.0
     watch_timeout_s: int = 300
     request_timeout_s: float = 10.0
-    watch_backoff_s: float = 5.0
+    watch_backoff: Backoff = dataclasses.field(default_factory=Backoff)  # relisting after the API failed
 
 
 class Controller:
@@ -105,6 +107,7 @@ class Controller:
         self._tracked: dict[Key, tuple[int, int]] = {}  # key -> (interval, generation)
         self._scheduler: AsyncIOScheduler | None = None
         self._cycles: set[asyncio.Task[Any]] = set()  # cycles under way, finished before the lease goes
+        self._rng = random.Random()  # jitter only: unseeded on purpose, replicas must not retry in step
         self.synced = False
         self.health_port: int | None = None  # where /healthz, /readyz and /metrics listen, once running
 
@@ -195,12 +198,15 @@ class Controller:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.renew_every_s)
 
     async def _watch(self, stop: asyncio.Event) -> None:
-        """List, then watch from the list's version and from each event's; list again on 410 or error."""
+        """List, then watch from the list's version and from each event's; list again on 410 or error,
+        after a delay that grows with the failures in a row (``backoff``)."""
         version = ""
+        failures = 0
         while not stop.is_set():
             try:
                 if not version:
                     version = await self.sync()
+                    failures = 0
                 async for event in self._resources.watch(
                     resource_version=version,
                     namespace=self.settings.namespace,
@@ -216,10 +222,17 @@ class Controller:
             except errors.Expired:
                 version = ""
             except Exception as error:  # API trouble or a bug: list again after a pause, never stop watching
-                log.warning("resource watch failed", extra={"fields": {"error": repr(error)}})
+                failures += 1
+                pause = self.settings.watch_backoff.delay(failures, rng=self._rng)
+                log.warning(
+                    "resource watch failed",
+                    extra={
+                        "fields": {"error": repr(error), "failures": failures, "retry_in_s": round(pause, 1)}
+                    },
+                )
                 version = ""
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.watch_backoff_s)
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
 
     # -- scheduling ---------------------------------------------------------------------------------------
 

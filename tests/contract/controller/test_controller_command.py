@@ -5,6 +5,7 @@ JSON lines, the desired replicas reach KEDA, the external metrics API and /metri
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import pathlib
@@ -19,6 +20,7 @@ import yaml
 
 from autoscaler.adapters.keda import externalscaler_pb2 as pb
 from autoscaler.adapters.keda import externalscaler_pb2_grpc as pb_grpc
+from autoscaler.cli import controller as controller_command
 from tests.contract.controller.conftest import (
     POOL,
     add_autoscaler,
@@ -193,3 +195,44 @@ async def test_the_external_metrics_api_needs_its_certificate(
     )
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2 and b"--tls-cert" in stderr
+
+
+async def test_once_with_the_api_server_down_says_so_not_that_another_replica_leads(
+    prom: FakePrometheus, tmp_path: pathlib.Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    command = [
+        sys.executable,
+        "-m",
+        "autoscaler",
+        "controller",
+        "--prometheus",
+        prom.url,
+        "--kubeconfig",
+        _kubeconfig(tmp_path / "config", dead),
+        "--once",
+    ]
+    process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 1, stderr.decode()
+    messages = [line["message"] for line in _json_lines(stderr)]
+    assert "cannot reach the API server" in messages
+    assert not any("holds the lease" in str(message) for message in messages)
+
+
+async def test_a_port_out_of_range_exits_2_with_one_line(
+    kube: FakeKubeApiServer, prom: FakePrometheus, tmp_path: pathlib.Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *_command(kube, prom, tmp_path, "--keda-port", "70000"), stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2 and stderr.decode().count("\n") == 1 and b"--keda-port" in stderr
+
+
+def test_every_server_binds_the_loopback_unless_told_otherwise() -> None:
+    parser = argparse.ArgumentParser()
+    controller_command.add_arguments(parser)
+    args = parser.parse_args(["--prometheus", "http://127.0.0.1:9090"])
+    assert (args.health_host, args.keda_host, args.external_metrics_host) == ("127.0.0.1",) * 3

@@ -5,10 +5,15 @@ says why in the status and in Events."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
+import time
+from pathlib import Path
 
+from autoscaler.adapters.kubernetes import errors
 from autoscaler.adapters.prometheus import ReaderSettings
 from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.controller.backoff import Backoff
 from autoscaler.controller.loop import Controller
 from autoscaler.controller.signals import Values
 from autoscaler.core.phases import Phase
@@ -20,6 +25,7 @@ from tests.contract.controller.conftest import (
     assert_everything_written_is_valid,
     autoscaler,
     condition,
+    events,
     heavy,
     idle,
     pods,
@@ -325,3 +331,46 @@ async def test_a_write_that_succeeded_keeps_its_event_when_a_later_one_fails(
     assert replicas(kube, "prefill") > 1 and replicas(kube, "decode") == 1
     assert reasons(kube).count("ScaledUp") == 1  # prefill's, emitted when it was written
     assert condition(kube, "ScalingActive")["reason"] == "ApiUnavailable"
+
+
+async def test_a_profile_path_in_a_stored_resource_is_held_unread(
+    kube: FakeKubeApiServer, prom: FakePrometheus, make_controller: ControllerFactory, tmp_path: Path
+) -> None:
+    """A resource stored before the CRD had its pattern: the code refuses the path and quotes no file."""
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("password: hunter2\n")
+    add_pool(kube)
+    add_autoscaler(kube, autoscaler(profile={"name": str(secret)}))
+    heavy(prom)
+    controller = await _leader(make_controller)
+
+    assert await controller.reconcile("default", POOL) == "held"
+
+    ready = condition(kube, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "profile" in ready["message"] and "hunter2" not in ready["message"]
+    assert all("hunter2" not in event.get("note", "") for event in events(kube))
+
+
+async def test_a_dead_api_server_is_relisted_after_growing_jittered_pauses(
+    make_controller: ControllerFactory,
+) -> None:
+    controller = make_controller(watch_backoff=Backoff(base_s=0.05, cap_s=0.4))
+    attempts: list[float] = []
+
+    async def unreachable() -> str:
+        attempts.append(time.monotonic())
+        raise errors.KubernetesError(
+            "list inferenceautoscalers", status=None, reason="ConnectionError", message="refused"
+        )
+
+    controller.sync = unreachable  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    watching = asyncio.create_task(controller._watch(stop))
+    await asyncio.sleep(2.0)
+    stop.set()
+    await asyncio.wait_for(watching, timeout=5)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert 5 <= len(attempts) <= 12  # a flat 0.05 s would have made about 40
+    assert gaps[0] < 0.1 and all(0.2 - 0.02 <= gap <= 0.4 + 0.1 for gap in gaps[4:])
