@@ -130,3 +130,22 @@ def test_same_seed_same_trace_and_different_seed_different_trace() -> None:
         assert np.array_equal(getattr(first, field), getattr(again, field))
     assert not np.array_equal(first.prompt_tokens, other.prompt_tokens)
     assert first.has_hashes
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.6, 0.9], ids=["independent", "correlated", "strongly"])
+def test_correlated_lengths_keep_their_marginals_and_correlate_in_log(correlation: float) -> None:
+    base = lengths.PRESETS["azure-conversation"]
+    preset = lengths.LengthPreset(prompt=base.prompt, output=base.output, correlation=correlation)
+    prompt, output = preset.sample(np.random.default_rng(11), 200_000)
+    assert np.median(prompt) == pytest.approx(1_020, rel=0.03)
+    assert np.median(output) == pytest.approx(129, rel=0.03)
+    measured = np.corrcoef(np.log(prompt), np.log(output))[0, 1]
+    assert measured == pytest.approx(correlation, abs=0.03)
+
+
+def test_uncorrelated_lengths_draw_exactly_as_independent_sampling() -> None:
+    base = lengths.PRESETS["azure-conversation"]
+    prompt, output = base.sample(np.random.default_rng(5), 1000)
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(prompt, base.prompt.sample(rng, 1000))
+    np.testing.assert_array_equal(output, base.output.sample(rng, 1000))

@@ -106,14 +106,11 @@ def synthetic_trace(
     prefix: hashing.PrefixModel | None = None,
     block_tokens: int = 512,
 ) -> trace_mod.Trace:
-    """Draws prompt and output lengths independently, then synthetic prefix hashes if ``prefix`` is set."""
+    """Draws prompt and output lengths (correlated as ``preset`` says), then synthetic prefix hashes if
+    ``prefix`` is set."""
     length_rng, hash_rng = rng.spawn(2)
-    size = arrival_s.size
+    prompt, output = preset.sample(length_rng, arrival_s.size)
     trace = trace_mod.Trace(
-        name=name,
-        arrival_s=arrival_s,
-        prompt_tokens=preset.prompt.sample(length_rng, size),
-        output_tokens=preset.output.sample(length_rng, size),
-        block_tokens=block_tokens,
+        name=name, arrival_s=arrival_s, prompt_tokens=prompt, output_tokens=output, block_tokens=block_tokens
     )
     return trace if prefix is None else hashing.synthesize_hashes(trace, rng=hash_rng, model=prefix)

@@ -76,13 +76,37 @@ class LogNormalLengths:
         draws = np.rint(rng.lognormal(self.mu, self.sigma, size=size))
         return np.clip(draws, self.low, self.high).astype(np.int64)
 
+    def at(self, z: trace_mod.FloatArray) -> trace_mod.IntArray:
+        """The lengths at standard-normal scores ``z`` (``sample`` draws the scores itself)."""
+        return np.clip(np.rint(np.exp(self.mu + self.sigma * z)), self.low, self.high).astype(np.int64)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LengthPreset:
-    """Prompt and output length distributions of one workload, drawn independently."""
+    """Prompt and output length distributions of one workload.
+
+    ``correlation`` is that of the two lengths' normal scores (a Gaussian copula: each length keeps its
+    own log-normal, their logs are correlated). Production mixes are not independent: a client that sends
+    long prompts (documents, code) often asks for long answers too, and the clients with short prompts
+    are often the chat ones with short outputs, which an independent draw averages away. At 0 the draws
+    are exactly those of independent sampling, so existing workloads keep their bytes.
+    """
 
     prompt: LogNormalLengths
     output: LogNormalLengths
+    correlation: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.correlation) and -1.0 <= self.correlation <= 1.0):
+            raise ValueError(f"correlation must lie in [-1, 1], got {self.correlation}")
+
+    def sample(self, rng: np.random.Generator, size: int) -> tuple[trace_mod.IntArray, trace_mod.IntArray]:
+        """(prompt, output) lengths of ``size`` requests."""
+        if self.correlation == 0.0:
+            return self.prompt.sample(rng, size), self.output.sample(rng, size)
+        first, second = rng.standard_normal((2, size))
+        rho = self.correlation
+        return self.prompt.at(first), self.output.at(rho * first + math.sqrt(1.0 - rho * rho) * second)
 
 
 PRESETS: dict[str, LengthPreset] = {

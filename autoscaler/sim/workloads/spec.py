@@ -15,7 +15,8 @@ A workload is a source, then prefix hashes, then transforms in the order listed:
       kind: synthetic
       duration_s: 3600
       arrivals: {kind: gamma, rate: 5.5, cv: 3}  # poisson|gamma|weibull|diurnal|steps|spike|points
-      lengths: mooncake-conversation  # a preset, or {prompt: {mean, median, p99}, output: {...}}
+      lengths: mooncake-conversation  # a preset, or {prompt: {mean, median, p99}, output: {...},
+                                      #   correlation: 0.6} (of prompt and output, default 0)
 
 Each stage draws from its own child of the ``rng`` passed in (``Generator.spawn``), so adding a transform
 never changes the draws of the source before it. Relative paths resolve against ``base_dir`` (the scenario
@@ -135,9 +136,12 @@ class LogNormalSpec(_Spec):
 class LengthsSpec(_Spec):
     prompt: LogNormalSpec
     output: LogNormalSpec
+    correlation: Annotated[float, Field(ge=-1, le=1)] = 0.0  # of the lengths' normal scores (lengths.py)
 
     def build(self) -> lengths.LengthPreset:
-        return lengths.LengthPreset(prompt=self.prompt.build(), output=self.output.build())
+        return lengths.LengthPreset(
+            prompt=self.prompt.build(), output=self.output.build(), correlation=self.correlation
+        )
 
 
 PresetName = Literal["azure-conversation", "mooncake-conversation"]
