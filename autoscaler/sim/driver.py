@@ -38,7 +38,7 @@ from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.interface import EndpointMetrics, NoEndpointError, Placement, Placer, RouteRequest
 from autoscaler.sim.cluster import Cluster, ReplicaState, SimReplica
-from autoscaler.sim.signals import Demand, Scraper, ScrapeSettings
+from autoscaler.sim.signals import Scraper, ScrapeSettings
 from autoscaler.sim.workloads.trace import Trace
 
 __all__ = ["RunResult", "SimSettings", "Timeline", "simulate"]
@@ -52,6 +52,7 @@ _SCRAPE = 3
 _CONTROL = 4
 _ROUTER_METRICS = 5
 _STARTED = 6
+_TIMEOUT = 7
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +66,8 @@ class SimSettings:
     router_metrics_interval_s: float = 2.0  # how often the placer sees each engine's queue and KV use
     drain_s: float = 900.0  # after the last arrival, how long in-flight requests may still finish
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S  # a scale-down's victims go after this, served or not
+    client_timeout_s: float = 300.0  # a client gives up on a request unfinished this long after it sent it
+    max_model_len: int | None = None  # prompt + output beyond it is refused (vLLM's); None: the KV capacity
     pool: str = "default"
 
     def __post_init__(self) -> None:
@@ -74,6 +77,10 @@ class SimSettings:
             )
         if self.control_interval_s <= 0 or self.scrape.scrape_interval_s <= 0:
             raise ValueError("control and scrape intervals must be positive")
+        if not self.client_timeout_s > 0:
+            raise ValueError(f"client_timeout_s must be positive, got {self.client_timeout_s}")
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise ValueError(f"max_model_len must be at least 2, got {self.max_model_len}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +116,8 @@ class RunResult:
     prefix_hit_blocks: int
     prefix_query_blocks: int
     timeline: Timeline
+    rejected: int = 0  # refused at arrival: prompt + output beyond the max model length (never simulated)
+    abandoned: int = 0  # given up by their clients after the client time-out (misses, their KV freed)
 
     @property
     def finished(self) -> npt.NDArray[np.bool_]:
@@ -164,10 +173,17 @@ class _Run:
             pending_delay_s=settings.pending_delay_s,
             drain_timeout_s=settings.drain_timeout_s,
         )
-        self.demand = Demand()
+        capacity = profile.kv_capacity_tokens
+        self.max_len = int(min(capacity, settings.max_model_len or capacity))
         self.scraper = Scraper(
-            self.cluster, self.demand, settings=settings.scrape, slo=settings.slo, pool=settings.pool
+            self.cluster,
+            settings=settings.scrape,
+            slo=settings.slo,
+            pool=settings.pool,
+            max_model_len=self.max_len,
         )
+        self.counted = self.scraper.counted
+        self.serving = Phase.DECODE if Phase.DECODE in settings.mode.phases else Phase.AGGREGATED
         self.heap: list[tuple[float, int, int, Any, int]] = []
         self.tick = itertools.count()
         self.backlog: deque[Sequence] = deque()
@@ -180,10 +196,15 @@ class _Run:
         self.cached = [0] * n
         self.preempted = [0] * n
         self.done = 0
+        self.closed = bytearray(n)  # 1 once a request is done with: finished, failed, refused or abandoned
+        self.clients: deque[Sequence] = deque()  # in arrival order, for the client time-out
+        self.timer_set = math.isinf(settings.client_timeout_s)  # a _TIMEOUT is in the heap, or none is needed
+        self.arrived = 0
+        self.rejected = 0
+        self.abandoned = 0
         self.scale_events = 0
         self.decisions: list[Decision] = []
         self.timeline: list[tuple[float, int, dict[Phase, tuple[int, int, int]]]] = []
-        self.capacity = profile.kv_capacity_tokens
         # Profile.kv_transfer_time is affine in the tokens: keep its two plain coefficients for the hot loop.
         self.transfer_latency_s = profile.kv_transfer_time(0.0)
         self.transfer_s_per_token = profile.kv_transfer_time(1.0) - self.transfer_latency_s
@@ -221,10 +242,9 @@ class _Run:
         outputs = trace.output_tokens.tolist()
         offsets = trace.block_offsets.tolist() if trace.block_offsets is not None else None
         hashes = trace.block_hashes.tolist() if trace.block_hashes is not None else None
-        demand = self.demand
         heap = self.heap
         pop = heapq.heappop
-        capacity = self.capacity
+        max_len = self.max_len
         report_every = max(1, n // 200)
         i = 0
         now = 0.0
@@ -245,6 +265,8 @@ class _Run:
                         self._flush_backlog(now)
                 elif kind == _STARTED:
                     cluster.mark_started(obj)
+                elif kind == _TIMEOUT:
+                    self._time_out(now)
                 elif kind == _SCRAPE:
                     self.scraper.scrape(now)
                     self._record_timeline(now)
@@ -267,22 +289,19 @@ class _Run:
             now = next_arrival
             prompt = prompts[i]
             output = outputs[i]
-            if demand.arrivals:
-                gap = now - demand.last_arrival
-                demand.gap_sum += gap
-                demand.gap_sq += gap * gap
-            demand.last_arrival = now
-            demand.arrivals += 1
-            demand.prompt_sum += prompt
-            demand.prompt_sq += prompt * prompt
-            demand.output_sum += output
-            demand.output_sq += output * output
+            self.arrived += 1
             blocks = hashes[offsets[i] : offsets[i + 1]] if hashes is not None and offsets is not None else ()
             seq = Sequence(i, prompt_tokens=prompt, output_tokens=output, arrival=now, block_hashes=blocks)
             i += 1
-            if prompt + seq.output_tokens > capacity:
-                self.done += 1  # longer than any replica's KV cache: vLLM rejects it (max_model_len)
+            if prompt + seq.output_tokens > max_len:  # vLLM refuses it (400): never simulated
+                self.done += 1
+                self.rejected += 1
+                self.closed[seq.uid] = 1
             else:
+                self.clients.append(seq)
+                if not self.timer_set:
+                    self._push(now + settings.client_timeout_s, _TIMEOUT)
+                    self.timer_set = True
                 self._dispatch(seq, now)
             if progress is not None and i % report_every == 0:
                 progress(i / n)
@@ -304,6 +323,17 @@ class _Run:
             return False
         flight = _Flight(seq, placement)
         self.flights[seq.uid] = flight
+        # The router's own counters (autoscaler_router_*), as the proxy counts a placement.
+        counted = self.counted
+        serving = counted[self.serving]
+        serving.routed += 1
+        if placement.prefill_endpoint is not None:
+            prefill = counted[Phase.PREFILL]
+            prefill.routed += 1
+        else:
+            prefill = serving
+        prefill.routed_prompt += seq.prompt_tokens
+        prefill.routed_cached += placement.cached_tokens
         target = placement.prefill_endpoint or placement.endpoint
         self._admit(self.cluster.replicas[target], seq, now)
         return True
@@ -327,14 +357,22 @@ class _Run:
             if replica.phase is Phase.PREFILL:
                 for seq in left:
                     flight = flights.get(seq.uid)
-                    if flight is None:  # it failed with its decode replica while prefilling here
+                    if flight is None:  # it failed with its decode replica, or was abandoned, meanwhile
                         continue
+                    # vLLM's prefill engine served it with max_tokens=1: finished, one token, its TTFT.
+                    counted = self.counted[Phase.PREFILL]
+                    counted.requests += 1
+                    counted.prompt.values.append(seq.prompt_tokens)
+                    counted.output.values.append(1.0)
+                    counted.ttft.values.append(now - seq.arrival)
                     self.placer.prefill_done(flight.placement, now=now)
                     done = now + self.transfer_latency_s + self.transfer_s_per_token * seq.prompt_tokens
                     heapq.heappush(self.heap, (done, next(self.tick), _TRANSFER, flight, 0))
             else:
                 for seq in left:
-                    self._finish(flights.pop(seq.uid), now)
+                    flight = flights.pop(seq.uid, None)
+                    if flight is not None:  # else abandoned in the step that finished it
+                        self._finish(flight, now)
         self._reschedule(replica)
 
     def _finish(self, flight: _Flight, now: float) -> None:
@@ -342,17 +380,61 @@ class _Run:
         placement = flight.placement
         self.placer.finished(placement, now=now)
         uid = seq.uid
-        ttft = seq.first_token_time - seq.arrival
-        self.ttft[uid] = ttft
+        first = seq.first_token_time
+        self.ttft[uid] = first - seq.arrival
         self.e2e[uid] = now - seq.arrival
-        self.demand.ttft.append(ttft)
+        # The serving engine's families: its TTFT runs from when it got the request (the KV's handover
+        # after a remote prefill), its ITL once per token after the first.
+        counted = self.counted[self.serving]
+        counted.requests += 1
+        counted.prompt.values.append(seq.prompt_tokens)
+        counted.output.values.append(seq.output_tokens)
+        handed_over = seq.prefill_done_time if placement.prefill_endpoint is not None else seq.arrival
+        counted.ttft.values.append(first - handed_over)
         if seq.output_tokens > 1:
-            itl = (now - seq.first_token_time) / (seq.output_tokens - 1)
+            itl = (now - first) / (seq.output_tokens - 1)
             self.itl[uid] = itl
-            self.demand.itl.append(itl)
+            counted.itl.values.append(itl)
+            counted.itl.weights.append(seq.output_tokens - 1)
         self.cached[uid] = seq.cached_tokens
         self.preempted[uid] = seq.preemptions
+        self.closed[uid] = 1
         self.done += 1
+
+    def _time_out(self, now: float) -> None:
+        """Clients whose time-out has passed give up; the timer moves to the oldest request still open."""
+        clients = self.clients
+        closed = self.closed
+        limit = self.settings.client_timeout_s
+        while clients and (closed[clients[0].uid] or clients[0].arrival + limit <= now + 1e-9):
+            seq = clients.popleft()
+            if not closed[seq.uid]:
+                self._abandon(seq, now)
+        self.timer_set = bool(clients)
+        if clients:
+            self._push(clients[0].arrival + limit, _TIMEOUT)
+
+    def _abandon(self, seq: Sequence, now: float) -> None:
+        """The client went away: the engine holding the request drops it (vLLM aborts it and frees its KV,
+        counting it finished with reason "abort"), the router forgets it, and it is a miss."""
+        self.closed[seq.uid] = 1
+        self.done += 1
+        self.abandoned += 1
+        flight = self.flights.pop(seq.uid, None)
+        if flight is None:
+            self.backlog.remove(seq)  # still waiting at the router for an endpoint
+            return
+        placement = flight.placement
+        self.placer.finished(placement, now=now)
+        holder = placement.endpoint
+        if placement.prefill_endpoint is not None and math.isnan(seq.prefill_done_time):
+            holder = placement.prefill_endpoint  # still prefilling remotely
+        replica = self.cluster.replicas[holder]
+        engine = replica.engine
+        if seq.uid in engine.running or seq in engine.waiting:  # else its KV is in transfer: nothing holds it
+            self.counted[replica.phase].requests += 1
+            if engine.abort(seq, now):
+                self._reschedule(replica)
 
     def _apply(self, desired: Mapping[Phase, int], now: float) -> None:
         cluster = self.cluster
@@ -383,6 +465,7 @@ class _Run:
                 continue
             del flights[uid]
             self.placer.finished(placement, now=now)
+            self.closed[uid] = 1
             self.done += 1
             elsewhere = placement.prefill_endpoint
             if prefilling and elsewhere is not None and elsewhere != name:
@@ -409,7 +492,7 @@ class _Run:
             )
             for phase in cluster.phases
         }
-        self.timeline.append((now, self.demand.arrivals, counts))
+        self.timeline.append((now, self.arrived, counts))
 
     def _result(self, end: float, horizon: float) -> RunResult:
         replicas = list(self.cluster.replicas.values())
@@ -442,4 +525,6 @@ class _Run:
             prefix_hit_blocks=sum(e.hit_blocks for e in engines),
             prefix_query_blocks=sum(e.query_blocks for e in engines),
             timeline=timeline,
+            rejected=self.rejected,
+            abandoned=self.abandoned,
         )
