@@ -112,10 +112,13 @@ def _run(
             scrape_interval_s=control.scrape_interval_s,
             rate_window_s=control.rate_window_s,
             delay_s=control.delay_s,
+            source=control.signal_source,
         ),
         pending_delay_s=pending_delay_s,
         router_metrics_interval_s=control.router_metrics_interval_s,
         drain_s=scenario.drain_s,
+        client_timeout_s=scenario.client_timeout_s,
+        max_model_len=scenario.cluster.max_model_len,
         pool=scenario.name,
     )
     return simulate(

@@ -53,6 +53,7 @@ class ClusterSpec(_Spec):
     max_replicas: dict[Phase, PositiveInt] = {}  # default 32 per phase
     gpu_budget: PositiveInt | None = None  # GPUs shared by the pool's phases (Dynamo's max_gpu_budget)
     pending_delay_s: NonNegativeFloat = 0.0  # before the profile's start-up delay (node provisioning)
+    max_model_len: Annotated[int, Field(ge=2)] | None = None  # vLLM's --max-model-len; None: the KV capacity
 
     def minimum(self, phase: Phase) -> int:
         return self.min_replicas.get(phase, 1)
@@ -67,6 +68,7 @@ class ControlSpec(_Spec):
     rate_window_s: PositiveFloat = 60.0
     delay_s: NonNegativeFloat = 15.0
     router_metrics_interval_s: PositiveFloat = 2.0  # how often the router sees engine queue and KV use
+    signal_source: Literal["vllm", "router"] = "vllm"  # request and prefix counters, as spec.metrics.source
 
 
 class Scenario(_Spec):
@@ -85,6 +87,7 @@ class Scenario(_Spec):
     policies: tuple[str, ...] = policies.NAMES
     oracle_window_s: PositiveFloat = 60.0
     drain_s: PositiveFloat = 900.0  # after the last arrival, how long in-flight requests may still finish
+    client_timeout_s: PositiveFloat = 300.0  # a client gives up on an unfinished request after this: a miss
 
     @pydantic.model_validator(mode="after")
     def _phases_match_mode(self) -> Scenario:

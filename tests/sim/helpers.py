@@ -21,10 +21,16 @@ def run(
     seed: int = 0,
     drain_s: float = 900.0,
     pending_delay_s: float = 0.0,
+    client_timeout_s: float = 300.0,
 ) -> RunResult:
     mode = ServingMode.AGGREGATED if Phase.AGGREGATED in initial else ServingMode.DISAGGREGATED
     settings = SimSettings(
-        mode=mode, slo=slo, initial_replicas=initial, drain_s=drain_s, pending_delay_s=pending_delay_s
+        mode=mode,
+        slo=slo,
+        initial_replicas=initial,
+        drain_s=drain_s,
+        pending_delay_s=pending_delay_s,
+        client_timeout_s=client_timeout_s,
     )
     return simulate(
         trace, profile=profile, policy=policy, placer=LeastLoadedPlacer(), settings=settings, seed=seed
