@@ -28,11 +28,13 @@ EXAMPLE_APIS: dict[str, tuple[str, ...]] = {
     "disaggregated": ("monitoring.coreos.com/v1",),
     "aggregated": (),
     "advisory-keda": ("keda.sh/v1alpha1",),
+    "gateway-epp": ("inference.networking.k8s.io/v1", "gateway.networking.k8s.io/v1"),
 }
 CASES = [(name, version) for name in (None, *EXAMPLE_APIS) for version in KUBERNETES_VERSIONS]
 # externalMetricsApi values that turn it on (caBundle: any base64; nothing checks the certificate here).
 EXTERNAL_METRICS = {"enabled": True, "tlsSecretName": "ia-tls", "caBundle": "Zm9v", "verifyClients": True}
-CHECKED_BY_HAND = {"ScaledObject", "ServiceMonitor"}  # CRD kinds of other projects: no schema bundled
+# CRD kinds of other projects: no schema bundled (InferencePool and HTTPRoute: test_chart_epp_mode.py)
+CHECKED_BY_HAND = {"ScaledObject", "ServiceMonitor", "InferencePool", "HTTPRoute"}
 
 
 def values_file(name: str | None) -> Path | None:
