@@ -4,12 +4,23 @@ Routes: ``POST /v1/completions`` and ``/v1/chat/completions`` (streaming SSE or 
 are relayed unchanged, status and headers included), ``GET /v1/models`` (from a ready engine),
 ``/health`` (200 while an engine is ready, else 503) and ``/metrics`` (``autoscaler.adapters.proxy.metrics``).
 
-Guarantees, each covered by a contract test:
+Guarantees, each covered by a contract test (``tests/contract/router``; the fuzz suite throws generated
+bodies, headers and framings at all of them):
 
-- bad input answers in OpenAI's error shape: malformed JSON or no ``model`` 400, a body over
-  ``max_body_bytes`` 413, no ready engine 503 with ``Retry-After``;
+- bad input answers in OpenAI's error shape, never with a traceback: malformed JSON (nesting too deep
+  included), no ``model``, ``max_tokens`` / ``n`` that are not integers within bounds, lone surrogates
+  400; a body over ``max_body_bytes`` or a prompt over ``max_prompt_tokens`` 413; a body slower than
+  ``body_timeout_s`` 408; no ready engine 503 with ``Retry-After``; unknown paths 404, wrong methods 405
+  and requests the HTTP parser rejects 400, all JSON; error bodies never name an engine's address;
+- client connections with no request under way (idle, or headers still coming) close after
+  ``idle_timeout_s``;
+- a large body is parsed and hashed in a worker thread, so health checks and other requests go on;
 - an engine that refuses the connection (or does not accept it in time) is taken out of rotation and the
-  request placed again, up to ``connect_attempts`` engines, before any byte reaches the client;
+  request placed again, up to ``connect_attempts`` engines, before any byte reaches the client; so is a
+  request whose engine drops the connection before answering, or falls out of rotation (a stopped
+  engine misses its scrapes) and stays silent for ``stall_timeout_s`` (``stalls``);
+- once bytes went out, an engine that fails or stalls ends the client's connection (a client must see a
+  broken stream, never a clean but truncated one), logged once, without a traceback;
 - a client that goes away cancels the engine's request (the upstream connection is closed), whether it
   left while waiting for the engine or while the answer streamed: the server cancels the request's
   handler when its connection is lost;
@@ -36,18 +47,21 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from http import HTTPStatus
+from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from autoscaler.adapters.proxy import prompts
 from autoscaler.adapters.proxy.fleet import Fleet
 from autoscaler.adapters.proxy.metrics import RouterMetrics
-from autoscaler.adapters.proxy.settings import ProxySettings
+from autoscaler.adapters.proxy.settings import IDLE_TIMEOUT_S, ProxySettings
+from autoscaler.adapters.proxy.stalls import EngineStalled
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.interface import NoEndpointError, RouteRequest
 from autoscaler.routing.router import AffinityRouter, RoutedPlacement
@@ -67,10 +81,23 @@ _HOP_HEADERS = frozenset(
         "upgrade",
         "host",
         "content-length",
+        "expect",  # 100-continue is between the client and this server
+        "content-encoding",  # the body goes on as the server decoded it
     }
 )
-# Errors before the engine saw any of the request: safe to place it again elsewhere.
+# Errors before the engine saw any of the request: it is out of rotation, the request goes elsewhere.
 _NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+# Errors before the engine answered anything: the request is placed again (refused, reset or dropped
+# connections, a stale pooled one included, and engines that stopped answering).
+_NO_ANSWER = (
+    aiohttp.ClientOSError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ConnectionTimeoutError,
+    EngineStalled,
+)
+_OFF_LOOP_BYTES = 256 * 1024  # a body larger than this is parsed and hashed in a worker thread
+_LINGER_S = 1.0  # after refusing a body (408, 413), how long the server still reads it so the client hears
+_MODELS_TIMEOUT = aiohttp.ClientTimeout(total=5.0)  # /v1/models is instant on a live engine
 _PREFILL_PARAMS = {
     "do_remote_decode": True,
     "do_remote_prefill": False,
@@ -84,6 +111,14 @@ _CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection", in 
 
 class BodyTooLarge(Exception):
     pass
+
+
+class _StreamCut(Exception):
+    """Raised out of a handler whose answer already started, to have the connection closed (quietly)."""
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def error(
@@ -117,7 +152,7 @@ class Proxy:
         self.metrics = RouterMetrics(pool=settings.pool, router=self.router)
         self._client: aiohttp.ClientSession | None = None
         self._ids = itertools.count()
-        self._tokenizer_turn = itertools.count()  # engines take turns tokenizing
+        self._turn = itertools.count()  # engines take turns tokenizing and listing models
 
     @property
     def client(self) -> aiohttp.ClientSession:
@@ -140,15 +175,26 @@ class Proxy:
         return await self._generate(request, chat=True)
 
     async def models(self, request: web.Request) -> web.Response:
+        """One ready engine's model list; the next one's when it fails (up to ``connect_attempts``)."""
         ready = self.fleet.ready()
         if not ready:
             return self._unavailable()
-        try:
-            async with self.client.get(f"{self.fleet.url(ready[0])}/v1/models") as upstream:
-                body = await upstream.read()
-        except (aiohttp.ClientError, TimeoutError) as err:
-            return error(502, f"engine unreachable: {err!r}", kind="upstream_error")
-        return web.Response(body=body, status=upstream.status, headers=_relayed(upstream.headers))
+        first = next(self._turn)
+        for i in range(min(len(ready), self.settings.connect_attempts)):
+            engine = ready[(first + i) % len(ready)]
+            try:
+                async with self.client.get(
+                    f"{self.fleet.url(engine)}/v1/models", timeout=_MODELS_TIMEOUT
+                ) as upstream:
+                    body = await upstream.read()
+                    return web.Response(body=body, status=upstream.status, headers=_relayed(upstream.headers))
+            except (aiohttp.ClientError, TimeoutError) as err:
+                self._upstream_error(engine, "models")
+                if isinstance(err, _NOT_CONNECTED):
+                    self.fleet.mark_unhealthy(engine)
+                log.warning("GET /v1/models on %s failed (%s); trying another engine", engine, _describe(err))
+        log.warning("GET /v1/models: no engine answered: 502")
+        return error(502, "no engine answered", kind="upstream_error")
 
     async def health(self, request: web.Request) -> web.Response:
         ready = len(self.fleet.ready())
@@ -165,23 +211,32 @@ class Proxy:
     async def _generate(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         settings = self.settings
         try:
-            raw = await _read_body(request, settings.max_body_bytes)
+            async with asyncio.timeout(settings.body_timeout_s):
+                raw = await _read_body(request, settings.max_body_bytes)
+            forward_headers = _forwarded(request.headers)
+            body, prompt = await _off_loop_if_large(
+                len(raw),
+                prompts.parse,
+                raw,
+                chat=chat,
+                config=settings.hashing,
+                default_max_tokens=settings.default_max_tokens,
+                max_prompt_tokens=settings.max_prompt_tokens,
+            )
         except BodyTooLarge:
             return self._count(
                 error(
                     413, f"request body exceeds {settings.max_body_bytes} bytes", kind="invalid_request_error"
                 )
             )
-        try:
-            body = json.loads(raw)
-        except ValueError as err:
-            return self._count(error(400, f"malformed JSON: {err}", kind="invalid_request_error"))
-        try:
-            prompt = prompts.read(
-                body, chat=chat, config=settings.hashing, default_max_tokens=settings.default_max_tokens
+        except TimeoutError:
+            response = error(
+                408, f"the request body took over {settings.body_timeout_s} s", kind="invalid_request_error"
             )
+            response.force_close()
+            return self._count(response)
         except prompts.BadRequest as err:
-            return self._count(error(400, str(err), kind="invalid_request_error", param=err.param))
+            return self._count(error(err.status, str(err), kind="invalid_request_error", param=err.param))
         if (
             settings.hashing.tokenize_with_engine
             and settings.hashing.mode == "precise"
@@ -193,72 +248,96 @@ class Proxy:
             request_id=next(self._ids),
             prompt_tokens=prompt.prompt_tokens,
             output_tokens=prompt.output_tokens,
-            block_hashes=prompts.block_hashes(prompt, settings.hashing),
+            block_hashes=await _off_loop_if_large(len(raw), prompts.block_hashes, prompt, settings.hashing),
             session_id=request.headers.get(settings.session_header),
         )
-        forward_headers = _forwarded(request.headers)
         for _attempt in range(settings.connect_attempts):
             try:
                 placement = self.router.place(route_request, now=time.monotonic())
             except NoEndpointError:
                 return self._count(self._unavailable())
-            self.metrics.timed(time.perf_counter() - start)
-            phase = self.router.endpoint(placement.endpoint).phase  # now: the endpoint may leave meanwhile
-            try:
-                upstream = await self._open_upstream(placement, request.path, raw, body, forward_headers)
-            except _NOT_CONNECTED as err:  # nothing reached the engine: place again
+            try:  # released however this ends (a second release is a no-op)
+                self.metrics.timed(time.perf_counter() - start)
+                answer = await self._forward(request, placement, raw, body, forward_headers)
+            finally:
                 self._release(placement)
-                self._upstream_error(placement.endpoint, "refused")
-                self.fleet.mark_unhealthy(placement.endpoint)
-                log.warning("endpoint %s refused a connection (%s); placing again", placement.endpoint, err)
-                start = time.perf_counter()
-                continue
-            except (aiohttp.ClientError, TimeoutError) as err:  # accepted, then failed before answering
-                self._release(placement)
-                self.metrics.placed(placement, phase=phase)
-                self._upstream_error(placement.endpoint, "failed")
-                return self._count(error(502, f"engine failed: {err!r}", kind="upstream_error"))
-            except asyncio.CancelledError:  # the client left while the engine worked (its request is closed)
-                self._release(placement)
-                self._count_code(_CLIENT_CLOSED)
-                raise
-            except BaseException:
-                self._release(placement)
-                raise
+            if answer is not None:
+                return answer
+            start = time.perf_counter()
+        log.warning("no engine answered after %d attempts: 502", settings.connect_attempts)
+        return self._count(error(502, "no engine answered", kind="upstream_error"))
+
+    async def _forward(
+        self,
+        request: web.Request,
+        placement: RoutedPlacement,
+        raw: bytes,
+        body: dict[str, Any],
+        headers: dict[str, str],
+    ) -> web.StreamResponse | None:
+        """The engine's answer to the placed request, relayed; None when the engine answered nothing (the
+        request is to be placed again)."""
+        endpoint = placement.endpoint
+        phase = self.router.endpoint(endpoint).phase  # now: the endpoint may leave meanwhile
+        try:
+            upstream = await self._open_upstream(placement, request.path, raw, body, headers)
+        except _NO_ANSWER as err:
+            kind = _failure_kind(err)
+            self._upstream_error(endpoint, kind)
+            if kind == "refused":
+                self.fleet.mark_unhealthy(endpoint)
+            log.warning("endpoint %s %s (%s); placing the request again", endpoint, kind, _describe(err))
+            return None
+        except (aiohttp.ClientError, TimeoutError) as err:  # silent past read_timeout_s, or garbled
             self.metrics.placed(placement, phase=phase)
-            self._count_code(upstream.status)
-            return await self._relay(request, upstream, placement)
-        return self._count(error(502, "no engine accepted the connection", kind="upstream_error"))
+            self._upstream_error(endpoint, "failed")
+            log.warning("endpoint %s failed before answering (%s): 502", endpoint, _describe(err))
+            return self._count(error(502, "the engine failed before answering", kind="upstream_error"))
+        except asyncio.CancelledError:  # the client left while the engine worked (its request is closed)
+            self._count_code(_CLIENT_CLOSED)
+            raise
+        self.metrics.placed(placement, phase=phase)
+        self._count_code(upstream.status)
+        return await self._relay(request, upstream, placement)
 
     async def _relay(
         self, request: web.Request, upstream: aiohttp.ClientResponse, placement: RoutedPlacement
     ) -> web.StreamResponse:
-        """Relay the engine's answer byte for byte, then release the placement, exactly once.
+        """Relay the engine's answer byte for byte.
 
         A client that leaves cancels this handler: the upstream connection is closed, which cancels the
-        engine's work. An engine that fails mid-stream is counted and the failure propagates, so the
-        client sees a cut connection, not a clean end.
+        engine's work. An engine that fails mid-stream, or falls out of rotation and stays silent, is
+        counted and the client's connection cut, so the client sees a broken stream, not a clean end.
         """
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         response.headers.extend(_relayed(upstream.headers))
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
+        stalls = self.fleet.stalls
         complete = False
         try:
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
+            async with asyncio.timeout(None) as deadline:
+                with stalls.watching(placement.endpoint, deadline):
+                    async for chunk in upstream.content.iter_any():
+                        await response.write(chunk)
+                        stalls.still_alive(deadline)
             complete = True
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError) as err:
-            self._upstream_error(placement.endpoint, "stream")
-            log.warning("engine %s stream failed: %r", placement.endpoint, err)
+        except ConnectionResetError:  # the client's side (writing to a closed connection)
             raise
+        except (aiohttp.ClientError, TimeoutError) as err:
+            self._upstream_error(placement.endpoint, "stream")
+            log.warning(
+                "engine %s broke off its answer (%s); cutting the client's connection",
+                placement.endpoint,
+                "out of rotation and silent" if isinstance(err, TimeoutError) else _describe(err),
+            )
+            raise _StreamCut from None
         finally:
             if complete:
                 upstream.release()  # back to the pool, kept alive
             else:
                 upstream.close()
-            self._release(placement)
         await response.write_eof()
         return response
 
@@ -269,35 +348,56 @@ class Proxy:
         ready = self.fleet.ready()
         if not ready:
             return prompt
-        engine = ready[next(self._tokenizer_turn) % len(ready)]
+        engine = ready[next(self._turn) % len(ready)]
         try:
-            async with self.client.post(
-                f"{self.fleet.url(engine)}/tokenize", json=prompts.tokenize_request(body, chat=chat)
-            ) as answer:
-                answer.raise_for_status()
-                tokens = (await answer.json(content_type=None))["tokens"]
+            tokens = await self._watched(engine, self._tokenize(engine, body, chat=chat))
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as err:
             self._upstream_error(engine, "tokenize")
-            log.warning("tokenize on %s failed (%r); placing on load alone", engine, err)
+            log.warning("tokenize on %s failed (%s); placing on load alone", engine, _describe(err))
             return prompt
         if not (isinstance(tokens, list) and all(isinstance(t, int) for t in tokens)):
             return prompt
         return prompts.with_tokens(prompt, tokens)
+
+    async def _tokenize(self, engine: str, body: dict[str, Any], *, chat: bool) -> Any:
+        async with self.client.post(
+            f"{self.fleet.url(engine)}/tokenize", json=prompts.tokenize_request(body, chat=chat)
+        ) as answer:
+            answer.raise_for_status()
+            return (await answer.json(content_type=None))["tokens"]
+
+    async def _watched(self, engine: str, answer: Awaitable[T]) -> T:
+        """``answer`` from ``engine``, given up (``EngineStalled``) once the engine is out of rotation
+        and silent for ``stall_timeout_s`` (``stalls``)."""
+        try:
+            async with asyncio.timeout(None) as deadline:
+                with self.fleet.stalls.watching(engine, deadline):
+                    return await answer
+        except TimeoutError:
+            if deadline.expired():
+                raise EngineStalled(engine) from None
+            raise
 
     async def _open_upstream(
         self, placement: RoutedPlacement, path: str, raw: bytes, body: dict[str, Any], headers: dict[str, str]
     ) -> aiohttp.ClientResponse:
         """Start the engine's answer (headers received, body not yet read); P/D prefills first."""
         if placement.prefill_endpoint is not None:
-            raw = await self._remote_prefill(placement, path, body, headers)
-        return await self.client.post(
-            f"{self.fleet.url(placement.endpoint)}{path}", data=raw, headers=headers
+            raw = await self._remote_prefill(placement, path, raw, body, headers)
+        return await self._watched(
+            placement.endpoint,
+            self.client.post(f"{self.fleet.url(placement.endpoint)}{path}", data=raw, headers=headers),
         )
 
     async def _remote_prefill(
-        self, placement: RoutedPlacement, path: str, body: dict[str, Any], headers: dict[str, str]
+        self,
+        placement: RoutedPlacement,
+        path: str,
+        raw: bytes,
+        body: dict[str, Any],
+        headers: dict[str, str],
     ) -> bytes:
-        """Step one of P/D; returns the body for the decode engine (the original one if prefill failed)."""
+        """Step one of P/D; returns the body for the decode engine (``raw`` if prefill failed)."""
         assert placement.prefill_endpoint is not None
         prefill_body = {**body, "max_tokens": 1, "stream": False, "kv_transfer_params": dict(_PREFILL_PARAMS)}
         prefill_body.pop("stream_options", None)
@@ -306,23 +406,30 @@ class Proxy:
         url = f"{self.fleet.url(placement.prefill_endpoint)}{path}"
         params = None
         try:
-            async with self.client.post(
-                url, data=json.dumps(prefill_body).encode(), headers=headers
-            ) as answer:
-                answer.raise_for_status()
-                result = await answer.json(content_type=None)
+            result = await self._watched(
+                placement.prefill_endpoint, self._prefill_answer(url, prefill_body, headers)
+            )
             params = result.get("kv_transfer_params") if isinstance(result, dict) else None
-        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+        except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError) as err:
             kind = "refused" if isinstance(err, _NOT_CONNECTED) else "prefill"
             self._upstream_error(placement.prefill_endpoint, kind)
             if kind == "refused":
                 self.fleet.mark_unhealthy(placement.prefill_endpoint)
-            log.warning("prefill on %s failed (%r); decode prefills locally", placement.prefill_endpoint, err)
+            log.warning(
+                "prefill on %s failed (%s); decode prefills locally",
+                placement.prefill_endpoint,
+                _describe(err),
+            )
         finally:
             self.router.prefill_done(placement, now=time.monotonic())
         if params is None:
-            return json.dumps(body).encode()
+            return raw
         return json.dumps({**body, "kv_transfer_params": params}).encode()
+
+    async def _prefill_answer(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        async with self.client.post(url, data=json.dumps(body).encode(), headers=headers) as answer:
+            answer.raise_for_status()
+            return await answer.json(content_type=None)
 
     def _upstream_error(self, endpoint: str, kind: str) -> None:
         self.metrics.upstream_errors.labels(self.settings.pool, endpoint, kind).inc()
@@ -347,25 +454,61 @@ class Proxy:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body; ``BodyTooLarge`` past ``limit`` bytes, ``BadRequest`` when its framing or its
+    content encoding is broken."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise BodyTooLarge
     chunks = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+    except (HttpProcessingError, web.RequestPayloadError) as err:  # bad chunks, a body that does not decode
+        raise prompts.BadRequest(f"unreadable request body ({type(err).__name__})") from None
     return b"".join(chunks)
 
 
+async def _off_loop_if_large(size: int, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``work(...)``, in a worker thread when the body is over ``_OFF_LOOP_BYTES``: parsing and hashing
+    megabytes takes long enough to delay every other request and the health checks."""
+    if size > _OFF_LOOP_BYTES:
+        return await asyncio.to_thread(work, *args, **kwargs)
+    return work(*args, **kwargs)
+
+
 def _forwarded(headers: Mapping[str, str]) -> dict[str, str]:
-    """The client's headers for the engine; the body is JSON (it was parsed) whatever the client said."""
+    """The client's headers for the engine; the body is JSON (it was parsed) whatever the client said.
+
+    A header value that is not UTF-8 (the server hands it over with surrogate escapes) cannot be sent on:
+    ``BadRequest``."""
     forwarded = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
+    for name, value in forwarded.items():
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise prompts.BadRequest(f"header {name} is not valid UTF-8") from None
     if not any(k.lower() == "content-type" for k in forwarded):
         forwarded["Content-Type"] = "application/json"
     return forwarded
+
+
+def _failure_kind(err: BaseException) -> str:
+    """The upstream-errors metric's kind for a request the engine did not answer."""
+    if isinstance(err, _NOT_CONNECTED):
+        return "refused"
+    if isinstance(err, EngineStalled):
+        return "stalled"
+    return "disconnected"
+
+
+def _describe(err: BaseException) -> str:
+    """An upstream error for the log: its type and message, on one line."""
+    return f"{type(err).__name__}: {err}".split("\n", 1)[0]
 
 
 def _relayed(headers: Mapping[str, str]) -> CIMultiDict[str]:
@@ -374,6 +517,85 @@ def _relayed(headers: Mapping[str, str]) -> CIMultiDict[str]:
 
 
 PROXY = web.AppKey("proxy", Proxy)
+
+
+@web.middleware
+async def _errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """What aiohttp's router answers itself (404 unknown path, 405 wrong method) in OpenAI's error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        allow = exc.headers.get("Allow")
+        return error(
+            exc.status,
+            f"{exc.reason}: {request.method} {request.path}",
+            kind="invalid_request_error",
+            headers={"Allow": allow} if allow is not None else None,
+        )
+
+
+class _Connection(web.RequestHandler):
+    """The server's per-connection handler, which answers what aiohttp answers on its own (a request its
+    parser rejects, a handler's unexpected error) in OpenAI's error shape too, and logs a malformed
+    request in one debug line: clients can send garbage at any rate, and a traceback each floods the log."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        quiet = isinstance(exc, (_StreamCut, ConnectionError))
+        if quiet or request.writer.output_size > 0:  # the answer started: all that is left is to hang up
+            if not quiet:
+                log.error("error after the answer started: %s %s", request.method, request.path, exc_info=exc)
+            raise ConnectionError("closing a connection whose answer broke off")
+        if status >= 500:
+            log.error("unexpected error: %s %s", request.method, request.path, exc_info=exc)
+            text = "internal error"
+        else:
+            reason = type(exc).__name__ if exc is not None else message
+            log.debug("malformed HTTP request from %s: %s", request.remote, reason)
+            text = f"malformed HTTP request ({reason})"
+        response = error(status, f"{HTTPStatus(status).phrase}: {text}", kind=_kind(status))
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """A broken request body met while discarding it after the answer is the client's, in one line."""
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, (HttpProcessingError, web.RequestPayloadError)):
+            self.logger.debug("malformed request body: %s", type(exc).__name__)
+        else:
+            super().log_exception(*args, **kwargs)
+
+
+class _Server(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    """An ``AppRunner`` whose connections are ``_Connection``s (aiohttp takes no handler class)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _Server
+        return server
+
+
+def _kind(status: int) -> str:
+    """OpenAI's error type for a status."""
+    if status == 502:
+        return "upstream_error"
+    if status == 503:
+        return "service_unavailable"
+    return "server_error" if status >= 500 else "invalid_request_error"
 
 
 def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> web.Application:
@@ -386,7 +608,7 @@ def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None
         yield
         await proxy.stop()
 
-    app = web.Application()
+    app = web.Application(middlewares=[_errors_as_json])
     app[PROXY] = proxy
     app.cleanup_ctx.append(lifespan)
     app.router.add_post("/v1/completions", proxy.completions)
@@ -399,16 +621,27 @@ def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None
 
 @contextlib.asynccontextmanager
 async def serving(
-    app: web.Application, *, host: str, port: int, shutdown_timeout_s: float
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    shutdown_timeout_s: float,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
 ) -> AsyncIterator[int]:
     """Serve ``app`` on ``host:port`` (0: a free port) and yield the port; on exit stop accepting, give
-    in-flight requests up to ``shutdown_timeout_s`` to finish, then run the app's cleanup."""
-    runner = web.AppRunner(
+    in-flight requests up to ``shutdown_timeout_s`` to finish, then run the app's cleanup.
+
+    A connection with no request under way is closed after ``idle_timeout_s``: aiohttp's keep-alive
+    timer runs from the connection's start and from each answer's end until the next request's headers
+    are all in, so it bounds slow headers as well as idle connections."""
+    runner = _Runner(
         app,
         handler_cancellation=True,
         access_log=None,
         handle_signals=False,
         shutdown_timeout=shutdown_timeout_s,
+        keepalive_timeout=idle_timeout_s,
+        lingering_time=_LINGER_S,
     )
     await runner.setup()
     try:
@@ -445,7 +678,11 @@ async def _serve_until_signal(settings: ProxySettings, profile: Profile | None) 
         loop.add_signal_handler(sig, received, sig)
     app = build_app(settings, profile=profile)
     async with serving(
-        app, host=settings.host, port=settings.port, shutdown_timeout_s=settings.shutdown_timeout_s
+        app,
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        idle_timeout_s=settings.idle_timeout_s,
     ) as port:
         log.info("router listening on %s:%d", settings.host, port)
         signum = await stop

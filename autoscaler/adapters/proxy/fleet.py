@@ -4,7 +4,8 @@ The fleet reconciles discovery snapshots into the router (add, remove, draining)
 ``/metrics`` on an interval (queue, running, KV use, KV capacity from ``cache_config_info``), subscribes to
 KV events in precise mode, and takes an engine out of rotation while it is unhealthy: at once when it
 refuses a connection, after ``_SCRAPE_FAILURES`` failed scrapes in a row; one good scrape brings it back.
-An unhealthy or draining engine keeps its in-flight requests; it only gets no new ones.
+A draining engine keeps its in-flight requests; it only gets no new ones. So does an unhealthy one, but
+the requests waiting on it give up once it stays silent (``stalls``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import aiohttp
 from autoscaler.adapters.kv_events import KvEventSubscriber
 from autoscaler.adapters.proxy import discovery, engine_metrics
 from autoscaler.adapters.proxy.settings import ProxySettings, StaticEndpoint
+from autoscaler.adapters.proxy.stalls import StallWatch
 from autoscaler.routing.interface import EndpointMetrics
 from autoscaler.routing.router import AffinityRouter
 
@@ -41,6 +43,7 @@ class Fleet:
         self._events: KvEventSubscriber | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.discovered = asyncio.Event()  # set once the first snapshot is in
+        self.stalls = StallWatch(grace_s=settings.stall_timeout_s)
 
     def url(self, name: str) -> str:
         return self._specs[name].url
@@ -84,6 +87,7 @@ class Fleet:
             if name in self._specs:
                 continue
             self._specs[name] = spec
+            self.stalls.up(name)  # a new engine under a known name starts healthy
             self._router.add_endpoint(
                 name, phase=spec.phase, kv_capacity_tokens=self._settings.default_kv_capacity_tokens, now=now
             )
@@ -93,10 +97,12 @@ class Fleet:
             log.info("endpoint %s (%s, %s) joined", name, spec.url, spec.phase.value)
 
     def mark_unhealthy(self, name: str) -> None:
-        """The engine refused a connection: no new requests until a scrape succeeds."""
+        """The engine refused a connection or missed its scrapes: no new requests until a scrape succeeds,
+        and the requests waiting on it stop waiting if it stays silent."""
         if name in self._specs and name not in self._unhealthy:
             self._unhealthy.add(name)
             self._sync_draining(name)
+            self.stalls.down(name)
             log.warning("endpoint %s is unreachable; out of rotation until a scrape succeeds", name)
 
     async def scrape_once(self) -> None:
@@ -125,6 +131,7 @@ class Fleet:
             if name in self._unhealthy:
                 self._unhealthy.discard(name)
                 self._sync_draining(name)
+                self.stalls.up(name)
                 log.info("endpoint %s is back", name)
 
     async def _scrape(self, name: str) -> engine_metrics.EngineScrape:

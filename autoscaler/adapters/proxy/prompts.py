@@ -1,25 +1,36 @@
 """From an OpenAI request body to what the router needs: prompt size, expected output, block hashes.
 
 The body itself is forwarded unchanged; this only reads it. A body the proxy cannot read is the client's
-error (``BadRequest``, answered 400 in OpenAI's error shape), never a crash.
+error (``BadRequest``, answered 400 in OpenAI's error shape, 413 for a prompt over the size limit), never a
+crash: every number the router counts with is an integer within bounds (``MAX_TOKENS``, ``MAX_N``, token
+ids below ``MAX_TOKEN_ID``), and text must be encodable (no lone surrogates such as ``"\ud800"``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
 from autoscaler.adapters.proxy.settings import Hashing
 from autoscaler.routing import hashing
 
+# Far past any model's context, and small enough that max_tokens x n stays well within the router's
+# bounds (``routing.router.MAX_REQUEST_TOKENS``).
+MAX_TOKENS = 1 << 24
+MAX_N = 128  # OpenAI's documented maximum for ``n``
+MAX_TOKEN_ID = 1 << 31  # no vocabulary comes near it; a larger id is not a token
+
 
 class BadRequest(ValueError):
-    """The request body is not a usable OpenAI request; the message says why, ``param`` names the field."""
+    """The request body is not a usable OpenAI request; the message says why, ``param`` names the field,
+    ``status`` is the answer's HTTP status (400, or 413 for a prompt over the size limit)."""
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, status: int = 400) -> None:
         super().__init__(message)
         self.param = param
+        self.status = status
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,6 +41,26 @@ class Prompt:
     output_tokens: int  # max_tokens (x n), or the configured default
 
 
+def parse(
+    raw: bytes, *, chat: bool, config: Hashing, default_max_tokens: int, max_prompt_tokens: int
+) -> tuple[dict[str, Any], Prompt]:
+    """The request body as JSON and what ``read`` finds in it; ``BadRequest`` for malformed JSON (nesting
+    too deep for the parser included) or an unusable request."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as err:
+        raise BadRequest(f"malformed JSON: {_first_line(err)}") from None
+    prompt = read(body, chat=chat, config=config, default_max_tokens=default_max_tokens)
+    if prompt.prompt_tokens > max_prompt_tokens:
+        raise BadRequest(
+            f"the prompt has {'about ' if prompt.token_ids is None else ''}{prompt.prompt_tokens} tokens,"
+            f" over this router's limit of {max_prompt_tokens}",
+            param="messages" if chat else "prompt",
+            status=413,
+        )
+    return body, prompt
+
+
 def read(body: object, *, chat: bool, config: Hashing, default_max_tokens: int) -> Prompt:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
@@ -37,6 +68,13 @@ def read(body: object, *, chat: bool, config: Hashing, default_max_tokens: int) 
     if not isinstance(model, str) or not model:
         raise BadRequest("you must provide a model parameter", param="model")
     text, tokens = _chat_text(body) if chat else _completion_prompt(body)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise BadRequest(
+                "the prompt is not valid Unicode (a lone surrogate)", param="messages" if chat else "prompt"
+            ) from None
     prompt_tokens = len(tokens) if tokens is not None else math.ceil(len(text) / config.chars_per_token)
     return Prompt(
         text=text,
@@ -76,13 +114,20 @@ def _completion_prompt(body: dict[str, Any]) -> tuple[str, list[int] | None]:
     if isinstance(prompt, str):
         return prompt, None
     if isinstance(prompt, list) and prompt:
-        if all(isinstance(t, int) for t in prompt):
+        if all(map(_is_token, prompt)):
             return "", prompt
         if all(isinstance(p, str) for p in prompt):  # a batch: its first prompt leads the shared prefix
             return "\n".join(prompt), None
-        if all(isinstance(p, list) and all(isinstance(t, int) for t in p) for p in prompt):
+        if all(isinstance(p, list) and all(map(_is_token, p)) for p in prompt):
             return "", [t for p in prompt for t in p]
-    raise BadRequest("prompt must be a string, a list of strings or a list of token ids", param="prompt")
+    raise BadRequest(
+        f"prompt must be a string, a list of strings or a list of token ids (integers 0..{MAX_TOKEN_ID - 1})",
+        param="prompt",
+    )
+
+
+def _is_token(t: object) -> bool:
+    return type(t) is int and 0 <= t < MAX_TOKEN_ID  # not a bool, not a float
 
 
 def _chat_text(body: dict[str, Any]) -> tuple[str, None]:
@@ -95,13 +140,33 @@ def _chat_text(body: dict[str, Any]) -> tuple[str, None]:
             raise BadRequest("each message must be an object", param="messages")
         content = message.get("content")
         if isinstance(content, list):  # content parts: only the text ones shape the prefix
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        parts.append(f"{message.get('role', '')}\n{content if isinstance(content, str) else ''}\n")
+            content = "".join(
+                text for p in content if isinstance(p, dict) and isinstance(text := p.get("text"), str)
+            )
+        role = message.get("role")
+        role = role if isinstance(role, str) else ""
+        parts.append(f"{role}\n{content if isinstance(content, str) else ''}\n")
     return "".join(parts), None
 
 
 def _output_tokens(body: dict[str, Any], default: int) -> int:
-    limit = body.get("max_tokens", body.get("max_completion_tokens"))
-    n = body.get("n", 1)
-    tokens = limit if isinstance(limit, int) and limit > 0 else default
-    return tokens * (n if isinstance(n, int) and n > 0 else 1)
+    """max_tokens (else max_completion_tokens, else ``default``) times n, each an integer within bounds."""
+    limit = _bounded_int(body, "max_tokens", low=0, high=MAX_TOKENS)
+    completion_limit = _bounded_int(body, "max_completion_tokens", low=0, high=MAX_TOKENS)
+    n = _bounded_int(body, "n", low=1, high=MAX_N)
+    tokens = limit if limit is not None else completion_limit if completion_limit is not None else default
+    return tokens * (n if n is not None else 1)
+
+
+def _bounded_int(body: dict[str, Any], name: str, *, low: int, high: int) -> int | None:
+    """``body[name]`` when an integer in ``low..high``; None when absent or null; else ``BadRequest``."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) is not int or not low <= value <= high:  # a bool or 5.0 is not an integer here
+        raise BadRequest(f"{name} must be an integer from {low} to {high}", param=name)
+    return value
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).split("\n", 1)[0][:200]

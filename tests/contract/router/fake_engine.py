@@ -3,16 +3,23 @@
 It answers deterministically (``expected_stream`` and ``JSON_ANSWER`` give the exact bytes, so a test can
 check the proxy relays them unchanged), records every request body it receives, honours vLLM's P/D
 ``kv_transfer_params`` step one, serves vLLM-named ``/metrics``, and counts streams cut off by a client
-going away (``cancelled``), also while it holds requests back (``gate``) before answering.
+going away (``cancelled``), also while it holds requests back (``gate``) before answering. Any body the
+proxy lets through gets a 200 (so a fuzzed 5xx can only be the proxy's own), streams are at most
+``MAX_CHUNKS`` frames.
+
+``python -m tests.contract.router.fake_engine --port N`` serves one in a process of its own, for the
+fault tests that kill or stop the engine.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -30,6 +37,7 @@ KV_PARAMS = {
     "remote_host": "10.0.0.1",
     "remote_port": 5600,
 }
+MAX_CHUNKS = 64
 
 
 def expected_stream(name: str, chunks: int) -> list[bytes]:
@@ -78,14 +86,16 @@ class FakeEngine:
             if await request.is_disconnected():
                 self.cancelled += 1
                 return Response(status_code=499)
-        params = body.get("kv_transfer_params") or {}
-        if params.get("do_remote_decode"):
+        params = body.get("kv_transfer_params")
+        if isinstance(params, dict) and params.get("do_remote_decode"):
             return JSONResponse(
                 {"id": "prefill", "choices": [{"text": "x"}], "kv_transfer_params": KV_PARAMS}
             )
         if not body.get("stream"):
             return Response(JSON_ANSWER, media_type="application/json")
-        return StreamingResponse(self._stream(body.get("max_tokens", 4)), media_type="text/event-stream")
+        chunks = body.get("max_tokens")
+        chunks = min(chunks, MAX_CHUNKS) if type(chunks) is int else 4
+        return StreamingResponse(self._stream(chunks), media_type="text/event-stream")
 
     async def _stream(self, chunks: int) -> AsyncIterator[bytes]:
         self.active += 1
@@ -131,3 +141,17 @@ def completion(*, stream: bool = False, max_tokens: int = 4, prompt: str = "hell
     return json.dumps(
         {"model": "tiny", "prompt": prompt, "stream": stream, "max_tokens": max_tokens}
     ).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a fake vLLM engine on 127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default="engine")
+    parser.add_argument("--chunk-delay-s", type=float, default=0.0)
+    args = parser.parse_args()
+    engine = FakeEngine(args.name, chunk_delay_s=args.chunk_delay_s)
+    uvicorn.run(engine.app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
