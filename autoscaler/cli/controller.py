@@ -46,6 +46,7 @@ from autoscaler.cli import checks
 from autoscaler.controller import logs
 from autoscaler.controller.health import ControllerMetrics
 from autoscaler.controller.loop import Controller, ControllerSettings
+from autoscaler.controller.router_load import RouterLoadReader
 from autoscaler.controller.signals import PrometheusSignals
 
 log = logging.getLogger("autoscaler.controller")
@@ -103,6 +104,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls-client-ca", type=Path, help="accept only clients this CA signed (front-proxy CA)"
     )
+    parser.add_argument(
+        "--router-metrics-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a host spec.router.metricsUrl may name besides a Service of the resource's namespace "
+        "(the chart's router); repeatable",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument(
         "--once", action="store_true", help="one election step and one cycle per resource, then exit"
@@ -154,6 +163,7 @@ async def _main(args: argparse.Namespace, settings: ControllerSettings) -> int:
             board=board,
             clock=_WallClock(),
             metrics=metrics,
+            router=RouterLoadReader(allowed_hosts=frozenset(args.router_metrics_host)),
         )
         if args.once:
             return await _once(controller)

@@ -36,6 +36,7 @@ GROUP, VERSION, KIND, PLURAL = (
     "inferenceautoscalers",
 )
 API_VERSION = f"{GROUP}/{VERSION}"
+URL_PATTERN = r"^https?://[^/@?#\s]+(/[^\s]*)?$"  # http(s), a host, no user info
 
 
 class ResourceError(ValueError):
@@ -178,7 +179,8 @@ class BehaviorSpec(_Spec):
 
 
 class RouterSpec(_Spec):
-    metrics_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    # the shape only: which hosts the controller fetches is its rule (controller.router_load.refusal)
+    metrics_url: Annotated[str, Field(pattern=URL_PATTERN, max_length=2048)] | None = None
 
 
 class AutoscalerSpec(_Spec):

@@ -217,7 +217,7 @@ class Reconciler:
         *,
         now: float,
     ) -> dict[Phase, Outcome]:
-        load = await self._cluster.router.read(resource.spec.router.metrics_url)
+        load = await self._cluster.router.read(resource.spec.router.metrics_url, namespace=resource.namespace)
         outcomes: dict[Phase, Outcome] = {}
         for phase, view in views.items():
             outcome = await self._actuator.apply(

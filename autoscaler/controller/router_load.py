@@ -5,12 +5,20 @@ waits until the chosen ones have no request left. Both facts are on the router's
 (``autoscaler_router_endpoint_in_flight_requests`` and ``autoscaler_router_endpoint_index_blocks``; the
 endpoint label is the pod's name), read directly rather than through Prometheus so a drain is judged on the
 router's state now, not a scrape ago. Unreachable or unset: ``None``, and the drain falls back to its bound.
+
+``spec.router.metricsUrl`` is written by whoever may create the resource, and the controller fetches it from
+inside the cluster: unchecked, that is a request forgery (any host, any size, and a fake answer that says the
+pods drained). So the URL must name a Service of the resource's own namespace
+(``http://<service>.<namespace>.svc[.cluster.local][:port]/path``) or a host the controller was told to trust
+(``allowed_hosts``: the chart passes its own router's Service); no user info, no redirects followed, and at
+most ``max_bytes`` of answer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 IN_FLIGHT = "autoscaler_router_endpoint_in_flight_requests"
 BLOCKS = "autoscaler_router_endpoint_index_blocks"
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 log = logging.getLogger(__name__)
 
 
@@ -30,23 +39,75 @@ class EndpointLoad:
 RouterLoad = dict[str, EndpointLoad]  # by endpoint (pod) name
 
 
-class RouterLoadReader:
-    def __init__(self, *, timeout_s: float = 2.0) -> None:
-        self._timeout_s = timeout_s
+class TooLarge(Exception):
+    """The router's answer exceeded the size limit."""
 
-    async def read(self, metrics_url: str | None) -> RouterLoad | None:
+
+def refusal(metrics_url: str, *, namespace: str, allowed_hosts: frozenset[str]) -> str | None:
+    """Why ``metrics_url`` may not be fetched for a resource of ``namespace``; None when it may."""
+    try:
+        url = httpx.URL(metrics_url)
+    except httpx.InvalidURL:
+        return "not a URL"
+    if url.scheme not in ("http", "https") or url.userinfo:
+        return "only http(s) without user info"
+    host = url.host.lower()
+    authority = f"{host}:{url.port}" if url.port is not None else host
+    if host in allowed_hosts or authority in allowed_hosts:
+        return None
+    labels = host.removesuffix(".cluster.local").split(".")
+    if len(labels) == 3 and labels[2] == "svc" and _DNS_LABEL.fullmatch(labels[0]) and labels[1] == namespace:
+        return None
+    return (
+        f"host {host!r} is neither a Service of namespace {namespace!r} (<name>.{namespace}.svc) nor allowed"
+    )
+
+
+class RouterLoadReader:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 2.0,
+        allowed_hosts: frozenset[str] = frozenset(),
+        max_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._allowed_hosts = allowed_hosts
+        self._max_bytes = max_bytes
+
+    async def read(self, metrics_url: str | None, *, namespace: str) -> RouterLoad | None:
         if not metrics_url:
             return None
+        refused = refusal(metrics_url, namespace=namespace, allowed_hosts=self._allowed_hosts)
+        if refused is not None:
+            log.warning("router metrics URL refused", extra={"fields": {"url": metrics_url, "why": refused}})
+            return None
         try:
-            async with httpx.AsyncClient(timeout=self._timeout_s) as http:
-                response = await http.get(metrics_url)
-                response.raise_for_status()
-        except httpx.HTTPError as error:
+            text = await self._fetch(metrics_url)
+        except (httpx.HTTPError, TooLarge) as error:
             log.warning(
                 "router metrics unavailable", extra={"fields": {"url": metrics_url, "error": str(error)}}
             )
             return None
-        return parse(response.text)
+        try:
+            return parse(text)
+        except ValueError as error:  # the parser's word for text that is not the exposition format
+            log.warning(
+                "router metrics unreadable", extra={"fields": {"url": metrics_url, "error": str(error)}}
+            )
+            return None
+
+    async def _fetch(self, metrics_url: str) -> str:
+        """The body, read in chunks and abandoned past ``max_bytes``; redirects are not followed."""
+        body = bytearray()
+        http = httpx.AsyncClient(timeout=self._timeout_s, follow_redirects=False)
+        async with http, http.stream("GET", metrics_url) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > self._max_bytes:
+                    raise TooLarge(f"answer larger than {self._max_bytes} bytes")
+        return body.decode("utf-8", errors="replace")
 
 
 def parse(text: str) -> RouterLoad:

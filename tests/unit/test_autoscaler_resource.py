@@ -131,6 +131,7 @@ INVALID = {
     "absolute profile path": _with(BASE, {"name": "/etc/passwd"}, "spec", "profile"),
     "profile path down the tree": _with(BASE, {"name": "llama-3.1-8b/../../x"}, "spec", "profile"),
     "hidden profile file": _with(BASE, {"name": "llama-3.1-8b/.h100"}, "spec", "profile"),
+    "router url with user info": _with(BASE, {"metricsUrl": "http://u:p@r.ns.svc/m"}, "spec", "router"),
 }
 # Only CEL (on a real API server) and the model catch these.
 CEL_ONLY = {"min above max": _with(BASE, 9, "spec", "phases", "prefill", "minReplicas")}

@@ -16,6 +16,7 @@ from kubernetes.aio import client
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.config.autoscaler_resource import API_VERSION, KIND
 from autoscaler.controller.loop import Controller, ControllerSettings
+from autoscaler.controller.router_load import RouterLoadReader
 from autoscaler.controller.signals import PrometheusSignals, SignalReader
 from autoscaler.core import ports
 from tests.contract.controller.fake_prometheus import FakePrometheus
@@ -83,6 +84,7 @@ def make_controller(
             signals=signals or PrometheusSignals(prom.url, timeout_s=2.0),
             board=board,
             clock=own_clock or clock,
+            router=RouterLoadReader(allowed_hosts=frozenset({"127.0.0.1"})),  # the fake router's host
         )
 
     return make
