@@ -51,7 +51,11 @@ class Exchange:
             self._picker.refused(refusal)
             self.ended = True
             dropped = {messages.DROPPED_REASON: refusal.dropped} if refusal.dropped else None
-            return [messages.immediate(refusal.status, str(refusal), kind=refusal.kind, headers=dropped)]
+            return [
+                messages.immediate(
+                    refusal.status, str(refusal), kind=refusal.kind, param=refusal.param, headers=dropped
+                )
+            ]
 
     def close(self) -> None:
         """The stream is over: release the request if its response did not end."""

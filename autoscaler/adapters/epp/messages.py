@@ -29,6 +29,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
+from autoscaler.adapters.proxy import prompts
+
 DESTINATION = "x-gateway-destination-endpoint"
 SERVED = "x-gateway-destination-endpoint-served"
 SUBSET = "x-gateway-destination-endpoint-subset"
@@ -162,10 +164,15 @@ def passed(kind: str) -> ProcessingResponse:
 
 
 def immediate(
-    status: int, message: str, *, kind: str, headers: Mapping[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    kind: str,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> ProcessingResponse:
     """An immediate HTTP answer to the client, in OpenAI's error shape; ends the exchange."""
-    body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
+    body = prompts.error_body(status, message, kind=kind, param=param)
     return ext_proc.ProcessingResponse(
         immediate_response=ext_proc.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=status),

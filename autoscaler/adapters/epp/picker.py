@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import time
 from collections.abc import Mapping, Sequence
 
@@ -37,10 +36,19 @@ CLIENT_CLOSED = 499  # the exchange ended before the response did (nginx's code)
 class Refused(Exception):
     """The request gets an immediate answer instead of an endpoint."""
 
-    def __init__(self, status: int, message: str, *, kind: str, dropped: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str,
+        param: str | None = None,
+        dropped: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
+        self.param = param  # the request field at fault, as OpenAI's errors name it
         self.dropped = dropped  # llm-d's x-llm-d-request-dropped-reason, for a shed request
 
 
@@ -83,15 +91,15 @@ class Picker:
                 413, f"request body exceeds {settings.max_body_bytes} bytes", kind="invalid_request_error"
             )
         try:
-            body = json.loads(raw)
-            prompt = prompts.read(
-                body,
+            _, prompt = prompts.parse(
+                raw,
                 chat="chat/completions" in headers.get(":path", ""),
                 config=settings.hashing,
                 default_max_tokens=settings.default_max_tokens,
+                max_prompt_tokens=settings.max_prompt_tokens,
             )
-        except ValueError as err:  # malformed JSON, or prompts.BadRequest
-            raise Refused(400, f"bad request body: {err}", kind="invalid_request_error") from err
+        except prompts.BadRequest as err:
+            raise Refused(err.status, str(err), kind="invalid_request_error", param=err.param) from err
         if settings.max_in_flight_requests is not None and self.in_flight >= settings.max_in_flight_requests:
             raise Refused(
                 429, "too many requests in flight", kind="rate_limit_error", dropped="rejected-saturated"

@@ -38,6 +38,7 @@ class EppSettings(BaseModel):
     hashing: Hashing = Hashing()
     router: RouterSettings = RouterSettings()
     max_body_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
+    max_prompt_tokens: Annotated[int, Field(ge=1)] = 1_048_576  # a longer prompt is refused (413)
     default_max_tokens: Annotated[int, Field(ge=1)] = 256
     session_header: str = "x-session-id"
     scrape_interval_s: PositiveSeconds = 1.0

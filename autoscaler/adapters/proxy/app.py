@@ -125,7 +125,7 @@ def error(
     status: int, message: str, *, kind: str, param: str | None = None, headers: dict[str, str] | None = None
 ) -> web.Response:
     """An OpenAI-style error answer."""
-    body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
+    body = prompts.error_body(status, message, kind=kind, param=param)
     return web.json_response(body, status=status, headers=headers)
 
 

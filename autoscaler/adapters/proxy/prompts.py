@@ -41,6 +41,11 @@ class Prompt:
     output_tokens: int  # max_tokens (x n), or the configured default
 
 
+def error_body(status: int, message: str, *, kind: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error shape, as the proxy and the endpoint picker answer a request they refuse."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": status}}
+
+
 def parse(
     raw: bytes, *, chat: bool, config: Hashing, default_max_tokens: int, max_prompt_tokens: int
 ) -> tuple[dict[str, Any], Prompt]:

@@ -94,13 +94,23 @@ async def test_the_subset_hint_limits_the_choice(picker_for: PickerFactory) -> N
         (json.dumps({"prompt": "no model"}).encode(), "/v1/completions", 400),
         (json.dumps({"model": "tiny", "messages": "not a list"}).encode(), "/v1/chat/completions", 400),
         (b"x" * 2048, "/v1/completions", 413),
+        (completion_body(prompt="hello " * 100), "/v1/completions", 413),
+        (json.dumps({"model": "tiny", "prompt": "hi", "max_tokens": -1}).encode(), "/v1/completions", 400),
     ],
-    ids=["malformed-json", "no-model", "bad-chat-messages", "too-large"],
+    ids=[
+        "malformed-json",
+        "no-model",
+        "bad-chat-messages",
+        "body-too-large",
+        "prompt-too-long",
+        "bad-max-tokens",
+    ],
 )
 async def test_a_bad_body_is_answered_at_once(
     picker_for: PickerFactory, body: bytes, path: str, status: int
 ) -> None:
-    async with picker_for(idle_endpoints(2), max_body_bytes=1024) as running, running.stream() as envoy:
+    limits = {"max_body_bytes": 1024, "max_prompt_tokens": 100}
+    async with picker_for(idle_endpoints(2), **limits) as running, running.stream() as envoy:
         answer = await envoy.request(body, path=path)
         assert not isinstance(answer, Routed)
         assert answer.status.code == status
@@ -167,7 +177,7 @@ async def test_a_sheddable_request_is_shed_when_every_endpoint_is_overloaded(
 
 @pytest.mark.parametrize(
     "when",
-    ["mid-request-body", "after-routing", "mid-response-body"],
+    ["mid-request-body", "after-routing", "mid-response-body", "stream-closed-after-routing"],
 )
 async def test_cancellation_releases_the_placement(picker_for: PickerFactory, when: str) -> None:
     async with picker_for(idle_endpoints(2)) as running:
@@ -185,7 +195,10 @@ async def test_cancellation_releases_the_placement(picker_for: PickerFactory, wh
                     await envoy.send(response_body=http_body(b"data: 1\n\n", end=False))
                     await envoy.call.read()
                 assert running.in_flight() == 2
-            envoy.call.cancel()
+            if when == "stream-closed-after-routing":  # Envoy ends its side without a response
+                await envoy.end()
+            else:
+                envoy.call.cancel()
         await until(lambda: running.in_flight() == 0)
         metrics = await metrics_text(running.metrics_url)
         if when != "mid-request-body":
