@@ -58,7 +58,9 @@ def proxy_for() -> ProxyFactory:
             {"endpoints": discovery, "scrape_interval_s": 0.05, **overrides}
         )
         app = build_app(settings, seed=7)
-        async with serving(app, host="127.0.0.1", port=0, shutdown_timeout_s=5) as port:
+        async with serving(
+            app, host="127.0.0.1", port=0, shutdown_timeout_s=5, idle_timeout_s=settings.idle_timeout_s
+        ) as port:
             proxy = app[PROXY]
             await proxy.fleet.discovered.wait()
             yield f"http://127.0.0.1:{port}", proxy

@@ -55,12 +55,14 @@ class FakeEngine:
         waiting: float = 0,
         kv_usage: float = 0.1,
         chunk_delay_s: float = 0.0,
+        answer_delay_s: float = 0.0,
         fail_after: int | None = None,
     ) -> None:
         self.name = name
         self.waiting = waiting
         self.kv_usage = kv_usage
         self.chunk_delay_s = chunk_delay_s
+        self.answer_delay_s = answer_delay_s  # before the answer's first byte (a prefill, say)
         self.fail_after = fail_after  # frames sent before the engine "crashes" mid-stream
         self.gate: asyncio.Event | None = None  # when set up, requests wait for it before answering
         self.arrived = asyncio.Event()
@@ -86,6 +88,8 @@ class FakeEngine:
             if await request.is_disconnected():
                 self.cancelled += 1
                 return Response(status_code=499)
+        if self.answer_delay_s:
+            await asyncio.sleep(self.answer_delay_s)
         params = body.get("kv_transfer_params")
         if isinstance(params, dict) and params.get("do_remote_decode"):
             return JSONResponse(
@@ -148,8 +152,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="engine")
     parser.add_argument("--chunk-delay-s", type=float, default=0.0)
+    parser.add_argument("--answer-delay-s", type=float, default=0.0)
     args = parser.parse_args()
-    engine = FakeEngine(args.name, chunk_delay_s=args.chunk_delay_s)
+    engine = FakeEngine(args.name, chunk_delay_s=args.chunk_delay_s, answer_delay_s=args.answer_delay_s)
     uvicorn.run(engine.app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
