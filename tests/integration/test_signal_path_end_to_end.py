@@ -133,6 +133,9 @@ def test_observation_follows_the_load_and_prometheus_loss_holds(tmp_path: Path) 
         assert busy.output_tokens_mean == pytest.approx(OUTPUT_TOKENS, rel=0.05)
         assert busy.prompt_tokens_mean is not None and busy.prompt_tokens_mean > 100
         assert busy.kv_usage is not None and busy.kv_usage > 0
+        assert busy.kv_capacity_tokens is not None and busy.kv_capacity_tokens > 0  # cache_config_info
+        assert busy.running_per_replica is not None and busy.kv_tokens_per_running is not None
+        assert busy.kv_tokens_per_running > busy.output_tokens_mean  # a running sequence holds its context
         assert busy.queue_length is not None and busy.queue_length >= 0
         assert busy.ttft_observed_s is not None and busy.ttft_observed_s > 0
         assert busy.age_s < 5.0
