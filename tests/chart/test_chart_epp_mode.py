@@ -138,3 +138,28 @@ async def test_picker_rules_are_exactly_its_calls(rendered: list[dict[str, Any]]
     )
     (pool_rule,) = [r for r in rules if r["resources"] == ["inferencepools"]]
     assert pool_rule["resourceNames"] == [pool["metadata"]["name"]]  # this pool, no other
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("router:\n  mode: gateway\n", "at '/router/mode'"),
+        (
+            "router:\n  epp:\n    inferencePool:\n      targetPort: 0\n",
+            "at '/router/epp/inferencePool/targetPort'",
+        ),
+        (
+            "router:\n  epp:\n    inferencePool:\n      failureMode: Open\n",
+            "at '/router/epp/inferencePool/failureMode'",
+        ),
+    ],
+    ids=["unknown-mode", "port-zero", "unknown-failure-mode"],
+)
+def test_wrong_epp_values_fail_lint_with_a_clear_message(
+    helm: Helm, tmp_path: Path, override: str, message: str
+) -> None:
+    values = tmp_path / "wrong.yaml"
+    values.write_text(override)
+    done = helm.lint(values)
+    assert done.returncode != 0
+    assert message in done.stdout + done.stderr
