@@ -1,16 +1,20 @@
 """The picker in a data path: emulated vLLM engines, a forwarder in Envoy's role that sends each request
-where the picker says, and a client streaming completions through it."""
+where the picker says, and a client streaming completions through it; the controller reads the picker's
+metrics as it reads the proxy's."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from aiohttp import web
 
+from autoscaler.adapters.prometheus import ROUTER_QUERIES
 from autoscaler.config.profiles import load_profile
+from autoscaler.controller import router_load
 from autoscaler.emulator import server
 from autoscaler.emulator.settings import EmulatorSettings
 from tests.contract.epp.conftest import PickerFactory, metrics_text, until
@@ -64,9 +68,12 @@ async def test_a_streamed_completion_arrives_whole_and_the_picker_counts_it(
         metrics = await metrics_text(running.metrics_url)
         assert 'autoscaler_router_requests_total{phase="aggregated",pool="default"} 3.0' in metrics
         assert 'autoscaler_router_responses_total{code="200",pool="default"} 3.0' in metrics
-        served = {
-            line
-            for line in metrics.splitlines()
-            if line.startswith("autoscaler_router_endpoint_index_blocks")
-        }
-        assert sum(float(line.rsplit(" ", 1)[1]) > 0 for line in served) == 1  # one prefix, one engine
+        loads = router_load.parse(metrics)  # what the controller reads to choose and drain replicas
+        assert set(loads) == set(running.picker.router.endpoints())
+        assert [load.in_flight for load in loads.values()] == [0.0, 0.0]
+        assert sum(load.cached_blocks > 0 for load in loads.values()) == 1  # one prefix, one engine
+        for query in (ROUTER_QUERIES.requests, ROUTER_QUERIES.prefix_queried, ROUTER_QUERIES.prefix_hit):
+            (family,) = re.findall(
+                r"autoscaler_router_\w+", query
+            )  # the controller's signals, as in proxy mode
+            assert f"{family}{{" in metrics
