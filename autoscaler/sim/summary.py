@@ -25,7 +25,7 @@ from autoscaler.sim.driver import RunResult
 from autoscaler.sim.experiment import Experiment
 from autoscaler.sim.feasibility import Feasibility
 
-__all__ = ["policy_metrics", "summary", "write_summary"]
+__all__ = ["clean", "policy_metrics", "summary", "write_summary"]
 
 _PERCENTILES = (50, 90, 99)
 
@@ -138,11 +138,12 @@ def summary(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-def _clean(value: Any) -> Any:
+def clean(value: Any) -> Any:
+    """JSON-ready: 6 significant digits, NaN and inf as None, keys as strings."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
@@ -151,4 +152,4 @@ def _clean(value: Any) -> Any:
 
 
 def write_summary(data: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(_clean(data), sort_keys=True, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(clean(data), sort_keys=True, indent=2) + "\n", encoding="utf-8")
