@@ -44,9 +44,9 @@ class Exchange:
         self._status = 0
         self.ended = False  # an immediate response was sent: the exchange is over
 
-    def on(self, request: ProcessingRequest) -> list[ProcessingResponse]:
+    async def on(self, request: ProcessingRequest) -> list[ProcessingResponse]:
         try:
-            return self._on(request)
+            return await self._on(request)
         except Refused as refusal:
             self._picker.refused(refusal)
             self.ended = True
@@ -63,7 +63,7 @@ class Exchange:
             self._picker.finish(self._pick, code=CLIENT_CLOSED)
             self._pick = None
 
-    def _on(self, request: ProcessingRequest) -> list[ProcessingResponse]:
+    async def _on(self, request: ProcessingRequest) -> list[ProcessingResponse]:
         modes = _modes(request)
         if modes is not None:
             self._request_mode, self._response_mode = modes
@@ -71,9 +71,9 @@ class Exchange:
         if kind == "request_headers":
             return self._request_headers(request)
         if kind == "request_body":
-            return self._request_body(request.request_body.body, end=request.request_body.end_of_stream)
+            return await self._request_body(request.request_body.body, end=request.request_body.end_of_stream)
         if kind == "request_trailers":
-            answers = self._decide(body_ends_stream=False) if self._pick is None else []
+            answers = await self._decide(body_ends_stream=False) if self._pick is None else []
             return [*answers, messages.passed("request_trailers")]
         if kind == "response_headers":
             return self._response_headers(request)
@@ -113,7 +113,7 @@ class Exchange:
             return [messages.passed("request_headers")]
         return []
 
-    def _request_body(self, chunk: bytes, *, end: bool) -> list[ProcessingResponse]:
+    async def _request_body(self, chunk: bytes, *, end: bool) -> list[ProcessingResponse]:
         if self._pick is not None:  # already routed (a body after trailers cannot happen); pass it on
             return [messages.passed("request_body")]
         self._size += len(chunk)
@@ -123,12 +123,12 @@ class Exchange:
         self._body.append(chunk)
         if not end:
             return []
-        return self._decide(body_ends_stream=True)
+        return await self._decide(body_ends_stream=True)
 
-    def _decide(self, *, body_ends_stream: bool) -> list[ProcessingResponse]:
+    async def _decide(self, *, body_ends_stream: bool) -> list[ProcessingResponse]:
         raw = b"".join(self._body)
         self._body = []
-        pick = self._pick = self._picker.pick(raw, self._headers, subset=self._subset)
+        pick = self._pick = await self._picker.pick(raw, self._headers, subset=self._subset)
         extra = {messages.PREFILLER: pick.prefiller} if pick.prefiller else {}
         return messages.routed(
             pick.endpoints,

@@ -83,33 +83,29 @@ class Picker:
         """The endpoint's ``ip:port`` (its URL without the scheme)."""
         return self.fleet.url(name).split("://", 1)[1]
 
-    def pick(self, raw: bytes, headers: Mapping[str, str], *, subset: Sequence[str] | None) -> Pick:
-        """Place a request body; raises ``Refused``."""
+    async def pick(self, raw: bytes, headers: Mapping[str, str], *, subset: Sequence[str] | None) -> Pick:
+        """Place a request body; raises ``Refused``. A large body is parsed and hashed off the event loop
+        (as the proxy does); the placement itself is made on it, all at once."""
         settings = self.settings
         if len(raw) > settings.max_body_bytes:
             raise Refused(
                 413, f"request body exceeds {settings.max_body_bytes} bytes", kind="invalid_request_error"
             )
+        start = time.perf_counter()
+        chat = "chat/completions" in headers.get(":path", "")
         try:
-            _, prompt = prompts.parse(
-                raw,
-                chat="chat/completions" in headers.get(":path", ""),
-                config=settings.hashing,
-                default_max_tokens=settings.default_max_tokens,
-                max_prompt_tokens=settings.max_prompt_tokens,
-            )
+            prompt, hashes = await prompts.off_loop_if_large(len(raw), self._read, raw, chat=chat)
         except prompts.BadRequest as err:
             raise Refused(err.status, str(err), kind="invalid_request_error", param=err.param) from err
         if settings.max_in_flight_requests is not None and self.in_flight >= settings.max_in_flight_requests:
             raise Refused(
                 429, "too many requests in flight", kind="rate_limit_error", dropped="rejected-saturated"
             )
-        start = time.perf_counter()
         request = RouteRequest(
             request_id=next(self._ids),
             prompt_tokens=prompt.prompt_tokens,
             output_tokens=prompt.output_tokens,
-            block_hashes=prompts.block_hashes(prompt, settings.hashing),
+            block_hashes=hashes,
             session_id=headers.get(settings.session_header),
         )
         eligible = self._eligible(subset)
@@ -133,6 +129,17 @@ class Picker:
             endpoints=[self.address(n) for n in (chosen, *self._fallbacks(chosen, eligible))],
             prefiller=self.address(placement.prefill_endpoint) if placement.prefill_endpoint else None,
         )
+
+    def _read(self, raw: bytes, *, chat: bool) -> tuple[prompts.Prompt, list[int]]:
+        settings = self.settings
+        _, prompt = prompts.parse(
+            raw,
+            chat=chat,
+            config=settings.hashing,
+            default_max_tokens=settings.default_max_tokens,
+            max_prompt_tokens=settings.max_prompt_tokens,
+        )
+        return prompt, prompts.block_hashes(prompt, settings.hashing)
 
     def pick_any(self, *, subset: Sequence[str] | None) -> Pick:
         """A request without a body (``GET /v1/models``): the least loaded ready endpoint, not counted."""

@@ -55,7 +55,7 @@ class ExternalProcessor(external_processor_pb2_grpc.ExternalProcessorServicer): 
         exchange = Exchange(self._picker)
         try:
             async for request in request_iterator:
-                for answer in exchange.on(request):
+                for answer in await exchange.on(request):
                     yield answer
                 if exchange.ended:
                     return

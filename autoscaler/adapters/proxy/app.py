@@ -49,7 +49,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from http import HTTPStatus
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -95,7 +95,6 @@ _NO_ANSWER = (
     aiohttp.ConnectionTimeoutError,
     EngineStalled,
 )
-_OFF_LOOP_BYTES = 256 * 1024  # a body larger than this is parsed and hashed in a worker thread
 _LINGER_S = 1.0  # after refusing a body (408, 413), how long the server still reads it so the client hears
 _MODELS_TIMEOUT = aiohttp.ClientTimeout(total=5.0)  # /v1/models is instant on a live engine
 _PREFILL_PARAMS = {
@@ -117,7 +116,6 @@ class _StreamCut(Exception):
     """Raised out of a handler whose answer already started, to have the connection closed (quietly)."""
 
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -214,7 +212,7 @@ class Proxy:
             async with asyncio.timeout(settings.body_timeout_s):
                 raw = await _read_body(request, settings.max_body_bytes)
             forward_headers = _forwarded(request.headers)
-            body, prompt = await _off_loop_if_large(
+            body, prompt = await prompts.off_loop_if_large(
                 len(raw),
                 prompts.parse,
                 raw,
@@ -248,7 +246,9 @@ class Proxy:
             request_id=next(self._ids),
             prompt_tokens=prompt.prompt_tokens,
             output_tokens=prompt.output_tokens,
-            block_hashes=await _off_loop_if_large(len(raw), prompts.block_hashes, prompt, settings.hashing),
+            block_hashes=await prompts.off_loop_if_large(
+                len(raw), prompts.block_hashes, prompt, settings.hashing
+            ),
             session_id=request.headers.get(settings.session_header),
         )
         for _attempt in range(settings.connect_attempts):
@@ -470,14 +470,6 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     except (HttpProcessingError, web.RequestPayloadError) as err:  # bad chunks, a body that does not decode
         raise prompts.BadRequest(f"unreadable request body ({type(err).__name__})") from None
     return b"".join(chunks)
-
-
-async def _off_loop_if_large(size: int, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """``work(...)``, in a worker thread when the body is over ``_OFF_LOOP_BYTES``: parsing and hashing
-    megabytes takes long enough to delay every other request and the health checks."""
-    if size > _OFF_LOOP_BYTES:
-        return await asyncio.to_thread(work, *args, **kwargs)
-    return work(*args, **kwargs)
 
 
 def _forwarded(headers: Mapping[str, str]) -> dict[str, str]:

@@ -8,10 +8,12 @@ ids below ``MAX_TOKEN_ID``), and text must be encodable (no lone surrogates such
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from autoscaler.adapters.proxy.settings import Hashing
 from autoscaler.routing import hashing
@@ -21,6 +23,10 @@ from autoscaler.routing import hashing
 MAX_TOKENS = 1 << 24
 MAX_N = 128  # OpenAI's documented maximum for ``n``
 MAX_TOKEN_ID = 1 << 31  # no vocabulary comes near it; a larger id is not a token
+OFF_LOOP_BYTES = 256 * 1024  # a body larger than this is parsed and hashed in a worker thread
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class BadRequest(ValueError):
@@ -39,6 +45,14 @@ class Prompt:
     token_ids: list[int] | None
     prompt_tokens: int  # exact for token ids, estimated from the text otherwise
     output_tokens: int  # max_tokens (x n), or the configured default
+
+
+async def off_loop_if_large(size: int, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``work(...)``, in a worker thread when the body is over ``OFF_LOOP_BYTES``: parsing and hashing
+    megabytes takes long enough to delay every other request and the health checks."""
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(work, *args, **kwargs)
+    return work(*args, **kwargs)
 
 
 def error_body(status: int, message: str, *, kind: str, param: str | None = None) -> dict[str, Any]:

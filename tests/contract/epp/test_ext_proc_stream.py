@@ -242,3 +242,14 @@ async def test_a_request_without_a_body_goes_to_a_ready_endpoint(picker_for: Pic
         assert header[messages.DESTINATION].split(",")[0] in running.addresses()
         await envoy.response()
         await envoy.end()
+
+
+async def test_a_large_body_is_routed_and_handed_back_whole(picker_for: PickerFactory) -> None:
+    body = completion_body(prompt="a long document " * 20_000)  # 320 kB: parsed and hashed off the loop
+    async with picker_for(idle_endpoints(2)) as running, running.stream() as envoy:
+        routed = await envoy.request(body, chunks=8)
+        assert isinstance(routed, Routed) and routed.header == routed.metadata
+        assert routed.body == body
+        await envoy.response(chunks=[b"data: [DONE]\n\n"])
+        await envoy.end()
+        assert running.in_flight() == 0
