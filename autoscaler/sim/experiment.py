@@ -218,7 +218,14 @@ def run_experiment(
     minimum = {p: cluster.minimum(p) for p in phases}
     maximum = {p: cluster.maximum(p) for p in phases}
     cached = perfect_cache_tokens(trace)
-    feasible = feasibility(trace, profile=profile, slo=slo, mode=scenario.mode, cached_tokens=cached)
+    feasible = feasibility(
+        trace,
+        profile=profile,
+        slo=slo,
+        mode=scenario.mode,
+        cached_tokens=cached,
+        max_model_len=scenario.cluster.max_model_len,
+    )
     floor = lower_bound(
         trace,
         profile=profile,

@@ -3,7 +3,8 @@
 A request is infeasible when it misses the SLO even alone on an idle replica with the best cache it could
 have. Reasons, checked in this order (a request counts once, under the first that applies):
 
-- ``exceeds_kv_cache``: its prompt and output do not fit one replica's KV cache, so the engine refuses it;
+- ``exceeds_kv_cache``: its prompt and output do not fit one replica's KV cache (or exceed the deployment's
+  max model length), so the engine refuses it;
 - ``prefill_exceeds_ttft``: its prefill alone (uncached tokens after a perfect prefix cache, plus the KV
   transfer in P/D) takes longer than the TTFT target;
 - ``decode_exceeds_itl``: its decode steps alone (a batch of one at its mean context) take longer than
@@ -18,6 +19,7 @@ excuses a miss that a policy could have avoided.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -77,10 +79,16 @@ class Feasibility:
 
 
 def feasibility(
-    trace: Trace, *, profile: Profile, slo: Slo, mode: ServingMode, cached_tokens: IntArray | None = None
+    trace: Trace,
+    *,
+    profile: Profile,
+    slo: Slo,
+    mode: ServingMode,
+    cached_tokens: IntArray | None = None,
+    max_model_len: int | None = None,
 ) -> Feasibility:
     """Classifies every request of ``trace`` (see the module docstring); ``cached_tokens`` defaults to the
-    perfect shared cache."""
+    perfect shared cache; a context beyond ``max_model_len`` (or the KV capacity) is refused."""
     prompt = trace.prompt_tokens.astype(np.float64)
     output = trace.output_tokens.astype(np.float64)
     cached = (perfect_cache_tokens(trace) if cached_tokens is None else cached_tokens).astype(np.float64)
@@ -96,7 +104,7 @@ def feasibility(
         + profile.decode.per_context_token_s.value * (prompt + output / 2)
     )
     checks = (
-        prompt + output > profile.kv_capacity_tokens,
+        prompt + output > min(profile.kv_capacity_tokens, max_model_len or math.inf),
         prefill > slo.ttft.seconds,
         (output > 1) & (decode_step > slo.itl.seconds),
     )

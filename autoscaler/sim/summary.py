@@ -65,6 +65,8 @@ def policy_metrics(
         "gpu_hours": gpu_hours,
         "scale_events": run.scale_events,
         "preemptions": int(run.preemptions.sum()),
+        "rejected": run.rejected,  # refused at arrival: beyond the max model length
+        "abandoned": run.abandoned,  # given up by their clients after the client time-out
         "prefix_hit_rate": run.prefix_hit_tokens / query if query else 0.0,
     }
     metrics.update({f"gpu_hours_vs_{name}": _ratio(gpu_hours, ref) for name, ref in references.items()})
