@@ -113,7 +113,7 @@ def main() -> int:
     began = time.monotonic()
     experiments = load_experiments(args.root)
     accelerator = load_accelerator(GPU)
-    prior = load_calibration(accelerator)
+    prior = load_calibration(accelerator, block="prior")
     archs: dict[str, Architecture] = {}
     for exp in experiments:
         config, _ = load_config(config_dir(args.root, exp.model) / "config.json")

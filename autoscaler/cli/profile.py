@@ -29,6 +29,7 @@ import httpx
 import yaml
 
 from autoscaler.adapters import profiling
+from autoscaler.cli import profile_derive
 from autoscaler.config.profiles import models_dir
 from autoscaler.profiles.fitting import EngineFacts, fit_time_model, measured_profile
 from autoscaler.profiles.schema import Profile
@@ -44,16 +45,25 @@ def _lengths(text: str) -> tuple[int, ...]:
     return values
 
 
+_MEASURE_REQUIRED = ("endpoint", "accelerator", "max_num_seqs", "max_num_batched_tokens")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--endpoint", required=True, help="engine base URL, e.g. http://127.0.0.1:8000")
-    parser.add_argument(
-        "--accelerator", required=True, help="what the engine runs on, e.g. H100-SXM-80GB, cpu"
+    # `autoscaler profile derive ...`: a profile from config.json and a datasheet (no engine to measure).
+    actions = parser.add_subparsers(dest="action", metavar="derive")
+    derive = actions.add_parser(
+        "derive", help="derive a profile from a model's config.json and an accelerator's datasheet"
     )
+    derive.description = profile_derive.__doc__
+    profile_derive.add_arguments(derive)
+    # Measuring a live engine (no action): these four are required then (checked in run).
+    parser.add_argument("--endpoint", help="engine base URL, e.g. http://127.0.0.1:8000 (required)")
+    parser.add_argument("--accelerator", help="what the engine runs on, e.g. H100-SXM-80GB, cpu (required)")
     parser.add_argument("--tensor-parallel", type=int, default=1, help="TP degree (GPUs per replica)")
-    parser.add_argument("--max-num-seqs", type=int, required=True, help="the engine's --max-num-seqs")
+    parser.add_argument("--max-num-seqs", type=int, help="the engine's --max-num-seqs (required)")
     parser.add_argument(
-        "--max-num-batched-tokens", type=int, required=True, help="the engine's token budget per step"
+        "--max-num-batched-tokens", type=int, help="the engine's token budget per step (required)"
     )
     parser.add_argument(
         "--prompt-lengths", type=_lengths, help="prefill lengths (default: 8 points up to max_model_len)"
@@ -173,6 +183,11 @@ def _kv_bytes_per_token(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "derive":
+        return profile_derive.run(args)
+    missing = [f"--{name.replace('_', '-')}" for name in _MEASURE_REQUIRED if getattr(args, name) is None]
+    if missing:
+        return _fail(2, f"the following arguments are required: {', '.join(missing)}")
     for name in ("max_num_seqs", "max_num_batched_tokens", "repeats", "decode_tokens", "tensor_parallel"):
         if getattr(args, name) < 1:
             return _fail(2, f"--{name.replace('_', '-')} must be >= 1")

@@ -8,6 +8,7 @@ at hand) live beside the profiles; a config.json is read from the path given. Ev
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,40 +77,46 @@ def load_accelerator(name: str) -> Accelerator:
         raise DerivationError(str(exc)) from exc
 
 
-def parse_calibrations(data: Mapping[str, Any], *, where: str) -> dict[str, Calibration]:
-    """Validate ``efficiency.yaml``: each accelerator's terms, or ``same_as`` another one's."""
+def _calibration(name: str, terms: Mapping[str, Any], source: str) -> Calibration:
+    values = {key: float(terms[key]["value"]) for key in terms}
+    if any(len(str(terms[key]["source"])) < 3 for key in terms):
+        raise ValueError("every term needs its source")
+    return Calibration(
+        accelerator=name,
+        efficiency=Efficiency(**{k: v for k, v in values.items() if k not in _TERMS}),
+        first_token_s=values["first_token_s"],
+        first_token_steps=values["first_token_steps"],
+        activation_reserve_gib=values["activation_reserve_gib"],
+        source=source,
+    )
+
+
+def parse_calibrations(
+    data: Mapping[str, Any], *, where: str, block: str = "terms"
+) -> dict[str, Calibration]:
+    """Validate ``efficiency.yaml``: each accelerator's ``block`` (terms or prior), or ``same_as``."""
     out: dict[str, Calibration] = {}
     for name, entry in data.items():
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("terms"), Mapping):
+        if not isinstance(entry, Mapping) or "same_as" in entry:
             continue
-        terms = entry["terms"]
+        source = str(entry.get("source", where)) if block == "terms" else f"prior of {name}"
         try:
-            values = {key: float(terms[key]["value"]) for key in terms}
-            if any(len(str(terms[key]["source"])) < 3 for key in terms):
-                raise ValueError("every term needs its source")
-            efficiency = Efficiency(**{k: v for k, v in values.items() if k not in _TERMS})
-            out[name] = Calibration(
-                accelerator=name,
-                efficiency=efficiency,
-                first_token_s=values["first_token_s"],
-                first_token_steps=values["first_token_steps"],
-                activation_reserve_gib=values["activation_reserve_gib"],
-                source=str(entry.get("source", "models/efficiency.yaml")),
-            )
+            out[name] = _calibration(name, entry[block], source)
         except (KeyError, TypeError, ValueError) as exc:
-            raise DerivationError(f"{where}: {name}: bad efficiency terms: {exc}") from exc
+            raise DerivationError(f"{where}: {name}.{block}: bad efficiency terms: {exc}") from exc
     for name, entry in data.items():
-        borrowed = entry.get("same_as") if isinstance(entry, Mapping) else None
-        if borrowed is not None:
+        if isinstance(entry, Mapping) and "same_as" in entry:
+            borrowed = entry["same_as"]
             if borrowed not in out:
-                raise DerivationError(f"{where}: {name}: same_as {borrowed!r} has no terms")
-            out[name] = out[borrowed]
+                raise DerivationError(f"{where}: {name}: same_as {borrowed!r} has no {block}")
+            out[name] = dataclasses.replace(out[borrowed], source=f"{borrowed}'s, {entry.get('source', '')}")
     return out
 
 
-def load_calibration(accelerator: Accelerator) -> Calibration:
+def load_calibration(accelerator: Accelerator, *, block: str = "terms") -> Calibration:
+    """The accelerator's fitted efficiencies (``block="prior"``: those known before any serving run)."""
     path = models_dir() / "efficiency.yaml"
-    calibrations = parse_calibrations(_yaml(path) or {}, where=str(path))
+    calibrations = parse_calibrations(_yaml(path) or {}, where=str(path), block=block)
     if accelerator.name not in calibrations:
         raise DerivationError(f"{path}: no efficiencies for {accelerator.name}")
     return calibrations[accelerator.name]

@@ -14,9 +14,10 @@ model's coefficients, which are linear in the efficiency terms (``Hardware.basis
 - ``fit_efficiency``: the accelerator's efficiencies from many models' stages (relative residuals,
   non-negative least squares), the prefill's compute terms held at given values (the ground truth's
   prompts are almost all cached, so it says nothing about them);
-- ``fit_factors``: one profile's three scale factors (step, decode, prefill groups) from one run, regularised
-  toward 1 so one stage cannot move what it does not measure; ``profile fit`` reports them with the error
-  before and after.
+- ``fit_factors``: one profile's three scale factors (step, decode, prefill groups) from one run (a
+  ground-truth experiment's stages, or ``autoscaler profile``'s isolated prefill and decode samples),
+  regularised toward 1 so one run cannot move what it does not measure; ``profile derive --fit-to``
+  reports them with the error before and after.
 
 The client's time to first token adds to the engine's: TTFT ≈ a wait for the step in flight (half a step),
 the prefill step, ``first_token_steps`` more steps (the stream delivers tokens in pairs: ground-truth
@@ -36,6 +37,8 @@ from scipy.optimize import lsq_linear, nnls
 
 from autoscaler.profiles.roofline import EFFICIENCY_TERMS, Efficiency, Hardware, TimeCoefficients
 
+FloatArray = npt.NDArray[np.float64]
+
 __all__ = [
     "FIRST_TOKEN_STEPS",
     "FactorFit",
@@ -46,6 +49,8 @@ __all__ = [
     "fit_factors",
     "fit_first_token_s",
     "predicted_tpot_s",
+    "sample_rows",
+    "stage_rows",
 ]
 
 FIRST_TOKEN_STEPS = 1.0  # the client sees the first token with the second (ground-truth README, ITL caveat)
@@ -191,12 +196,12 @@ def fit_first_token_s(
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class FactorFit:
-    """Scale factors on a profile's coefficient groups and the TPOT error they leave."""
+    """Scale factors on a profile's coefficient groups and the relative error they leave on the run."""
 
     step: float  # step.base_s
     decode: float  # decode.per_sequence_s and per_context_token_s
     prefill: float  # prefill.per_token_s, per_attention_pair_s and per_step_s
-    error_before: float  # median |relative error| of the balance's TPOT, factors 1
+    error_before: float  # median |relative error| over the run's rows, factors 1
     error_after: float
 
     def apply(self, c: TimeCoefficients) -> TimeCoefficients:
@@ -210,37 +215,59 @@ class FactorFit:
         )
 
 
-def _tpot_error(c: TimeCoefficients, stages: Sequence[MeasuredStage], block: int) -> float:
-    return statistics.median(
-        abs(predicted_tpot_s(c, ms.stage, ms.measured, block) / ms.measured.tpot_s - 1.0) for ms in stages
-    )
+def stage_rows(c: TimeCoefficients, stages: Sequence[MeasuredStage], *, block: int) -> FloatArray:
+    """Rows (step, decode, prefill parts, measured) of the balance, one per clean stage.
 
-
-def fit_factors(
-    c: TimeCoefficients, stages: Sequence[MeasuredStage], *, block: int, prior_weight: float = 0.1
-) -> FactorFit:
-    """Step, decode and prefill factors from one run's clean stages, pulled toward 1 by ``prior_weight``."""
-    clean = [ms for ms in stages if not ms.overloaded]
-    if not clean:
-        raise ValueError("the run has no clean (not overloaded) stage to fit to")
-    rows: list[list[float]] = []
-    targets: list[float] = []
-    for ms in clean:
+    ``tpot = k_s·base + k_d·(b·N + c·C) + tpot·rate·k_p·X``: the prefill part carries the measured TPOT.
+    """
+    rows = []
+    for ms in stages:
+        if ms.overloaded:
+            continue
         batch, context = _load(ms.stage, ms.measured)
         tpot = ms.measured.tpot_s
-        prefill = ms.stage.rate * _prefill_work_s(c, ms.stage, block)  # the prefill's share of each second
-        # tpot = (k_s·base + k_d·(bN + cC)) + tpot·k_p·prefill, divided by tpot: relative residuals
-        rows.append(
-            [c.base_s / tpot, (c.per_sequence_s * batch + c.per_context_token_s * context) / tpot, prefill]
-        )
-        targets.append(1.0)
-    for k in range(3):
-        prior = [0.0, 0.0, 0.0]
-        prior[k] = prior_weight
-        rows.append(prior)
-        targets.append(prior_weight)
-    factors, _ = nnls(np.asarray(rows), np.asarray(targets))
-    step, decode, prefill = (max(float(f), 1e-3) for f in factors)
-    before = _tpot_error(c, clean, block)
-    fitted = FactorFit(step=step, decode=decode, prefill=prefill, error_before=before, error_after=before)
-    return dataclasses.replace(fitted, error_after=_tpot_error(fitted.apply(c), clean, block))
+        prefill = tpot * ms.stage.rate * _prefill_work_s(c, ms.stage, block)
+        decode = c.per_sequence_s * batch + c.per_context_token_s * context
+        rows.append([c.base_s, decode, prefill, tpot])
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def sample_rows(
+    c: TimeCoefficients, prefill: Sequence[tuple[int, float]], decode: Sequence[tuple[int, float, float]]
+) -> FloatArray:
+    """Rows for ``autoscaler profile`` samples: (tokens, s) lone prefills, (batch, context, s) decodes."""
+    rows = [
+        [c.base_s, 0.0, c.per_step_s + c.per_token_s * n + c.per_attention_pair_s * n * n, seconds]
+        for n, seconds in prefill
+    ]
+    rows += [
+        [c.base_s, c.per_sequence_s * b + c.per_context_token_s * ctx, 0.0, seconds]
+        for b, ctx, seconds in decode
+    ]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def fit_factors(rows: FloatArray, *, prior_weight: float = 0.1) -> FactorFit:
+    """Step, decode and prefill factors from ``stage_rows`` or ``sample_rows``, pulled toward 1.
+
+    Relative residuals; ``prior_weight`` per factor keeps one that the rows barely see (the prefill's, on
+    a ground-truth run whose prompts are cached) near 1 instead of anywhere.
+    """
+    if len(rows) == 0 or np.any(rows[:, 3] <= 0):
+        raise ValueError("need at least one clean measurement with a positive time")
+    parts = rows[:, :3] / rows[:, 3:4]
+    design = np.vstack([parts, prior_weight * np.eye(3)])
+    target = np.concatenate([np.ones(len(rows)), np.full(3, prior_weight)])
+    factors, _ = nnls(design, target)
+    k = np.maximum(factors, 1e-3)
+
+    def error(scale: FloatArray) -> float:
+        return float(np.median(np.abs(parts @ scale - 1.0)))
+
+    return FactorFit(
+        step=float(k[0]),
+        decode=float(k[1]),
+        prefill=float(k[2]),
+        error_before=error(np.ones(3)),
+        error_after=error(k),
+    )
