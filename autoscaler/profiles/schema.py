@@ -90,6 +90,7 @@ class Limits(_Frozen):
     max_num_seqs: PositiveQuantity
     max_num_batched_tokens: PositiveQuantity
     max_kv_usage: Annotated[float, Field(gt=0, le=1)] = 0.9  # admission headroom the capacity model keeps
+    max_model_len: Annotated[int, Field(ge=2)] | None = None  # longer contexts are refused; None: KV capacity
 
 
 class ClientLatency(_Frozen):

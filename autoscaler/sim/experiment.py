@@ -118,7 +118,7 @@ def _run(
         router_metrics_interval_s=control.router_metrics_interval_s,
         drain_s=scenario.drain_s,
         client_timeout_s=scenario.client_timeout_s,
-        max_model_len=scenario.cluster.max_model_len,
+        max_model_len=scenario.cluster.max_model_len or profile.limits.max_model_len,
         pool=scenario.name,
     )
     return simulate(
@@ -224,7 +224,7 @@ def run_experiment(
         slo=slo,
         mode=scenario.mode,
         cached_tokens=cached,
-        max_model_len=scenario.cluster.max_model_len,
+        max_model_len=scenario.cluster.max_model_len or profile.limits.max_model_len,
     )
     floor = lower_bound(
         trace,

@@ -53,7 +53,7 @@ class ClusterSpec(_Spec):
     max_replicas: dict[Phase, PositiveInt] = {}  # default 32 per phase
     gpu_budget: PositiveInt | None = None  # GPUs shared by the pool's phases (Dynamo's max_gpu_budget)
     pending_delay_s: NonNegativeFloat = 0.0  # before the profile's start-up delay (node provisioning)
-    max_model_len: Annotated[int, Field(ge=2)] | None = None  # vLLM's --max-model-len; None: the KV capacity
+    max_model_len: Annotated[int, Field(ge=2)] | None = None  # vLLM's --max-model-len; None: the profile's
 
     def minimum(self, phase: Phase) -> int:
         return self.min_replicas.get(phase, 1)
