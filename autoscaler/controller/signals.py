@@ -16,6 +16,7 @@ from autoscaler.adapters.prometheus import PrometheusReader, ReaderSettings
 from autoscaler.core.phases import Phase
 
 Values = Mapping[tuple[str, Phase], Mapping[str, float]]
+"""Per (pool, phase), the signals ``core.derivation`` derived from Prometheus' families, by field name."""
 
 
 class SignalReader(Protocol):
