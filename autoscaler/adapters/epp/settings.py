@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoscaler.adapters.proxy.settings import Discovery, Hashing, PositiveSeconds, ProxySettings
 from autoscaler.profiles.schema import Profile
@@ -55,6 +55,16 @@ class EppSettings(BaseModel):
     # InferenceObjective priorities are: 429 when every endpoint that could serve it is overloaded.
     priority_header: str = "x-gateway-inference-priority"
     stream_chunk_bytes: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024)] = 64 * 1024
+
+    @model_validator(mode="after")
+    def _no_engine_tokenizer(self) -> EppSettings:
+        # The picker never talks to an engine (the gateway does): in precise mode a text prompt is placed
+        # on load alone, as the proxy places it without tokenize_with_engine.
+        if self.hashing.tokenize_with_engine:
+            raise ValueError(
+                "hashing.tokenize_with_engine: the endpoint picker cannot ask an engine to tokenize"
+            )
+        return self
 
     def proxy_settings(self) -> ProxySettings:
         """The part the proxy's fleet reads (discovery, scrapes, hashing), as the proxy's settings."""
