@@ -31,7 +31,7 @@ from autoscaler.adapters.kubernetes.foreign import ForeignAutoscalerFinder
 from autoscaler.adapters.kubernetes.pods import PodClient
 from autoscaler.adapters.kubernetes.resources import CustomResources
 from autoscaler.adapters.kubernetes.scale import ScaleClient
-from autoscaler.adapters.kubernetes.workload import WorkloadRef
+from autoscaler.adapters.kubernetes.workload import OPT_IN_LABEL, OPT_IN_VALUE, WorkloadRef
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.config.autoscaler_resource import (
     API_VERSION,
@@ -95,8 +95,10 @@ class Reconciler:
         *,
         leading: Callable[[], bool],
         on_scale: Callable[[AutoscalerResource, Phase, Scaled], None] = lambda *_: None,
+        opt_in: tuple[str, str] = (OPT_IN_LABEL, OPT_IN_VALUE),
     ) -> None:
         self._cluster = cluster
+        self._opt_in = opt_in  # (label, value) a target must carry before any write
         self._actuator = Actuator(cluster.scales, cluster.pods)
         self._leading = leading
         self._on_scale = on_scale
@@ -146,6 +148,8 @@ class Reconciler:
             raise Hold("InvalidSpec", str(error), ready=False) from error
         direct = resource.spec.mode is Mode.DIRECT
         foreign = await self._foreign(resource) if direct else ()
+        if direct and not foreign:
+            await self._require_opt_in(resource)
         policy = Autoscaler(settings)
         for _ in range(MAX_ATTEMPTS):
             views = await self._views(resource)
@@ -190,6 +194,18 @@ class Reconciler:
         for target in resource.targets().values():
             found.extend(str(f) for f in await self._cluster.foreign.targeting(target))
         return tuple(found)
+
+    async def _require_opt_in(self, resource: AutoscalerResource) -> None:
+        """Hold unless every target carries the opt-in label: checked before any write (scale or pod)."""
+        key, value = self._opt_in
+        for phase, target in resource.targets().items():
+            try:
+                labels = await self._cluster.scales.labels(target)
+            except errors.NotFound as error:
+                raise Hold("TargetNotFound", f"{phase.value}: {target} not found", ready=False) from error
+            if labels.get(key) != value:
+                message = f"{phase.value}: {target} lacks the label {key}={value} that allows scaling it"
+                raise Hold("TargetNotOptedIn", message, ready=False)
 
     async def _views(self, resource: AutoscalerResource) -> dict[Phase, PhaseView]:
         views = {}

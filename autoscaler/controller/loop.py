@@ -32,6 +32,7 @@ from autoscaler.adapters.kubernetes.leases import LeaseElector
 from autoscaler.adapters.kubernetes.pods import PodClient
 from autoscaler.adapters.kubernetes.resources import CustomResources, ResourceKind
 from autoscaler.adapters.kubernetes.scale import ScaleClient
+from autoscaler.adapters.kubernetes.workload import OPT_IN_LABEL, OPT_IN_VALUE
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.config.autoscaler_resource import GROUP, PLURAL, VERSION, AutoscalerResource
 from autoscaler.controller.actuation import Scaled
@@ -61,6 +62,7 @@ class ControllerSettings:
     renew_every_s: float = 5.0
     watch_timeout_s: int = 300
     request_timeout_s: float = 10.0
+    opt_in: tuple[str, str] = (OPT_IN_LABEL, OPT_IN_VALUE)  # label a target carries before any write
     watch_backoff: Backoff = dataclasses.field(default_factory=Backoff)  # relisting after the API failed
 
 
@@ -103,7 +105,9 @@ class Controller:
             timeout_s=min(timeout, settings.renew_every_s),
         )
         self.gate = LeaderGate(elector, clock=clock, on_elected=self._run_all_now, on_lost=self._abdicate)
-        self.reconciler = Reconciler(cluster, leading=self.gate.leading, on_scale=self._count_scale)
+        self.reconciler = Reconciler(
+            cluster, leading=self.gate.leading, on_scale=self._count_scale, opt_in=settings.opt_in
+        )
         self._tracked: dict[Key, tuple[int, int]] = {}  # key -> (interval, generation)
         self._scheduler: AsyncIOScheduler | None = None
         self._cycles: set[asyncio.Task[Any]] = set()  # cycles under way, finished before the lease goes

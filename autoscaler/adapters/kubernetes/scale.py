@@ -75,6 +75,20 @@ class ScaleClient:
                 scale = _scale_from_dict(raw)
         return _state(target, scale)
 
+    async def labels(self, target: WorkloadRef) -> dict[str, str]:
+        """The workload's own labels (the Scale carries none): where its owner says it may be scaled."""
+        with errors.translated(f"read {target}"):
+            raw = await self._custom.get_namespaced_custom_object(
+                target.group,
+                target.version,
+                target.namespace,
+                target.plural,
+                target.name,
+                _request_timeout=self._timeout_s,
+            )
+        labels = ((raw or {}).get("metadata") or {}).get("labels") if isinstance(raw, dict) else None
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
     async def set_replicas(self, base: ScaleState, replicas: int) -> ScaleWrite:
         """Write ``replicas`` if the workload is still at ``base.resource_version``; else re-read."""
         if replicas < 0:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+# The label a workload's owner puts on it to let the controller scale it (direct mode): whoever may create an
+# InferenceAutoscaler in a namespace must not thereby be able to scale every workload there to zero.
+OPT_IN_LABEL = "inference-autoscaler.io/scalable"
+OPT_IN_VALUE = "true"
+
 # Kinds the apps/v1 API serves with typed scale methods; anything else goes through the custom-objects API
 # and needs its resource plural (e.g. LeaderWorkerSet -> leaderworkersets).
 APPS_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "ReplicaSet": "replicasets"}

@@ -9,8 +9,10 @@ import itertools
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from autoscaler.adapters.kubernetes import errors
+from autoscaler.adapters.kubernetes.workload import OPT_IN_LABEL, OPT_IN_VALUE
 from autoscaler.adapters.prometheus import ReaderSettings
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.controller.backoff import Backoff
@@ -36,6 +38,7 @@ from tests.contract.controller.conftest import (
 from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.kubernetes.conftest import AUTOSCALERS, ManualClock
 from tests.fakes.kube_apiserver import FakeKubeApiServer
+from tests.fakes.kube_resources import DEPLOYMENTS
 
 DECODE_SCALE = f"/deployments/{POOL}-decode/scale$"
 
@@ -374,3 +377,27 @@ async def test_a_dead_api_server_is_relisted_after_growing_jittered_pauses(
     gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     assert 5 <= len(attempts) <= 12  # a flat 0.05 s would have made about 40
     assert gaps[0] < 0.1 and all(0.2 - 0.02 <= gap <= 0.4 + 0.1 for gap in gaps[4:])
+
+
+async def test_a_target_without_the_opt_in_label_is_never_written(
+    kube: FakeKubeApiServer, prom: FakePrometheus, make_controller: ControllerFactory
+) -> None:
+    add_pool(kube, decode=2)
+    kube.store.update(DEPLOYMENTS, "default", f"{POOL}-decode", _without_opt_in)
+    add_autoscaler(kube, autoscaler())
+    heavy(prom)
+    controller = await _leader(make_controller)
+
+    assert await controller.reconcile("default", POOL) == "held"
+
+    ready = condition(kube, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "TargetNotOptedIn")
+    assert f"{OPT_IN_LABEL}={OPT_IN_VALUE}" in ready["message"]
+    assert kube.requests_to("/scale$", method="PUT") == []
+    assert kube.requests_to("/pods/", method="PATCH") == []
+    assert replicas(kube, "decode") == 2
+
+
+def _without_opt_in(obj: dict[str, Any]) -> dict[str, Any]:
+    labels = {k: v for k, v in obj["metadata"]["labels"].items() if k != OPT_IN_LABEL}
+    return {**obj, "metadata": {**obj["metadata"], "labels": labels}}

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client as sync_client
 from kubernetes.aio import client
 
+from autoscaler.adapters.kubernetes.workload import OPT_IN_LABEL, OPT_IN_VALUE
 from tests.fakes.kube_apiserver import FakeKubeApiServer, running_server
 from tests.fakes.kube_resources import DEPLOYMENTS, STATEFULSETS, ScalePaths, custom_resource
 
@@ -65,12 +66,15 @@ def sync_api(kube: FakeKubeApiServer) -> Iterator[sync_client.ApiClient]:
         yield api
 
 
+OPTED_IN = {OPT_IN_LABEL: OPT_IN_VALUE}  # every workload built here: its owner lets the controller scale it
+
+
 def deployment(name: str, *, replicas: int, app: str | None = None) -> dict[str, Any]:
     labels = {"app": app or name}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {"name": name, "labels": {**labels, **OPTED_IN}},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
@@ -85,14 +89,15 @@ def deployment(name: str, *, replicas: int, app: str | None = None) -> dict[str,
 def statefulset(name: str, *, replicas: int, parallel: bool = False) -> dict[str, Any]:
     spec = deployment(name, replicas=replicas)["spec"]
     spec.update(serviceName=name, podManagementPolicy="Parallel" if parallel else "OrderedReady")
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name}, "spec": spec}
+    metadata = {"name": name, "labels": OPTED_IN}
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": metadata, "spec": spec}
 
 
 def leader_worker_set(name: str, *, replicas: int) -> dict[str, Any]:
     return {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": OPTED_IN},
         "spec": {"replicas": replicas, "leaderWorkerTemplate": {"size": 2}},
         "status": {"replicas": replicas, "hpaPodSelector": f"leaderworkerset.sigs.k8s.io/name={name}"},
     }
