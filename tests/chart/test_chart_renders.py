@@ -268,3 +268,45 @@ def test_a_router_without_ready_engines_stays_alive(helm: Helm) -> None:
     )[0]
     assert router["readinessProbe"]["httpGet"]["path"] == "/health"
     assert "httpGet" not in router["livenessProbe"]
+
+
+def test_network_policies_admit_only_the_named_peers(helm: Helm, tmp_path: Path) -> None:
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    values = tmp_path / "policies.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "networkPolicy": {"enabled": True, "metricsFrom": [monitoring], "routerFrom": [monitoring]},
+                "router": {"enabled": True},
+            }
+        )
+    )
+    assert not [
+        o for o in helm.template(kube_version=KUBERNETES_VERSIONS[-1]) if o["kind"] == "NetworkPolicy"
+    ]
+    for version in KUBERNETES_VERSIONS:
+        rendered = helm.template(values, kube_version=version)
+        policies = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "NetworkPolicy"}
+        for policy in policies.values():
+            kubernetes_validate.validate(policy, version, strict=True)
+    controller, router = policies[RELEASE]["spec"], policies[f"{RELEASE}-router"]["spec"]
+    assert controller["policyTypes"] == ["Ingress"]
+    assert {rule["ports"][0]["port"]: rule.get("from") for rule in controller["ingress"]} == {
+        "http": [monitoring],
+        "grpc": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}],
+    }
+    controller_pods = router["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert controller_pods["app.kubernetes.io/component"] == "controller"  # it reads the router's /metrics
+    assert router["ingress"][1] == {"from": [monitoring]}
+
+
+def test_the_chart_says_where_each_server_binds(helm: Helm, tmp_path: Path) -> None:
+    """The CLI binds 127.0.0.1 unless told; in a pod the chart tells it, and names its router as trusted."""
+    values = tmp_path / "all.yaml"
+    values.write_text(yaml.safe_dump({"router": {"enabled": True}, "externalMetricsApi": EXTERNAL_METRICS}))
+    args = containers(named(helm.template(values, kube_version=KUBERNETES_VERSIONS[-1]), "Deployment"))[0][
+        "args"
+    ]
+    for flag in ("--health-host", "--keda-host", "--external-metrics-host"):
+        assert f"{flag}=0.0.0.0" in args
+    assert f"--router-metrics-host={RELEASE}-router.autoscaler-system.svc" in args

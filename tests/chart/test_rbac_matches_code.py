@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from autoscaler.adapters.proxy.discovery import snapshots
 from autoscaler.adapters.proxy.settings import Discovery, KubernetesDiscovery
@@ -151,34 +153,56 @@ def assert_no_wildcards(rules: list[dict[str, Any]]) -> None:
             assert "*" not in rule.get(key, []), rule
 
 
-def split_scale(found: set[Grant]) -> tuple[set[Grant], set[Grant]]:
+def split_scale(found: set[Grant]) -> tuple[set[Grant], set[Grant], set[Grant]]:
+    """Grants on scale subresources, on the scalable workloads themselves (their opt-in label), the rest."""
     scale = {g for g in found if g[1].endswith("/scale")}
-    return scale, found - scale
+    kinds = {(group, resource.removesuffix("/scale")) for group, resource, _ in scale}
+    workloads = {g for g in found if (g[0], g[1]) in kinds}
+    return scale, workloads, found - scale - workloads
 
 
-@pytest.mark.parametrize(("example", "namespace"), [(None, None), ("aggregated", "serving")])
+@pytest.mark.parametrize(
+    ("chosen", "namespace", "cluster_wide"),
+    [
+        (None, "autoscaler-system", False),
+        ("aggregated", "serving", False),
+        ({"controller": {"clusterWide": True}}, None, True),
+    ],
+    ids=["default: the release namespace", "a watched namespace", "cluster-wide when asked"],
+)
 async def test_controller_rules_are_exactly_its_calls(
     helm: Helm,
     kube: FakeKubeApiServer,
     prom: FakePrometheus,
     make_controller: ControllerFactory,
     router_metrics: FakeRouterMetrics,
-    example: str | None,
+    tmp_path: Path,
+    chosen: str | dict[str, Any] | None,
     namespace: str | None,
+    cluster_wide: bool,
 ) -> None:
+    """``chosen``: an example's values, values of our own, or the defaults (None)."""
     called = await controller_calls(kube, prom, make_controller, router_metrics, namespace=namespace)
-    values = None if example is None else EXAMPLES / f"{example}.values.yaml"
+    values = None
+    if isinstance(chosen, dict):
+        values = tmp_path / "values.yaml"
+        values.write_text(yaml.safe_dump(chosen))
+    elif chosen is not None:
+        values = EXAMPLES / f"{chosen}.values.yaml"
     objects = helm.template(values, kube_version=KUBERNETES_VERSIONS[-1])
     granted, rules = chart_grants(objects, CONTROLLER_SA)
     assert_no_wildcards(rules)
 
-    called_scale, called_rest = split_scale(called)
-    granted_scale, granted_rest = split_scale(granted)
+    called_scale, called_workloads, called_rest = split_scale(called)
+    granted_scale, granted_workloads, granted_rest = split_scale(granted)
     assert granted_rest == called_rest
     scale_verbs = {verb for _, _, verb in called_scale}
     assert called_scale == {("apps", "deployments/scale", verb) for verb in scale_verbs}
-    configured = {(group, resource) for group, resource, _ in granted_scale}
-    assert granted_scale == {(g, r, verb) for g, r in configured for verb in scale_verbs}
+    configured = {(group, resource.removesuffix("/scale")) for group, resource, _ in granted_scale}
+    assert granted_scale == {(g, f"{r}/scale", verb) for g, r in configured for verb in scale_verbs}
+    workload_verbs = {verb for _, _, verb in called_workloads}
+    assert called_workloads == {("apps", "deployments", verb) for verb in workload_verbs} != set()
+    assert granted_workloads == {(g, r, verb) for g, r in configured for verb in workload_verbs}
 
     # The Lease: created once, then read and renewed only under the name the controller is given.
     deployment = next(o for o in objects if o["kind"] == "Deployment")
@@ -188,7 +212,7 @@ async def test_controller_rules_are_exactly_its_calls(
     assert f"--lease-name={RELEASE}" in args
     assert ("--namespace=" + namespace in args) if namespace else not any("--namespace=" in a for a in args)
     scoped = {o["kind"] for o in objects if o["kind"] in ("Role", "ClusterRole")}
-    assert scoped == ({"Role"} if namespace else {"Role", "ClusterRole"})
+    assert scoped == ({"Role", "ClusterRole"} if cluster_wide else {"Role"})
 
 
 async def test_router_rules_are_exactly_its_calls(helm: Helm) -> None:

@@ -48,6 +48,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "ia.modelsDir" -}}/opt/inference-autoscaler/models{{- end -}}
 
 {{/* A profile's ConfigMap key: its name with "/" (not allowed in keys) as "--". */}}
+{{/* The namespace the controller watches and holds its Role in; "" only when asked to be cluster-wide. */}}
+{{- define "ia.watchNamespace" -}}
+{{- if .Values.controller.watchNamespace -}}{{ .Values.controller.watchNamespace }}
+{{- else if not .Values.controller.clusterWide -}}{{ .Release.Namespace }}
+{{- end -}}
+{{- end -}}
+
 {{- define "ia.profileKey" -}}{{ . | replace "/" "--" }}{{- end -}}
 
 {{/* Fail with a clear message when an optional object needs an API the cluster does not serve. */}}
