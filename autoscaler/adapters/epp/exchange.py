@@ -58,9 +58,11 @@ class Exchange:
             ]
 
     def close(self) -> None:
-        """The stream is over: release the request if its response did not end."""
+        """The stream is over: release the request if its response did not end. A gateway that sends
+        no response body (mode NONE) ends the stream with the response: that is its end, not a cut."""
         if self._pick is not None:
-            self._picker.finish(self._pick, code=CLIENT_CLOSED)
+            whole = self._status and self._response_mode is BodyMode.NONE
+            self._picker.finish(self._pick, code=self._status if whole else CLIENT_CLOSED)
             self._pick = None
 
     async def _on(self, request: ProcessingRequest) -> list[ProcessingResponse]:

@@ -115,14 +115,16 @@ def routed(
     """The answers that send the request to ``endpoints`` (first choice first), with ``extra`` headers.
 
     Full duplex: the request headers' answer carries the destination (and clears the route cache, so a
-    route can match on it), then the body goes back in chunks. Buffered: the body's answer carries it
-    (its header mutation applies to the request headers, still held by Envoy). Either way the dynamic
-    metadata goes with the answer that carries the header.
+    route can match on it) and the body's length (Envoy cannot know it from a body handed back in
+    pieces), then the body goes back in chunks. Buffered: the body's answer carries it (its header
+    mutation applies to the request headers, still held by Envoy). Either way the dynamic metadata goes
+    with the answer that carries the header.
     """
     destination = ",".join(endpoints)
-    common = ext_proc.CommonResponse(
-        header_mutation=_mutation({DESTINATION: destination, **extra}), clear_route_cache=True
-    )
+    headers = {DESTINATION: destination, **extra}
+    if mode is BodyMode.FULL_DUPLEX_STREAMED:
+        headers["content-length"] = str(len(body))
+    common = ext_proc.CommonResponse(header_mutation=_mutation(headers), clear_route_cache=True)
     metadata = _struct({LB_NAMESPACE: {DESTINATION: destination}})
     if mode is BodyMode.BUFFERED:
         return [

@@ -31,6 +31,7 @@ from tests.contract.router.conftest import refused_url
 
 FULL_DUPLEX = processing_mode_pb2.ProcessingMode.FULL_DUPLEX_STREAMED
 BUFFERED = processing_mode_pb2.ProcessingMode.BUFFERED
+NO_BODY = processing_mode_pb2.ProcessingMode.NONE
 
 
 def idle_endpoints(count: int, **fields: Any) -> list[dict[str, Any]]:
@@ -60,9 +61,10 @@ class Routed:
 class Envoy:
     """One ext_proc stream, driven as Envoy's filter drives it."""
 
-    def __init__(self, call: Any, *, mode: int) -> None:
+    def __init__(self, call: Any, *, mode: int, response_mode: int | None = None) -> None:
         self.call = call
         self.mode = mode
+        self.response_mode = mode if response_mode is None else response_mode
         self.first = True
 
     async def request(
@@ -153,7 +155,7 @@ class Envoy:
             await self.send(response_body=ext_proc.HttpBody(body=chunk, end_of_stream=last))
             answer = await self.call.read()
             assert answer.WhichOneof("response") == "response_body", answer
-            if self.mode == FULL_DUPLEX:
+            if self.response_mode == FULL_DUPLEX:
                 returned += answer.response_body.response.body_mutation.streamed_response.body
         if trailers:
             await self.send(response_trailers=ext_proc.HttpTrailers(trailers=header_map({"x-done": "1"})))
@@ -169,7 +171,7 @@ class Envoy:
     async def send(self, **fields: Any) -> None:
         if self.first:
             fields["protocol_config"] = ext_proc.ProtocolConfiguration(
-                request_body_mode=self.mode, response_body_mode=self.mode
+                request_body_mode=self.mode, response_body_mode=self.response_mode
             )
             self.first = False
         await self.call.write(
@@ -185,10 +187,12 @@ class Running:
     metrics_url: str
 
     @contextlib.asynccontextmanager
-    async def stream(self, *, mode: int = FULL_DUPLEX) -> AsyncIterator[Envoy]:
+    async def stream(
+        self, *, mode: int = FULL_DUPLEX, response_mode: int | None = None
+    ) -> AsyncIterator[Envoy]:
         call = self.stub.Process()
         try:
-            yield Envoy(call, mode=mode)
+            yield Envoy(call, mode=mode, response_mode=response_mode)
         finally:
             call.cancel()
 

@@ -15,6 +15,7 @@ from autoscaler.adapters.epp.server import EXT_PROC_SERVICE
 from tests.contract.epp.conftest import (
     BUFFERED,
     FULL_DUPLEX,
+    NO_BODY,
     PickerFactory,
     Routed,
     completion_body,
@@ -45,6 +46,7 @@ async def test_header_and_metadata_carry_the_same_endpoint_and_the_body_comes_ba
         assert len(listed) == 3 and len(set(listed)) == 3 and set(listed) == set(running.addresses())
         if mode == FULL_DUPLEX:
             assert routed.body == body
+            assert routed.headers["content-length"] == str(len(body))
         assert running.in_flight() == 2  # one in the router, one pick
         streamed = await envoy.response(chunks=[b"data: 1\n\n", b"data: [DONE]\n\n"], trailers=trailers)
         if mode == FULL_DUPLEX:
@@ -253,3 +255,15 @@ async def test_a_large_body_is_routed_and_handed_back_whole(picker_for: PickerFa
         await envoy.response(chunks=[b"data: [DONE]\n\n"])
         await envoy.end()
         assert running.in_flight() == 0
+
+
+async def test_without_response_bodies_the_streams_end_is_the_responses(picker_for: PickerFactory) -> None:
+    async with picker_for(idle_endpoints(2)) as running:
+        async with running.stream(response_mode=NO_BODY) as envoy:
+            assert isinstance(await envoy.request(completion_body()), Routed)
+            await envoy.send(response_headers=http_headers({":status": "200"}))  # no body messages follow
+            await envoy.call.read()
+            await envoy.end()
+        await until(lambda: running.in_flight() == 0)
+        metrics = await metrics_text(running.metrics_url)
+        assert 'autoscaler_router_responses_total{code="200",pool="default"} 1.0' in metrics
