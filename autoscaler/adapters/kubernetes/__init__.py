@@ -13,5 +13,7 @@ victims or deletion costs is the caller's job.
 - ``resources``: the controller's custom resources: list, bounded watches, status writes;
 - ``watching``: one bounded watch request (list-then-watch, resume from a version, 410 means list again);
 - ``leases``: leader election on a ``coordination.k8s.io/v1`` Lease with an injected clock;
+- ``inference_pools``: the members of a GIE ``InferencePool`` (its pods on its target ports), followed for
+  the router's endpoint picker;
 - ``errors``: the typed errors every call raises instead of the client's exceptions.
 """
