@@ -65,7 +65,7 @@ class Pick:
 class Picker:
     def __init__(
         self, settings: EppSettings, *, router: AffinityRouter, fleet: Fleet, metrics: RouterMetrics
-    ):
+    ) -> None:
         self.settings = settings
         self.router = router
         self.fleet = fleet
