@@ -238,8 +238,9 @@ def http_body(body: bytes, *, end: bool) -> ext_proc.HttpBody:
     return ext_proc.HttpBody(body=body, end_of_stream=end)
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(250):
+async def until(condition: Callable[[], bool], *, within_s: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``within_s`` (a bound, not a timing assertion)."""
+    for _ in range(round(within_s / 0.02)):
         if condition():
             return
         await asyncio.sleep(0.02)

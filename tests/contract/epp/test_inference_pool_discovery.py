@@ -108,3 +108,18 @@ def _patch_pool(api_server: str, patch: dict[str, Any]) -> None:
         sync_client.CustomObjectsApi(api).patch_namespaced_custom_object(
             "inference.networking.k8s.io", "v1", "default", "inferencepools", "llama", patch
         )
+
+
+async def test_a_pool_created_later_and_api_faults_are_waited_out(
+    kube: FakeKubeApiServer, picker_for: PickerFactory
+) -> None:
+    discovery = {"inference_pool": {"name": "llama", "api_server": kube.url}}
+    async with picker_for(discovery) as running:
+        assert not running.picker.router.endpoints()  # no pool yet: nothing to pick, 503
+        kube.faults.inject(r"/pods$", status=500, times=2)  # the API stumbles as the pool appears
+        kube.create(PODS, _pod("vllm-0", "127.0.0.2", ready=True))
+        kube.create(INFERENCE_POOLS, _pool(8000))
+        await until(lambda: running.addresses() == ["127.0.0.2:8000"], within_s=30)  # retried each second
+        async with running.stream() as envoy:
+            routed = await envoy.request(completion_body())
+            assert isinstance(routed, Routed) and routed.endpoint == "127.0.0.2:8000"
