@@ -6,6 +6,11 @@ queries (a recorded answer: one vector per query, one series per pool/phase and,
 ``le``), and the reader's observation must match the simulator's field by field: the same fields set, the
 same values. Every field of ``PhaseSignals`` is enumerated, so a new field that one driver fills and the
 other does not fails here.
+
+Then once through a real Prometheus: vLLM-format exporters (one per simulated replica) whose counters grow
+at the rates of one recorded window, scraped every second and read with the reader's own queries; the
+reader must give the simulator's values again (rates within Prometheus' extrapolation, the rest as ratios
+of counters scraped together, exactly up to rounding).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import string
+import time
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +38,8 @@ from autoscaler.routing.least_loaded import LeastLoadedPlacer
 from autoscaler.sim import signals as sim_signals
 from autoscaler.sim.driver import SimSettings, simulate
 from autoscaler.sim.workloads.trace import Trace
+from tests.integration.prometheus_server import prometheus_server
+from tests.integration.text_exporter import text_exporter
 
 POOL = "parity"
 WINDOW = "60s"
@@ -193,3 +203,98 @@ def test_live_reader_and_simulator_derive_every_field_alike(
     assert filled == set(FIELDS) - NO_SOURCE, (
         f"{name}: fields never filled: {set(FIELDS) - NO_SOURCE - filled}"
     )
+
+
+_NAMES = {  # PhaseFamilies histogram -> vLLM family
+    "prompt_tokens": "request_prompt_tokens",
+    "output_tokens": "request_generation_tokens",
+    "ttft": "time_to_first_token_seconds",
+    "itl": "inter_token_latency_seconds",
+}
+
+
+def _exposition(f: PhaseFamilies, *, share: float, elapsed: float) -> str:
+    """One replica's vLLM text: counters grown for ``elapsed`` s at ``f``'s rates, its ``share`` of it all."""
+    grown = share * elapsed / f.window_s
+    labels = 'model_name="m",engine="0"'
+    lines = []
+
+    def sample(kind: str, name: str, value: float | None, extra: str = "") -> None:
+        if value is not None:
+            lines.append(f"# TYPE vllm:{name} {kind}")
+            lines.append(f"vllm:{name}{{{labels}{extra}}} {value!r}")
+
+    sample("counter", "request_success_total", f.requests * grown if f.requests is not None else None)
+    sample("counter", "prefix_cache_queries_total", (f.prefix_queried or 0.0) * grown)
+    sample("counter", "prefix_cache_hits_total", (f.prefix_hit or 0.0) * grown)
+    for field, name in _NAMES.items():
+        histogram = getattr(f, field)
+        if histogram is None:
+            continue
+        lines.append(f"# TYPE vllm:{name} histogram")
+        for bound, count in zip((*histogram.bounds, math.inf), histogram.cumulative, strict=True):
+            lines.append(f'vllm:{name}_bucket{{{labels},le="{_le(bound)}"}} {count * grown!r}')
+        lines.append(f"vllm:{name}_sum{{{labels}}} {histogram.total * grown!r}")
+        lines.append(f"vllm:{name}_count{{{labels}}} {histogram.count * grown!r}")
+    sample("gauge", "num_requests_waiting", f.waiting * share if f.waiting is not None else None)
+    sample("gauge", "num_requests_running", f.running * share if f.running is not None else None)
+    sample("gauge", "kv_cache_usage_perc", f.kv_usage * share if f.kv_usage is not None else None)
+    if f.kv_capacity_tokens is not None:
+        blocks = int(f.kv_capacity_tokens // BLOCK)
+        extra = f',block_size="{BLOCK}",num_gpu_blocks="{blocks}"'
+        lines.append("# TYPE vllm:cache_config_info gauge")
+        lines.append(f'vllm:cache_config_info{{engine="0"{extra}}} 1.0')
+    return "\n".join(lines) + "\n"
+
+
+def _busiest(steps: list[_Step]) -> _Step:
+    """A full-window step with traffic and latencies on every phase, the most sequences running."""
+    full = [
+        step
+        for step in steps
+        if all(
+            f is not None and f.window_s == 60.0 and f.requests and f.replicas and f.ttft and f.ttft.count
+            for f in step.families.values()
+        )
+    ]
+    return max(full, key=lambda step: sum(f.running or 0 for f in step.families.values() if f))
+
+
+def test_through_a_real_prometheus_the_reader_derives_what_the_simulator_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = load_profile("llama-3.1-8b/h100-tp1")
+    step = _busiest(_simulate(profile, ServingMode.DISAGGREGATED, "vllm", monkeypatch))
+    start = time.monotonic()
+    settings = prometheus.ReaderSettings(
+        window="6s", ttft_quantile=SLO.ttft.quantile, itl_quantile=SLO.itl.quantile
+    )
+    with ExitStack() as stack:
+        targets = []
+        for phase, f in step.families.items():
+            assert f is not None and f.replicas
+            n = int(f.replicas)
+            for _ in range(n):
+                render = lambda f=f, n=n: _exposition(f, share=1 / n, elapsed=time.monotonic() - start)  # noqa: E731
+                address = stack.enter_context(text_exporter(render))
+                targets.append((address, {"pool": POOL, "phase": phase.value}))
+        url = stack.enter_context(prometheus_server(targets, tmp_path))
+        reader = prometheus.PrometheusReader.connect(url, settings)
+        deadline = time.monotonic() + 30
+        while not all(
+            "arrival_rate" in reader.read(now=time.time()).get((POOL, p), {}) for p in step.families
+        ):
+            assert time.monotonic() < deadline, "the exporters' first scrapes"
+            time.sleep(0.5)
+        time.sleep(7)  # the rate window fills (increase() over a partial one extrapolates from less)
+        counts = {phase: s.replicas for phase, s in step.observation.phases.items()}
+        live = reader.observe(pool=POOL, replicas=counts, now=time.time())
+    for phase, sim in step.observation.phases.items():
+        got = live.phases[phase]
+        for field in FIELDS:
+            a, b = getattr(sim, field), getattr(got, field)
+            assert (a is None) == (b is None), f"{phase.value}.{field}: sim {a}, live {b}"
+            if a is None or b is None or field == "age_s":  # live is as old as its last 1 s scrape
+                continue
+            tolerance = 0.05 if field == "arrival_rate" else 1e-6
+            assert b == pytest.approx(a, rel=tolerance, abs=1e-9), f"{phase.value}.{field}: sim {a}, live {b}"
