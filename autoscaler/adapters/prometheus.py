@@ -23,12 +23,16 @@ import math
 import re
 import string
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from autoscaler.core.derivation import derive, phase_signals
 from autoscaler.core.families import Histogram, PhaseFamilies
 from autoscaler.core.observation import Observation, ReplicaCounts
 from autoscaler.core.phases import Phase
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = [
     "ROUTER_QUERIES",
@@ -38,6 +42,7 @@ __all__ = [
     "SignalQueries",
     "SignalsUnavailable",
     "observation",
+    "verified_session",
     "window_seconds",
 ]
 
@@ -130,6 +135,16 @@ class ReaderSettings:
     queries: SignalQueries = SignalQueries()
 
 
+def verified_session(ca_bundle: Path | None) -> requests.Session:
+    """An HTTP session that verifies Prometheus' certificate (https URLs): against ``ca_bundle`` (a PEM file)
+    when given, else the system's trust store. Never off: a forged answer would scale the fleet."""
+    import requests
+
+    session = requests.Session()
+    session.verify = str(ca_bundle) if ca_bundle is not None else True
+    return session
+
+
 class PrometheusReader:
     """Fetches every pool's raw families in one batch of queries and derives their signals."""
 
@@ -139,10 +154,12 @@ class PrometheusReader:
         self._window_s = window_seconds(settings.window)
 
     @classmethod
-    def connect(cls, url: str, settings: ReaderSettings = ReaderSettings()) -> PrometheusReader:
+    def connect(
+        cls, url: str, settings: ReaderSettings = ReaderSettings(), *, ca_bundle: Path | None = None
+    ) -> PrometheusReader:
         from prometheus_api_client import PrometheusConnect
 
-        return cls(PrometheusConnect(url=url, disable_ssl=True), settings)
+        return cls(PrometheusConnect(url=url, session=verified_session(ca_bundle)), settings)
 
     def fetch(self, *, now: float) -> dict[tuple[str, Phase], PhaseFamilies]:
         """Every family for every (pool, phase) that Prometheus has series for, evaluated at ``now``."""

@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
     parser.add_argument(
+        "--prometheus-ca-bundle",
+        type=Path,
+        metavar="PEM",
+        help="CA certificates that sign an https Prometheus (default: the system's; never unverified)",
+    )
+    parser.add_argument(
         "--namespace",
         help="reconcile the InferenceAutoscalers of this namespace only (default: all namespaces)",
     )
@@ -159,7 +165,7 @@ async def _main(args: argparse.Namespace, settings: ControllerSettings) -> int:
         controller = Controller(
             api,
             settings=settings,
-            signals=PrometheusSignals(args.prometheus),
+            signals=PrometheusSignals(args.prometheus, ca_bundle=args.prometheus_ca_bundle),
             board=board,
             clock=_WallClock(),
             metrics=metrics,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
-from autoscaler.adapters.prometheus import PrometheusReader, ReaderSettings
+from autoscaler.adapters.prometheus import PrometheusReader, ReaderSettings, verified_session
 from autoscaler.core.phases import Phase
 
 Values = Mapping[tuple[str, Phase], Mapping[str, float]]
@@ -26,11 +27,12 @@ class SignalReader(Protocol):
 
 
 class PrometheusSignals:
-    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 5.0, ca_bundle: Path | None = None) -> None:
         from prometheus_api_client import PrometheusConnect
         from urllib3.util.retry import Retry
 
-        self._client = PrometheusConnect(url=url, disable_ssl=True, retry=Retry(total=0))
+        session = verified_session(ca_bundle)
+        self._client = PrometheusConnect(url=url, session=session, retry=Retry(total=0))
         self._timeout_s = timeout_s
 
     async def read(self, settings: ReaderSettings, *, now: float) -> Values:

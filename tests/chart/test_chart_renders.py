@@ -310,3 +310,23 @@ def test_the_chart_says_where_each_server_binds(helm: Helm, tmp_path: Path) -> N
     for flag in ("--health-host", "--keda-host", "--external-metrics-host"):
         assert f"{flag}=0.0.0.0" in args
     assert f"--router-metrics-host={RELEASE}-router.autoscaler-system.svc" in args
+
+
+def test_an_https_prometheus_is_verified_against_the_given_ca(helm: Helm, tmp_path: Path) -> None:
+    values = tmp_path / "tls.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {"prometheus": {"url": "https://prometheus.monitoring.svc:9091", "caConfigMap": "prom-ca"}}
+        )
+    )
+    for version in KUBERNETES_VERSIONS:
+        deployment = named(helm.template(values, kube_version=version), "Deployment")
+        kubernetes_validate.validate(deployment, version, strict=True)
+    controller = containers(deployment)[0]
+    assert "--prometheus-ca-bundle=/etc/inference-autoscaler/prometheus-ca/ca.crt" in controller["args"]
+    mount = next(m for m in controller["volumeMounts"] if m["name"] == "prometheus-ca")
+    assert mount["mountPath"] == "/etc/inference-autoscaler/prometheus-ca"
+    volume = next(
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "prometheus-ca"
+    )
+    assert volume["configMap"]["name"] == "prom-ca"

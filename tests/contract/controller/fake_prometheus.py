@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -78,10 +79,11 @@ class FakePrometheus:
         self.queries = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.scheme = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def set(self, pool: str, phase: str, **signals: float) -> None:
         self.series[(pool, phase)] = dict(signals)
@@ -99,12 +101,14 @@ class FakePrometheus:
             queue_length=0,
         )
 
-    async def start(self) -> FakePrometheus:
+    async def start(self, *, tls: ssl.SSLContext | None = None) -> FakePrometheus:
+        """Serve on a free port of 127.0.0.1, over TLS with ``tls`` (a server context)."""
         app = web.Application()
         app.router.add_get("/api/v1/query", self._query)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self.scheme = "https" if tls is not None else "http"
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=tls)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
