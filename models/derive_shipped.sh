@@ -20,7 +20,7 @@ derive --config "$configs/codellama-34b-instruct-hf/config.json" --model-name co
 derive --config "$configs/mixtral-8x7b-v0.1/config.json" --model-name mistralai/Mixtral-8x7B-v0.1 --gpu h100 --tp 2 \
   --fit-to "$gt/20260218-130541-mixtral-8x7b-v0-1-tp2-general" --out models/mixtral-8x7b/h100-tp2-derived.yaml
 
-# Current models on H100, H200 and A100 (vLLM's default knobs), unfitted: no measurements of them here.
+# The others on H100, H200 and A100 (vLLM's default knobs), unfitted: no measurements of them on these.
 one() {  # name, config, HF id, gpu, tp
   derive --config "$2" --model-name "$3" --gpu "$4" --tp "$5" --out "models/$1/$4-tp$5-derived.yaml"
 }
@@ -34,6 +34,13 @@ for gpu_tp in h100:4 h200:2 a100:4; do
 done
 for gpu_tp in h100:2 h200:1 a100:2; do
   one qwen3-32b qwen3-32b Qwen/Qwen3-32B "${gpu_tp%:*}" "${gpu_tp#*:}"
+done
+for gpu_tp in h200:1 a100:2; do
+  one codellama-34b "$configs/codellama-34b-instruct-hf/config.json" codellama/CodeLlama-34b-Instruct-hf "${gpu_tp%:*}" "${gpu_tp#*:}"
+done
+for gpu in h200 a100; do
+  one llama-2-7b "$configs/llama-2-7b-hf/config.json" meta-llama/Llama-2-7b-hf "$gpu" 1
+  one llama-2-70b "$configs/llama-2-70b-hf/config.json" meta-llama/Llama-2-70b-hf "$gpu" 4
 done
 for gpu_tp in h200:1 a100:2; do
   one mixtral-8x7b "$configs/mixtral-8x7b-v0.1/config.json" mistralai/Mixtral-8x7B-v0.1 "${gpu_tp%:*}" "${gpu_tp#*:}"

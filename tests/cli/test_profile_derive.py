@@ -169,3 +169,22 @@ def test_fitting_to_a_ground_truth_run_replays_it_before_and_after(
 def test_measuring_without_an_endpoint_is_still_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "--accelerator", "cpu"]) == 2
     assert "--endpoint" in capsys.readouterr().err
+
+
+def test_fitting_to_a_run_directory_without_its_files_is_bad_input(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty-run").mkdir()
+    argv = [
+        "profile",
+        "derive",
+        "--config",
+        str(config),
+        "--gpu",
+        "h100",
+        "--fit-to",
+        str(tmp_path / "empty-run"),
+    ]
+    assert main([*argv, "--out", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exp-config.yaml: cannot read" in err
