@@ -175,7 +175,7 @@ def test_a_parsed_resource_becomes_policy_reader_and_target_settings() -> None:
     assert settings.behavior.down_limit.percent == 10
     reader = resource.reader_settings()
     assert (reader.window, reader.ttft_quantile, reader.itl_quantile) == ("2m", 0.9, 0.9)
-    assert "autoscaler_router_requests_total" in reader.queries.arrival_rate
+    assert "autoscaler_router_requests_total" in reader.queries.requests
     assert resource.pool == "qwen-pool"
     target = resource.targets()[Phase.AGGREGATED]
     assert (target.plural, target.group, target.namespace) == (
