@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from autoscaler.sim.workloads.loaders import TraceError
 
     path = args.scenario or default_scenario_path()
+    if args.jobs < 1:
+        return _fail(f"--jobs must be at least 1, got {args.jobs}")
     try:
         chosen = (
             tuple(name.strip() for name in args.policy.split(",") if name.strip()) if args.policy else None

@@ -20,6 +20,7 @@ from pathlib import Path
 import pydantic
 import yaml
 
+from autoscaler.config import yaml_errors
 from autoscaler.profiles.schema import Profile
 
 
@@ -77,7 +78,7 @@ def _parse(path: Path) -> Profile:
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {_where(exc)}") from exc
+        raise ProfileError(f"{path}: not valid YAML: {yaml_errors.describe(exc)}") from exc
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a YAML mapping, got {type(data).__name__}")
     try:
@@ -87,14 +88,6 @@ def _parse(path: Path) -> Profile:
             f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
         raise ProfileError(f"{path}: invalid profile: {problems}") from exc
-
-
-def _where(error: yaml.YAMLError) -> str:
-    """Line, column and the parser's own phrase for a YAML error, without the quoted source line."""
-    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
-        mark = error.problem_mark
-        return f"line {mark.line + 1}, column {mark.column + 1}: {error.problem or 'syntax error'}"
-    return type(error).__name__
 
 
 def shipped_profiles() -> list[Path]:

@@ -20,6 +20,7 @@ import pydantic
 import yaml
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
+from autoscaler.config import yaml_errors
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
 from autoscaler.sim import policies
@@ -115,8 +116,10 @@ def load_scenario(path: Path | str) -> Scenario:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise ScenarioError(f"{path}: cannot read scenario: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {yaml_errors.describe(exc)}") from exc
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario must be a YAML mapping, got {type(data).__name__}")
     return _validate(data, origin=str(path))

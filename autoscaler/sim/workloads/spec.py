@@ -111,7 +111,17 @@ ArrivalSpec = Annotated[
 ]
 
 
+MAX_REQUESTS = 10_000_000
+"""The most requests a synthetic workload may ask for (ten times the largest simulation benchmarked, about
+6 GB of simulator state): beyond it a typo in a rate is refused, not allocated until memory runs out."""
+
+
 def _arrivals(spec: ArrivalSpec, *, duration_s: float, rng: np.random.Generator) -> trace_mod.FloatArray:
+    peak = spec.rate if isinstance(spec, PoissonSpec | RenewalSpec) else spec.build().peak(duration_s)
+    if not peak * duration_s <= MAX_REQUESTS:
+        raise ValueError(
+            f"arrivals: {peak:g} req/s over {duration_s:g} s may ask for over {MAX_REQUESTS:,} requests"
+        )
     if isinstance(spec, PoissonSpec | RenewalSpec):
         return spec.arrivals(duration_s=duration_s, rng=rng)
     return generators.curve_arrivals(spec.build(), duration_s=duration_s, rng=rng)

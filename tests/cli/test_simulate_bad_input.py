@@ -1,0 +1,42 @@
+"""``autoscaler simulate`` refuses bad input with exit 2 and one line, before simulating anything."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from autoscaler.cli.main import main
+from autoscaler.sim.scenario import default_scenario_path
+
+
+def _scenario(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _huge_rate(tmp_path: Path) -> str:
+    default = default_scenario_path().read_text()
+    assert "- [0, 100]" in default
+    return _scenario(tmp_path, default.replace("- [0, 100]", "- [0, 1e300]"))
+
+
+CASES = {
+    "no jobs": (lambda tmp: ["--jobs", "0"], "--jobs must be at least 1"),
+    "bad YAML": (lambda tmp: [_scenario(tmp, "name: x\nworkload: [1, 2\n")], "not valid YAML: line 3"),
+    "huge rate": (lambda tmp: [_huge_rate(tmp)], "over 10,000,000 requests"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exits_2_with_one_line(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, message = CASES[case]
+    started = time.perf_counter()
+    assert main(["simulate", *argv(tmp_path), "--quiet", "--out", str(tmp_path / "out")]) == 2
+    assert time.perf_counter() - started < 10
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
