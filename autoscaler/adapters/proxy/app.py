@@ -511,23 +511,27 @@ def _relayed(headers: Mapping[str, str]) -> CIMultiDict[str]:
 PROXY = web.AppKey("proxy", Proxy)
 
 
-@web.middleware
-async def _errors_as_json(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """What aiohttp's router answers itself (404 unknown path, 405 wrong method) in OpenAI's error shape."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        allow = exc.headers.get("Allow")
-        return error(
-            exc.status,
-            f"{exc.reason}: {request.method} {request.path}",
-            kind="invalid_request_error",
-            headers={"Allow": allow} if allow is not None else None,
-        )
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` gets its interim answer (as aiohttp's own handler does); any other
+    expectation a JSON 417 (aiohttp's answers in text, and fails on a value that is not UTF-8)."""
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        if request.version == aiohttp.HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the answer proper has not started
+        return None
+    return error(417, "only Expect: 100-continue is supported", kind="invalid_request_error")
+
+
+def _no_route(allowed: str | None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The handler for a path the proxy does not serve (404), or a method it does not take there (405)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if allowed is None:
+            return error(404, f"no route {request.method} {request.path}", kind="invalid_request_error")
+        message = f"{request.method} is not allowed on {request.path} (only {allowed})"
+        return error(405, message, kind="invalid_request_error", headers={"Allow": allowed})
+
+    return handler
 
 
 class _Connection(web.RequestHandler):
@@ -600,14 +604,25 @@ def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None
         yield
         await proxy.stop()
 
-    app = web.Application(middlewares=[_errors_as_json])
+    app = web.Application()
     app[PROXY] = proxy
     app.cleanup_ctx.append(lifespan)
-    app.router.add_post("/v1/completions", proxy.completions)
-    app.router.add_post("/v1/chat/completions", proxy.chat_completions)
-    app.router.add_get("/v1/models", proxy.models)
-    app.router.add_get("/health", proxy.health)
-    app.router.add_get("/metrics", proxy.prometheus)
+    routes = [
+        ("POST", "/v1/completions", proxy.completions),
+        ("POST", "/v1/chat/completions", proxy.chat_completions),
+        ("GET", "/v1/models", proxy.models),
+        ("GET", "/health", proxy.health),
+        ("GET", "/metrics", proxy.prometheus),
+    ]
+    # Every route, the catch-alls for other methods and paths included, so that what aiohttp would answer
+    # itself (404, 405, 417) is answered in OpenAI's shape.
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler, expect_handler=_expect)
+        if method == "GET":
+            app.router.add_route("HEAD", path, handler, expect_handler=_expect)
+        allowed = "GET, HEAD" if method == "GET" else method
+        app.router.add_route("*", path, _no_route(allowed), expect_handler=_expect)
+    app.router.add_route("*", "/{path:.*}", _no_route(None), expect_handler=_expect)
     return app
 
 
