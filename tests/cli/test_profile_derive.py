@@ -53,6 +53,41 @@ def test_a_derived_profile_for_an_unseen_model_is_accepted_by_plan(
     assert main([*plan, "--ttft-p90", "1", "--itl-p90", "0.05", "--json"]) == 0
 
 
+def test_a_derived_profile_for_an_unseen_model_is_accepted_by_simulate(config: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "qwen3-14b-h100.yaml"
+    assert main(["profile", "derive", "--config", str(config), "--gpu", "h100", "--out", str(profile)]) == 0
+    scenario = {
+        "name": "derived",
+        "description": "a minute of steady load on a derived profile",
+        "seed": 1,
+        "profile": str(profile),
+        "mode": "aggregated",
+        "slo": {"ttft_s": 1.0, "itl_s": 0.05, "percentile": 90},
+        "workload": {
+            "kind": "synthetic",
+            "name": "steady",
+            "duration_s": 60,
+            "lengths": "azure-conversation",
+            "arrivals": {"kind": "steps", "base_rate": 2, "changes": []},
+        },
+        "cluster": {"initial_replicas": {"aggregated": 1}, "min_replicas": {"aggregated": 1}},
+        "policies": ["static"],
+    }
+    (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+    argv = [
+        "simulate",
+        str(tmp_path / "scenario.yaml"),
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+        "--jobs",
+        "1",
+    ]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "qwen3-14b" in json.dumps(summary)
+
+
 def test_fp8_and_tensor_parallelism_shrink_the_weights_per_gpu(config: Path, tmp_path: Path) -> None:
     def base(*extra: str) -> float:
         out = tmp_path / f"{'-'.join(extra)}.yaml"
