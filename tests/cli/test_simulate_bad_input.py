@@ -40,3 +40,14 @@ def test_bad_input_exits_2_with_one_line(
     assert time.perf_counter() - started < 10
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_trace_row_nested_100k_deep_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "deep.jsonl"
+    row = '{"arrival_s": 0, "prompt_tokens": 10, "output_tokens": 3}\n'
+    trace.write_text(row + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "\n")
+    assert main(["simulate", "--trace", str(trace), "--quiet", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{trace}:2: invalid JSON: nested too deeply" in err, err

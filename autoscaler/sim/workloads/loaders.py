@@ -238,6 +238,8 @@ def _json_rows(lines: Iterator[str], parse: Callable[[dict[str, object]], None])
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise _LineError(f"invalid JSON: {error.msg} (column {error.colno})") from None
+        except RecursionError:  # the decoder recurses per level: a row nested 100k deep exhausts the stack
+            raise _LineError("invalid JSON: nested too deeply") from None
         if not isinstance(record, dict):
             raise _LineError(f"expected a JSON object, got {type(record).__name__}")
         parse(record)
