@@ -66,7 +66,9 @@ from autoscaler.sim.workloads.loaders import load_trace  # noqa: E402
 from autoscaler.sim.workloads.trace import Trace  # noqa: E402
 from tests.e2e import vllm_server  # noqa: E402
 
-DEFAULT_TRACE = Path("/work/shared/traces/AzureLLMInferenceTrace_conv.csv")
+# As tests/workloads/conftest.py finds the public traces: $AUTOSCALER_TRACES_DIR, else ../shared/traces.
+TRACES_DIR = Path(os.environ.get("AUTOSCALER_TRACES_DIR", REPO.parent / "shared" / "traces"))
+DEFAULT_TRACE = TRACES_DIR / "AzureLLMInferenceTrace_conv.csv"
 MAX_NUM_SEQS = 4
 MAX_NUM_BATCHED_TOKENS = 1024  # vLLM's CPU default, logged at start-up ("Chunked prefill ... 1024")
 TARGET = 0.15

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import Slo
 from autoscaler.profiles.schema import Profile
-from autoscaler.sim.workloads.loaders import load_trace
+from autoscaler.sim.workloads.trace import Trace
 from tests.sim.helpers import run
 from tests.sim.scripted_policy import ScriptedPolicy
+from tests.workloads.conftest import mooncake_trace  # noqa: F401  (found as the trace tests find it)
 
-TRACE = Path("/work/shared/traces/conversation_trace.jsonl")
 
-
-@pytest.mark.skipif(not TRACE.is_file(), reason="the Mooncake trace is not on this machine")
-def test_unbounded_cache_hits_36_6_percent_of_block_references(profile: Profile, slo: Slo) -> None:
-    trace = load_trace(TRACE)
+def test_unbounded_cache_hits_36_6_percent_of_block_references(
+    profile: Profile,
+    slo: Slo,
+    mooncake_trace: Trace,  # noqa: F811  (the fixture imported above; skips loudly when absent)
+) -> None:
+    trace = mooncake_trace
     capacity = profile.kv_cache.capacity_tokens.model_copy(update={"value": 1e12})
     unbounded = profile.model_copy(
         update={"kv_cache": profile.kv_cache.model_copy(update={"capacity_tokens": capacity})}
