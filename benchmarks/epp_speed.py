@@ -16,9 +16,12 @@ prompts of 6k tokens, then 2k of their own), so the index is warm and affinity d
 - ``proxy``: the proxy mode's per-request cost for the same prompts and 32 endpoints (``autoscaler router``
   in front of a stub engine that answers at once): its added latency (proxied minus direct, p50/p99) and
   its throughput with 32 requests in flight. ``epp_vs_proxy_added_p50`` is the ratio of the two p50s.
+  The one-at-a-time latencies of the picker, the engine directly and the proxy are taken in turn, request
+  by request, so all three see the same machine.
 
-The client's own gRPC work shares this machine's cores with the picker, so both rates are lower bounds; on
-a machine shared with other work, p99s carry the scheduler's 4 ms time slices.
+The client's own work shares this machine's cores with the picker, so both rates are lower bounds, and the
+picker's latency includes this process's Python gRPC client where a gateway has Envoy's C++ one; on a
+machine shared with other work, p99s carry the scheduler's 4 ms time slices.
 
     python benchmarks/epp_speed.py [--quick] [--out FILE]
 """
@@ -34,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,28 +140,67 @@ async def _exchange(stub: Any, body: bytes) -> float:
     return added
 
 
-async def _picker_rows(port: int, bodies: list[bytes], *, warm: int) -> dict[str, float]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+async def _measure(
+    picker_port: int, engine_url: str, proxy_port: int, bodies: list[bytes], *, warm: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Picker and proxy rows. The one-at-a-time latencies interleave the three paths request by request
+    (picker, engine directly, proxy), so a change in the machine's load hits all three alike."""
+    proxy_url = f"http://127.0.0.1:{proxy_port}"
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{picker_port}") as channel,
+        httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client,
+    ):
         await _wait_serving(channel)
+        await router_speed._wait_ready(client, f"{proxy_url}/health")
         stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
-        for body in bodies[:warm]:
-            await _exchange(stub, body)
-        measured = bodies[warm:]
-        latencies = sorted([await _exchange(stub, body) * 1e6 for body in measured])
-        limit = asyncio.Semaphore(32)
-
-        async def one(body: bytes) -> None:
-            async with limit:
-                await _exchange(stub, body)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(b) for b in bodies))
-        rate = len(bodies) / (time.perf_counter() - start)
-    return {
-        "decision_p50_us": router_speed._percentile(latencies, 0.5),
-        "decision_p99_us": router_speed._percentile(latencies, 0.99),
-        "decisions_per_second": rate,
+        picked: list[float] = []
+        direct: list[float] = []
+        proxied: list[float] = []
+        for i, body in enumerate(bodies):
+            times = (
+                await _exchange(stub, body) * 1e6,
+                await _post(client, engine_url, body),
+                await _post(client, proxy_url, body),
+            )
+            if i >= warm:
+                for series, value in zip((picked, direct, proxied), times, strict=True):
+                    series.append(value)
+        decisions = await _rate(bodies, lambda body: _exchange(stub, body))
+        proxy_rate = await _rate(bodies, lambda body: _post(client, proxy_url, body))
+    for series in (picked, direct, proxied):
+        series.sort()
+    picker = {
+        "decision_p50_us": router_speed._percentile(picked, 0.5),
+        "decision_p99_us": router_speed._percentile(picked, 0.99),
+        "decisions_per_second": decisions,
     }
+    proxy = {
+        "added_p50_us": router_speed._percentile(proxied, 0.5) - router_speed._percentile(direct, 0.5),
+        "added_p99_us": router_speed._percentile(proxied, 0.99) - router_speed._percentile(direct, 0.99),
+        "direct_p50_us": router_speed._percentile(direct, 0.5),
+        "proxied_p50_us": router_speed._percentile(proxied, 0.5),
+        "requests_per_second_at_32": proxy_rate,
+    }
+    return picker, proxy
+
+
+async def _rate(bodies: list[bytes], one: Callable[[bytes], Awaitable[float]]) -> float:
+    """Requests completed per second with 32 in flight."""
+    limit = asyncio.Semaphore(32)
+
+    async def bounded(body: bytes) -> None:
+        async with limit:
+            await one(body)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(bounded(b) for b in bodies))
+    return len(bodies) / (time.perf_counter() - start)
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: bytes) -> float:
+    start = time.perf_counter()
+    (await client.post(f"{url}/v1/completions", content=body)).raise_for_status()
+    return (time.perf_counter() - start) * 1e6
 
 
 async def _wait_serving(channel: grpc.aio.Channel) -> None:
@@ -197,46 +240,6 @@ async def _cpu_rows(bodies: list[bytes], *, warm: int) -> dict[str, float]:
         "decision_cpu_p99_us": router_speed._percentile(times, 0.99),
         "decision_cpu_mean_us": statistics.fmean(times),
     }
-
-
-async def _proxy_rows(engine_url: str, port: int, bodies: list[bytes], *, warm: int) -> dict[str, float]:
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
-        await router_speed._wait_ready(client, f"{url}/health")
-        for body in bodies[:warm]:
-            (await client.post(f"{url}/v1/completions", content=body)).raise_for_status()
-        measured = bodies[warm:]
-        await _timed(client, engine_url, bodies[:warm])  # the direct path's connections warm too
-        direct = await _timed(client, engine_url, measured)
-        proxied = await _timed(client, url, measured)
-        limit = asyncio.Semaphore(32)
-
-        async def one(body: bytes) -> None:
-            async with limit:
-                (await client.post(f"{url}/v1/completions", content=body)).raise_for_status()
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(b) for b in bodies))
-        rate = len(bodies) / (time.perf_counter() - start)
-    p50, p99 = (
-        router_speed._percentile(proxied, q) - router_speed._percentile(direct, q) for q in (0.5, 0.99)
-    )
-    return {
-        "added_p50_us": p50,
-        "added_p99_us": p99,
-        "direct_p50_us": router_speed._percentile(direct, 0.5),
-        "proxied_p50_us": router_speed._percentile(proxied, 0.5),
-        "requests_per_second_at_32": rate,
-    }
-
-
-async def _timed(client: httpx.AsyncClient, url: str, bodies: list[bytes]) -> list[float]:
-    times = []
-    for body in bodies:
-        start = time.perf_counter()
-        (await client.post(f"{url}/v1/completions", content=body)).raise_for_status()
-        times.append((time.perf_counter() - start) * 1e6)
-    return sorted(times)
 
 
 def _spawn(*args: str) -> subprocess.Popen[bytes]:
@@ -297,8 +300,7 @@ def main() -> None:
             ),
         ]
         try:
-            picker = asyncio.run(_picker_rows(picker_port, bodies, warm=warm))
-            proxy = asyncio.run(_proxy_rows(engine_url, proxy_port, bodies, warm=warm))
+            picker, proxy = asyncio.run(_measure(picker_port, engine_url, proxy_port, bodies, warm=warm))
         finally:
             for process in processes:
                 process.terminate()
