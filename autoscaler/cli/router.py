@@ -12,9 +12,10 @@ and hashing sections, plus the picker's ports and policies); ext_proc and gRPC h
 The config file (YAML) is ``autoscaler.adapters.proxy.settings.ProxySettings``: where the engines are
 (static list, file or Kubernetes label selector), how prompts are hashed (approximate or vLLM-precise),
 and the router's scorer weights, overload thresholds, P/D decider and slow start. Serves
-/v1/completions, /v1/chat/completions, /v1/models, /health and /metrics.
+/v1/completions, /v1/chat/completions, /v1/models, /health and /metrics, on 127.0.0.1 unless the config's
+``host`` or --host says otherwise (0.0.0.0 serves every interface; the Helm chart sets it).
 SIGTERM or SIGINT stop it gracefully (in-flight requests get shutdown_timeout_s to finish), after which the
-process ends by that signal. Exit codes: 2 bad config.
+process ends by that signal. Exit codes: 2 bad config or an address it cannot listen on.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="proxy: OpenAI-compatible HTTP proxy; epp: endpoint picker for a GIE gateway (Envoy ext_proc)",
     )
     parser.add_argument("--config", required=True, type=Path, help="router configuration (YAML)")
-    parser.add_argument("--host", help="listen address (overrides the config)")
+    parser.add_argument(
+        "--host", help="listen address (overrides the config; proxy default 127.0.0.1, 0.0.0.0 for all)"
+    )
     parser.add_argument("--port", type=int, help="listen port (overrides the config)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -89,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"autoscaler router: {err}", file=sys.stderr)
         return 2
     _log_to_stderr(args.log_level)
-    app.run(settings, profile=profile)
+    try:
+        app.run(settings, profile=profile)
+    except OSError as err:  # the address is in use, not local, or not an address
+        print(f"autoscaler router: cannot listen on {settings.host}:{settings.port}: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

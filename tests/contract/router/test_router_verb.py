@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -65,4 +66,29 @@ async def test_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert f"{config}: endpoints.static.0.url" in err.decode()
+    assert len(err.decode().strip().splitlines()) == 1
+
+
+async def test_an_address_it_cannot_listen_on_exits_2_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "router.yaml"
+    config.write_text(f"endpoints:\n  static:\n    - url: {refused_url()}\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "autoscaler",
+            "router",
+            "--config",
+            str(config),
+            "--port",
+            str(taken.getsockname()[1]),
+            "--log-level",
+            "error",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert err.decode().startswith("autoscaler router: cannot listen on 127.0.0.1:")  # loopback by default
     assert len(err.decode().strip().splitlines()) == 1
