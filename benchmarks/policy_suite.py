@@ -16,7 +16,7 @@ JSON (sorted keys, 6 significant digits, no timings, so the same code gives the 
 the feasible fraction. The table prints, per scenario and policy, attainment and GPU-hours over the
 clairvoyant's, ``*`` where a baseline dominates.
 
-    python benchmarks/policy_suite.py [--quick] [--out FILE] [--seeds N] [--jobs N] [--only a,b]
+    python benchmarks/policy_suite.py [--quick] [--out FILE] [--seeds N] [--jobs N] [--only a,b] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -76,13 +76,22 @@ def _with_traces(scenario: Scenario, folder: Path) -> tuple[Scenario, str | None
     return scenario.model_copy(update={"workload": workload.model_copy(update={"path": path})}), None
 
 
-def run_unit(name: str, seed: int, folder: str) -> dict[str, Any]:
-    """One scenario at one seed: every policy and the references, as ``summary.json`` holds them."""
+def run_unit(name: str, seed: int, folder: str, cache: str | None) -> dict[str, Any]:
+    """One scenario at one seed: every policy and the references, as ``summary.json`` holds them (rounded
+    alike whether computed or read back from ``cache``, so a resumed suite gives the same bytes)."""
+    kept = None if cache is None else Path(cache) / f"{name}-{seed}.json"
+    if kept is not None and kept.is_file():
+        loaded: dict[str, Any] = json.loads(kept.read_text(encoding="utf-8"))
+        return loaded
     scenario, _ = _with_traces(load_scenario(SCENARIOS_DIR / f"{name}.yaml"), Path(folder))
     scenario = with_overrides(scenario, seed=seed)
     trace = build_trace(scenario, base_dir=SCENARIOS_DIR)
     data = summary(run_experiment(scenario, trace=trace, jobs=1))
     data["description"] = scenario.description
+    data = clean(data)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
     return data
 
 
@@ -132,6 +141,10 @@ def main() -> int:
         "--jobs", type=int, default=2, help="scenario-seeds simulated in parallel (default 2)"
     )
     parser.add_argument("--only", help="comma-separated scenario names (a subset of the suite's)")
+    parser.add_argument(
+        "--cache",
+        help="folder keeping each scenario-seed's summary: a rerun (same code!) skips the ones there",
+    )
     args = parser.parse_args()
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if not 1 <= seeds <= 20 or not 1 <= args.jobs <= 64:
@@ -158,7 +171,9 @@ def main() -> int:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_unit, name, seed, str(folder)): (name, seed) for name, seed in units}
+        futures = {
+            pool.submit(run_unit, name, seed, str(folder), args.cache): (name, seed) for name, seed in units
+        }
         for future in as_completed(futures):
             done[futures[future]] = future.result()
             name, seed = futures[future]
