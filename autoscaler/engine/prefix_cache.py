@@ -68,9 +68,9 @@ class PrefixCache:
 
         Returns the evicted blocks, oldest first (the emulator publishes them as vLLM ``BlockRemoved``).
         """
-        free = self._free
-        excess = len(free) - max(0, max_free_blocks)
-        return [free.popitem(last=False)[0] for _ in range(excess)]
+        excess = len(self._free) - max(0, max_free_blocks)
+        pop = self._free.popitem
+        return [pop(False)[0] for _ in range(excess)]  # False: the oldest end
 
     @property
     def free_blocks(self) -> int:

@@ -241,10 +241,11 @@ class ReplicaEngine:
         end = self._seg_t + self._seg_steps * self._dt
         if self._seg_steps:
             self._settle(end, out)
-        for seq in self._aborting:
-            if seq.uid in self.running:  # not finished meanwhile
-                self._stop_running(seq)
-        self._aborting.clear()
+        if self._aborting:
+            for seq in self._aborting:
+                if seq.uid in self.running:  # not finished meanwhile
+                    self._stop_running(seq)
+            self._aborting.clear()
         self._seg_t = end
         self._plan(end)
         return out
@@ -321,25 +322,30 @@ class ReplicaEngine:
         waiting = self.waiting
         running = self.running
         capacity = self._capacity
-        used = self.kv_used_tokens
-        while waiting and len(running) < self._max_seqs:
+        max_seqs = self._max_seqs
+        cache = self.cache
+        used = self._prefill_alloc + self._ctx_base_sum + self._n_decoding * self.vstep
+        while waiting and len(running) < max_seqs:
             seq = waiting[0]
+            target = seq.target
             # Room for its context and for the next decode step of every decoding sequence.
-            needed = seq.target + self._n_decoding + (seq.computed >= seq.target)
+            needed = target + self._n_decoding + (seq.computed >= target)
             if used + needed > capacity:
                 break
             waiting.popleft()
-            used += seq.target
+            used += target
             running[seq.uid] = seq
             hashes = seq.block_hashes
-            if seq.computed < seq.target:
+            if seq.computed < target:
                 cached = 0
                 if hashes:
-                    blocks = self.cache.match(hashes)
-                    cached = min(blocks * self.block_tokens, seq.target - 1)
+                    blocks = cache.match(hashes)
+                    cached = blocks * self.block_tokens
+                    if cached > target - 1:
+                        cached = target - 1
                     self.hit_blocks += blocks
                     self.query_blocks += len(hashes)
-                    self.cache.pin(hashes)
+                    cache.pin(hashes)
                 self.hit_tokens += cached
                 self.query_tokens += seq.prompt_tokens
                 seq.cached_tokens = cached
@@ -348,7 +354,7 @@ class ReplicaEngine:
                 self._prefilling.append(seq)
             else:
                 if hashes:
-                    self.cache.pin(hashes)
+                    cache.pin(hashes)
                 self._start_decoding(seq)
                 if seq.first_token_time != seq.first_token_time:
                     self._pending_first.append(seq)
@@ -376,16 +382,19 @@ class ReplicaEngine:
     def _plan(self, now: float) -> None:
         capacity = self._capacity
         # KV for the next decode step must fit: drop the newest sequences until it does.
-        while self.running and self.kv_used_tokens + self._n_decoding > capacity:
-            self._preempt_newest()
+        batch = self._n_decoding
+        if self._prefill_alloc + self._ctx_base_sum + batch * self.vstep + batch > capacity:
+            while self.running and self.kv_used_tokens + self._n_decoding > capacity:
+                self._preempt_newest()
         if self.waiting:
             self._admit_waiting()
         batch = self._n_decoding
         context = self._ctx_base_sum + batch * self.vstep
         used = self._prefill_alloc + context
         room = (capacity - used) // self.block_tokens
-        if self.cache.free_blocks > room:
-            self.cache.evict_to(room)
+        cache = self.cache
+        if cache.free_blocks > room:
+            cache.evict_to(room)
         dt = self._base_s + self._per_sequence_s * batch + self._per_context_s * context
         if self._prefilling:
             dt += self._prefill_step_s

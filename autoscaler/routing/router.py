@@ -75,7 +75,11 @@ class _Pool:
 
     def __init__(self, weighted: tuple[tuple[float, scorers.Scorer], ...]) -> None:
         self.per_request = tuple((w, s) for w, s in weighted if s.per_request)
-        self.per_endpoint = tuple((w, s) for w, s in weighted if not s.per_request)
+        self.per_endpoint = tuple(  # scored on every placement and release: a plain float each
+            (w, s.score_one)
+            for w, s in weighted
+            if not s.per_request and isinstance(s, scorers.EndpointScorer)
+        )
         self.members: list[Endpoint] = []  # non-draining, in the order they were added
         self.usable: list[Endpoint] = []
         self.overloaded = False
@@ -359,10 +363,8 @@ class AffinityRouter:
             self._primary.stale = self._prefill.stale = True
         profile = self._prefill if endpoint.phase is Phase.PREFILL else self._primary
         base = 0.0
-        for weight, scorer in profile.per_endpoint:  # runs on every placement and release: a plain loop
-            scores = scorer.score(scorers.IDLE, (endpoint,))
-            if scores:
-                base += weight * scores[0]
+        for weight, score_one in profile.per_endpoint:  # runs on every placement and release: a plain loop
+            base += weight * score_one(endpoint)
         endpoint.base_score = base
 
     def _slow_start_weights(self, now: float) -> dict[int, float]:

@@ -7,9 +7,9 @@ router adding a row of zeros. The router sums ``weight x score`` per endpoint an
 (``autoscaler.routing.router``).
 
 A scorer whose ``per_request`` is False reads only the endpoint's state (queue and KV use, which the router
-estimates from the last scrape and its own placements since): the router then scores an endpoint when that
-state changes (a scrape, a request placed or released there), not every candidate on every request, and
-passes ``IDLE`` as the cycle.
+estimates from the last scrape and its own placements since): it is an ``EndpointScorer``, and the router
+calls its ``score_one`` when that state changes (a scrape, a request placed or released there), not every
+candidate on every request. That runs four times per request, so it returns a plain float, no list.
 Scorers are stateless given the ``Cycle`` and the endpoints' records, and return values already in
 [0, 1], which the tests check for every plugin.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import repeat
 from operator import truediv
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from autoscaler.routing import settings as cfg
 from autoscaler.routing.endpoint import Endpoint
@@ -43,15 +43,11 @@ class Cycle:
         prompt = request.prompt_tokens
         self.request = request
         self.matched = matched  # index slot -> leading prompt blocks it holds (absent: none)
-        self.cached = {slot: min(prompt, n * block_tokens) for slot, n in matched.items()}  # tokens
+        # tokens; most prompts match nowhere, and an empty dict costs no comprehension
+        self.cached = {slot: min(prompt, n * block_tokens) for slot, n in matched.items()} if matched else {}
         self.total_blocks = len(request.block_hashes)
         self.session_slot = session_slot  # slot of the session's previous endpoint, -1 if none
         self.weights = weights or {}  # slot -> slow-start weight in (0, 1), for endpoints still ramping up
-
-
-IDLE = Cycle(
-    RouteRequest(request_id=-1, prompt_tokens=0, output_tokens=0), matched={}, block_tokens=1, session_slot=-1
-)
 
 
 class Scorer(Protocol):
@@ -59,6 +55,15 @@ class Scorer(Protocol):
 
     def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float] | None:
         """One score in [0, 1] per endpoint, in order; None when every score is 0."""
+        ...
+
+
+@runtime_checkable
+class EndpointScorer(Scorer, Protocol):
+    """A scorer of one endpoint's own state (``per_request`` False)."""
+
+    def score_one(self, endpoint: Endpoint) -> float:
+        """The endpoint's score in [0, 1]."""
         ...
 
 
@@ -103,15 +108,24 @@ class QueueLengthScorer:
         self._threshold = config.threshold
 
     def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float]:
-        threshold = self._threshold
-        return [max(0.0, 1.0 - e.queue_length / threshold) for e in endpoints]
+        return [self.score_one(e) for e in endpoints]
+
+    def score_one(self, endpoint: Endpoint) -> float:
+        score = 1.0 - endpoint.queue_length / self._threshold
+        return score if score > 0.0 else 0.0  # max(0.0, score) without the call, NaN to 0 likewise
 
 
 class KvUsageScorer:
     per_request = False
 
     def score(self, cycle: Cycle, endpoints: Sequence[Endpoint]) -> list[float]:
-        return [min(1.0, max(0.0, 1.0 - e.kv_usage)) for e in endpoints]
+        return [self.score_one(e) for e in endpoints]
+
+    def score_one(self, endpoint: Endpoint) -> float:
+        score = 1.0 - endpoint.kv_usage
+        if not score > 0.0:  # clamped to [0, 1] without min/max calls, NaN to 0 as they would
+            return 0.0
+        return score if score < 1.0 else 1.0
 
 
 class SessionAffinityScorer:
