@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pydantic
 import pytest
 
 from autoscaler.core.phases import Phase, ServingMode
@@ -13,6 +14,7 @@ from autoscaler.core.slo import Slo
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.least_loaded import LeastLoadedPlacer
 from autoscaler.sim.driver import RunResult, SimSettings, simulate
+from autoscaler.sim.scenario import Scenario, default_scenario_path, load_scenario
 from autoscaler.sim.workloads.trace import Trace
 from tests.sim.scripted_policy import ScriptedPolicy
 
@@ -92,3 +94,27 @@ def test_time_outs_keep_the_run_byte_stable(profile: Profile, slo: Slo) -> None:
     assert first.abandoned == second.abandoned > 0
     np.testing.assert_array_equal(first.e2e_s, second.e2e_s)
     assert math.isclose(first.gpu_seconds, second.gpu_seconds)
+
+
+@pytest.mark.parametrize(
+    ("name", "update", "accepted"),
+    [
+        ("the default time-out is 300 s", {}, True),
+        ("a time-out must be positive", {"client_timeout_s": 0}, False),
+        ("a max model length below 2 is refused", {"cluster": {"max_model_len": 1}}, False),
+        ("the router's counters may feed the signals", {"control": {"signal_source": "router"}}, True),
+        ("an unknown signal source is refused", {"control": {"signal_source": "gateway"}}, False),
+    ],
+)
+def test_scenario_realism_settings_are_validated(
+    name: str, update: dict[str, object], accepted: bool
+) -> None:
+    data = load_scenario(default_scenario_path()).model_dump()
+    for key, value in update.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    if accepted:
+        scenario = Scenario.model_validate(data)
+        assert scenario.client_timeout_s == data["client_timeout_s"], name
+    else:
+        with pytest.raises(pydantic.ValidationError):
+            Scenario.model_validate(data)
