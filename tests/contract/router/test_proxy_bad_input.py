@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 
 import httpx
 import pytest
 
+from autoscaler.adapters.proxy import prompts
 from tests.contract.router.conftest import ProxyFactory, refused_url, serve
 from tests.contract.router.fake_engine import FakeEngine, completion
 
@@ -281,3 +283,21 @@ async def test_models_tries_another_engine_and_errors_name_no_address(
     for answer in (failed, generate):
         assert "127.0.0.1" not in answer.text
     assert any("502" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+async def test_a_14_mb_prompt_is_parsed_off_the_event_loop_and_refused_before_hashing(
+    proxy_for: ProxyFactory, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Default limits: the body fits (16 MiB) but the prompt is over max_prompt_tokens; the parse runs in a
+    worker thread (on 2 busy cores: the loop stalled 0.12 s instead of 0.35-0.56 s for parse and hash)."""
+    engine = FakeEngine("a")
+    body = completion(prompt="hello world " * (14_000_000 // 12))
+    assert await prompts.off_loop_if_large(len(body), threading.get_ident) != threading.get_ident()
+    assert await prompts.off_loop_if_large(1000, threading.get_ident) == threading.get_ident()
+    async with serve(engine.app) as engine_url, proxy_for([{"url": engine_url, "name": "a"}]) as (url, proxy):
+        r = await client.post(f"{url}/v1/completions", content=body, headers=HEADERS)
+        health = await client.get(f"{url}/health")
+        in_flight = proxy.router.in_flight("a")
+    assert r.status_code == 413 and r.json()["error"]["param"] == "prompt"
+    assert health.status_code == 200 and in_flight == 0 and engine.bodies == []
+    assert _no_traceback_logged(caplog)
