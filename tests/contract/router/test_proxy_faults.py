@@ -266,3 +266,29 @@ async def test_slow_or_silent_clients_are_closed_within_the_time_outs(
         assert received == b""
     else:
         assert received.split(b"\r\n", 1)[0].split()[1] == status
+
+
+async def test_stopped_prefill_engine_the_decode_engine_prefills_itself(
+    proxy_for: ProxyFactory, client: httpx.AsyncClient
+) -> None:
+    decode = FakeEngine("d")
+    async with (
+        engine_process("p") as (p_url, p),
+        serve(decode.app) as d_url,
+        proxy_for(
+            [{"url": p_url, "name": "p", "phase": "prefill"}, {"url": d_url, "name": "d", "phase": "decode"}],
+            **FAST_FAILURE,
+        ) as (url, proxy),
+    ):
+        p.send_signal(signal.SIGSTOP)
+        start = time.monotonic()
+        r = await client.post(
+            f"{url}/v1/completions", content=completion(prompt="long " * 400), headers=HEADERS
+        )
+        elapsed = time.monotonic() - start
+        metrics = (await client.get(f"{url}/metrics")).text
+        assert proxy.router.in_flight("p") == proxy.router.in_flight("d") == 0
+    assert r.status_code == 200 and r.content == JSON_ANSWER
+    assert "kv_transfer_params" not in decode.bodies[-1]  # no prefill to take over: it prefilled itself
+    assert _errors(metrics, "p", "prefill") == 1
+    assert elapsed < DETECTION_S + 2.0
