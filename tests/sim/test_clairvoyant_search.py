@@ -67,5 +67,6 @@ def test_clairvoyant_respects_the_maximum_and_reports_misses(
         assert (counts >= floor.replicas[phase]).all()
         timeline = result.run.timeline
         assert (timeline.ready[phase] + timeline.starting[phase]).max() <= maximum
+        assert not timeline.starting[phase].any()  # its replicas are ready the moment they are asked for
     assert (result.windows_met == result.windows_judged) is all_met
     assert 1 <= result.runs <= 6
