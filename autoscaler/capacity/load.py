@@ -31,6 +31,7 @@ class LoadLimits:
 
     max_rate_per_s: float = 1e6
     max_tokens: float = 1e7
+    max_cv: float = 50.0  # coefficients of variation (the heaviest-tailed public trace: about 3)
 
     def problems(
         self, *, rate: float | None, prompt_tokens: float | None, output_tokens: float | None

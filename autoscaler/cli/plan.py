@@ -81,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
         )
         if too_large:
             raise ValueError("; ".join(too_large))
+        for flag, cv in (("--prompt-cv", args.prompt_cv), ("--arrival-cv", args.arrival_cv)):
+            if not 0.0 <= cv <= LIMITS.max_cv:
+                raise ValueError(f"{flag} must lie in [0, {LIMITS.max_cv:g}], got {cv:g}")
         load = Load.of(
             rate=args.rate,
             prompt_tokens=args.prompt_tokens,

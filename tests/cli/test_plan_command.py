@@ -89,3 +89,16 @@ def test_json_prints_null_where_the_table_prints_a_dash(capsys: pytest.CaptureFi
     assert main([*BASE, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["prefill"]["itl_p90_s"] is None and out["decode"]["ttft_p90_s"] is None
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--prompt-cv", "1e300"), ("--prompt-cv", "nan"), ("--arrival-cv", "-1")],
+    ids=["huge prompt CV", "prompt CV NaN", "negative arrival CV"],
+)
+def test_a_coefficient_of_variation_out_of_range_exits_2(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*BASE, flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag} must lie in [0, 50]" in err
