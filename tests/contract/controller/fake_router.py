@@ -13,6 +13,7 @@ class FakeRouterMetrics:
         self.endpoints: dict[str, tuple[float, float]] = {}  # pod name -> (in flight, cached blocks)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.requests = 0  # how many times /metrics was read
 
     @property
     def url(self) -> str:
@@ -32,6 +33,7 @@ class FakeRouterMetrics:
             await self._runner.cleanup()
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        self.requests += 1
         lines = []
         for metric, index in ((IN_FLIGHT, 0), (BLOCKS, 1)):
             lines.append(f"# TYPE {metric} gauge")

@@ -94,8 +94,10 @@ async def test_a_trusted_router_is_read(router_metrics: FakeRouterMetrics) -> No
     reader = RouterLoadReader(allowed_hosts=frozenset({"127.0.0.1"}))
     load = await reader.read(router_metrics.url, namespace="serving")
     assert load is not None and load["decode-0"].in_flight == 3.0
+    assert router_metrics.requests == 1
 
 
 async def test_a_refused_url_is_not_fetched(router_metrics: FakeRouterMetrics) -> None:
     router_metrics.endpoints = {"decode-0": (3.0, 10.0)}
     assert await RouterLoadReader().read(router_metrics.url, namespace="serving") is None
+    assert router_metrics.requests == 0
