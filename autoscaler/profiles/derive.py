@@ -164,7 +164,7 @@ def derive_profile(
                 c.per_sequence_s,
                 _DERIVED,
                 f"{eff.sequence_overhead_s * 1e6:.1f} us + {gflop} (active) over "
-                f"{eff.decode_compute:.2f} x {tflops}; {cal}",
+                f"{eff.decode_compute:.2f} x {tflops} + its all-reduce traffic; {cal}",
             ),
             per_context_token_s=_q(
                 c.per_context_token_s,

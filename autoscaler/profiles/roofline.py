@@ -8,9 +8,10 @@ coefficient is a physical time at the datasheet's peak divided by an efficiency,
   touches them all), at ``weight_bandwidth`` of the peak, plus fixed overheads per step (scheduling,
   sampling), per layer (kernel launches, norms, small kernels) and per tensor-parallel all-reduce (two
   per layer);
-- ``decode.per_sequence_s``: a fixed cost per sequence (the scheduler's and sampler's bookkeeping) plus a
-  decoding token's linear-layer FLOPs (active experts only) at ``decode_compute`` of the peak: what a
-  batch adds on top of the weight stream (mostly hidden under it: the kernel timings put it above 1);
+- ``decode.per_sequence_s``: a fixed cost per sequence (the scheduler's and sampler's bookkeeping), a
+  decoding token's linear-layer FLOPs (active experts only) at ``decode_compute`` of the peak (mostly
+  hidden under the weight stream: the kernel timings put it above 1) and its all-reduce traffic, as a
+  prompt token's below: what a batch adds on top of the weight stream;
 - ``decode.per_context_token_s``: the KV bytes a context token holds on one GPU, at ``kv_bandwidth``;
 - ``prefill.per_token_s``: a prompt token's linear-layer FLOPs at ``prefill_compute``, plus its share of
   the all-reduces (two per layer of ``hidden`` activations, ring traffic ``2(TP-1)/TP``) at
@@ -115,6 +116,7 @@ class Hardware:
         m[0, 3] = self.allreduces_per_step
         m[1, 4] = 1.0
         m[1, 5] = self.linear_flops_per_token_per_gpu / self.peak_flops
+        m[1, 8] = self.allreduce_bytes_per_token / self.link_bandwidth
         m[2, 6] = self.kv_bytes_per_token_per_gpu / self.bandwidth
         m[3, 7] = self.linear_flops_per_token_per_gpu / self.peak_flops
         m[3, 8] = self.allreduce_bytes_per_token / self.link_bandwidth

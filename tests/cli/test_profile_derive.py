@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,8 @@ def test_fitting_to_profile_samples_reports_factors_and_the_error_before_and_aft
     argv = ["profile", "derive", "--config", str(config), "--gpu", "h100", "--out", str(fitted)]
     assert main([*argv, "--fit-to", str(tmp_path / "samples.json")]) == 0
     printed = capsys.readouterr().out
-    assert "step x1.30" in printed and "23.1% before, 0.2% after" in printed  # pulled toward 1 a little
+    before, after = (float(x) for x in re.findall(r"run ([\d.]+)% before, ([\d.]+)% after", printed)[0])
+    assert "step x1.30" in printed and before > 20 and after < 1  # pulled toward 1 a little
     fitted_step = load_profile(fitted).decode_step_time(8, 800)
     assert fitted_step == pytest.approx(1.3 * p.decode_step_time(8, 800), rel=0.02)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 
+from autoscaler.cli.main import main
 from autoscaler.config import derivation
 from autoscaler.config.profiles import load_profile, models_dir, shipped_profiles
 from autoscaler.profiles.accelerators import AcceleratorError, find_accelerator, parse_accelerators
@@ -79,3 +83,28 @@ def test_shipped_derived_profiles_load_and_say_they_are_derived() -> None:
     for model in ("llama-3.1-8b", "qwen3-32b", "gpt-oss-20b"):
         gpus = {p.stem.split("-")[0] for p in derived if p.parent.name == model}
         assert {"h100", "h200", "a100"} <= gpus
+
+
+def test_the_stored_h100_efficiencies_are_the_benchmark_s_fit_on_all() -> None:
+    result = json.loads((models_dir().parent / "benchmarks/results/fidelity_gpu.json").read_text())
+    stored = derivation.load_calibration(derivation.load_accelerator("h100"))
+    fitted = result["fit_on_all"]["efficiency"]
+    for term, value in fitted.items():
+        assert getattr(stored.efficiency, term) == pytest.approx(value, rel=1e-3, abs=1e-9), term
+    assert stored.first_token_s == pytest.approx(result["fit_on_all"]["first_token_s"], rel=1e-3)
+
+
+def test_a_shipped_derived_profile_is_what_derive_makes_today(tmp_path: Path) -> None:
+    """models/derive_shipped.sh is rerun after the efficiencies change: the files are not stale."""
+    out = tmp_path / "p.yaml"
+    argv = [
+        "profile",
+        "derive",
+        "--config",
+        "llama-3.1-70b",
+        "--model-name",
+        "meta-llama/Llama-3.1-70B-Instruct",
+    ]
+    assert main([*argv, "--gpu", "h200", "--tp", "2", "--out", str(out)]) == 0
+    shipped = models_dir() / "llama-3.1-70b" / "h200-tp2-derived.yaml"
+    assert load_profile(out) == load_profile(shipped)

@@ -96,7 +96,9 @@ def test_time_coefficients_are_the_physical_times_over_the_efficiencies_plus_ove
     assert c.base_s == pytest.approx(
         hw.weight_bytes_per_gpu / (0.9 * 3.35e12) + 1e-3 + 32 * 5e-5 + hw.allreduces_per_step * 1e-5
     )
-    assert c.per_sequence_s == pytest.approx(3e-6 + hw.linear_flops_per_token_per_gpu / 989.4e12)
+    assert c.per_sequence_s == pytest.approx(
+        3e-6 + hw.linear_flops_per_token_per_gpu / 989.4e12 + hw.allreduce_bytes_per_token / (0.7 * 450e9)
+    )
     assert c.per_context_token_s == pytest.approx(hw.kv_bytes_per_token_per_gpu / (0.9 * 3.35e12))
     assert c.per_token_s == pytest.approx(
         hw.linear_flops_per_token_per_gpu / (0.8 * 989.4e12) + hw.allreduce_bytes_per_token / (0.7 * 450e9)
