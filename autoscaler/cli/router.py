@@ -30,6 +30,7 @@ import pydantic
 import yaml
 
 from autoscaler.adapters.proxy.settings import ProxySettings
+from autoscaler.config import yaml_errors
 from autoscaler.config.profiles import ProfileError, load_profile
 
 Settings = TypeVar("Settings", bound=pydantic.BaseModel)
@@ -73,8 +74,10 @@ def load_settings(
         data = yaml.safe_load(path.read_text()) or {}
         overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
         return model.model_validate({**data, **overrides})
-    except (OSError, yaml.YAMLError) as err:
+    except OSError as err:
         raise ValueError(f"{path}: {err}") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {yaml_errors.describe(err)}") from err
     except pydantic.ValidationError as err:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise ValueError(f"{path}: {fields}") from err

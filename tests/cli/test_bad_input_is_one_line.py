@@ -1,4 +1,4 @@
-"""``autoscaler simulate`` refuses bad input with exit 2 and one line, before simulating anything."""
+"""`autoscaler simulate` and `router` refuse bad input with exit 2 and one line, before doing any work."""
 
 from __future__ import annotations
 
@@ -51,3 +51,12 @@ def test_a_trace_row_nested_100k_deep_exits_2_with_one_line(
     assert main(["simulate", "--trace", str(trace), "--quiet", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{trace}:2: invalid JSON: nested too deeply" in err, err
+
+
+def test_a_router_config_with_bad_yaml_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _scenario(tmp_path, "pool: x\nendpoints: [a,\n")
+    assert main(["router", "--config", config]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not valid YAML: line 3" in err, err
