@@ -2,7 +2,7 @@
 
 - ``summary.json``: the numbers (see ``summary.py``), byte-identical for the same scenario and seed;
 - ``requests/<policy>.csv.gz``: one row per request in trace order (NaN: never served), gzip with a fixed
-  timestamp so the bytes too depend only on the run;
+  timestamp so the bytes too depend only on the run; the clairvoyant's run is written as ``clairvoyant``;
 - ``timeline/<policy>.csv``: at every scrape, requests arrived so far and replicas per phase by state;
 - ``decisions/<policy>.jsonl``: every control step's decision per phase, with its reason and message;
 - ``replicas.png`` and ``latency_cdf.png`` and ``report.md`` that embeds them (see ``report.py``).
@@ -37,7 +37,9 @@ def write_outputs(experiment: Experiment, out_dir: Path) -> tuple[dict[str, Any]
     requests_dir = out_dir / "requests"
     requests_dir.mkdir(exist_ok=True)
     trace = experiment.trace
-    for name, run in experiment.runs.items():
+    # The clairvoyant is a measured run like the policies': its requests, timeline and counts are kept too.
+    runs = {**experiment.runs, "clairvoyant": experiment.references.clairvoyant.run}
+    for name, run in runs.items():
         table = np.column_stack(
             [
                 run.arrival_s,

@@ -228,7 +228,7 @@ def _plots(experiment: Experiment, out_dir: Path) -> list[tuple[str, str]]:
 
     slo = experiment.scenario.slo
     fig, (ttft_ax, itl_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, run in experiment.runs.items():
+    for name, run in {**experiment.runs, "clairvoyant": refs.clairvoyant.run}.items():
         for ax, values in ((ttft_ax, run.ttft_s), (itl_ax, run.itl_s * 1000)):
             finite = np.sort(values[np.isfinite(values)])
             if finite.size:
