@@ -396,6 +396,7 @@ async def test_a_target_without_the_opt_in_label_is_never_written(
     assert kube.requests_to("/scale$", method="PUT") == []
     assert kube.requests_to("/pods/", method="PATCH") == []
     assert replicas(kube, "decode") == 2
+    assert_everything_written_is_valid(kube)
 
 
 def _without_opt_in(obj: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from tests.contract.controller.conftest import (
     ControllerFactory,
     add_autoscaler,
     add_pool,
+    assert_everything_written_is_valid,
     autoscaler,
     condition,
 )
@@ -113,4 +114,5 @@ async def test_a_policy_step_past_its_time_out_holds_the_cycle(
 
     assert outcome == "held"
     assert condition(kube, "ScalingActive")["reason"] == "PolicyTimeout"
+    assert_everything_written_is_valid(kube)
     assert gap < MAX_LOOP_GAP_S
