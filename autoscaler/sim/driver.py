@@ -37,7 +37,7 @@ from autoscaler.policy.actuation import DEFAULT_DRAIN_TIMEOUT_S
 from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.interface import EndpointMetrics, NoEndpointError, Placement, Placer, RouteRequest
-from autoscaler.sim.cluster import Cluster, ReplicaState, SimReplica
+from autoscaler.sim.cluster import Cluster, Lifetime, ReplicaState, SimReplica
 from autoscaler.sim.signals import Scraper, ScrapeSettings
 from autoscaler.sim.workloads.trace import Trace
 
@@ -118,6 +118,7 @@ class RunResult:
     timeline: Timeline
     rejected: int = 0  # refused at arrival: prompt + output beyond the max model length (never simulated)
     abandoned: int = 0  # given up by their clients after the client time-out (misses, their KV freed)
+    lifetimes: tuple[Lifetime, ...] = ()  # every replica's span, drain included (``Cluster.lifetimes``)
 
     @property
     def finished(self) -> npt.NDArray[np.bool_]:
@@ -525,6 +526,7 @@ class _Run:
             prefix_hit_blocks=sum(e.hit_blocks for e in engines),
             prefix_query_blocks=sum(e.query_blocks for e in engines),
             timeline=timeline,
+            lifetimes=self.cluster.lifetimes(),
             rejected=self.rejected,
             abandoned=self.abandoned,
         )

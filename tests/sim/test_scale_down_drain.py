@@ -96,6 +96,9 @@ def test_a_draining_replica_is_counted_as_current_and_shown_draining(profile: Pr
     assert result.timeline.draining[A][at[75.0]] == 0
     previous = {d.time: d.phases[A].previous for d in result.decisions}
     assert (previous[60.0], previous[90.0]) == (2, 1)  # the policy saw the victim until the count dropped
+    (victim,) = (life for life in result.lifetimes if life.gone != math.inf)
+    assert (victim.draining_since, victim.gone) == (30.0, 60.0)  # its drain is part of its lifetime
+    assert sum(life.seconds(result.horizon_s) for life in result.lifetimes) == result.gpu_seconds
 
 
 def test_requests_bound_for_a_removed_decode_replica_fail_where_they_wait(profile: Profile, slo: Slo) -> None:
