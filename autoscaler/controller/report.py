@@ -16,11 +16,12 @@ from typing import Any
 from autoscaler.adapters.kubernetes.pods import PodState
 from autoscaler.adapters.kubernetes.scale import ScaleState
 from autoscaler.config.autoscaler_resource import AutoscalerResource, Mode
-from autoscaler.controller import status
+from autoscaler.controller import drain, status
 from autoscaler.controller.actuation import Draining, Outcome, Scaled
 from autoscaler.core.decision import Decision, PhaseDecision
 from autoscaler.core.observation import ReplicaCounts
 from autoscaler.core.phases import Phase
+from autoscaler.policy import actuation
 from autoscaler.policy.settings import PolicySettings
 
 
@@ -32,9 +33,8 @@ class PhaseView:
     pods: tuple[PodState, ...]
 
     def counts(self) -> ReplicaCounts:
-        current = self.scale.replicas
-        ready = min(current, sum(1 for p in self.pods if p.ready and not p.deleting))
-        return ReplicaCounts(current=current, ready=ready, starting=current - ready)
+        """As the actuation model reports them, the simulator's counts likewise."""
+        return actuation.counts(drain.views(self.pods, None), current=self.scale.replicas)
 
     @property
     def pending(self) -> tuple[PodState, ...]:
