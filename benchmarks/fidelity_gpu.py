@@ -4,9 +4,11 @@
 CodeLlama-34B TP2, Mixtral-8x7B TP2; vLLM 0.15.1, prefix caching, chunked prefill) of constant-rate
 ``shared_prefix`` stages with measured TTFT, TPOT and E2E. For each model in turn (leave one model out):
 
-1. fit the H100's efficiencies (``calibration.fit_efficiency``: weight and KV bandwidth, per-step and
-   per-all-reduce overheads, decode compute) and the client's first-token lag to the **other** models'
-   clean stages; the prefill's compute terms stay at the kernel timings of ``gpu_step_times.py``;
+1. fit the H100's efficiencies (``calibration.fit_efficiency``: weight and KV bandwidth, per-layer,
+   per-all-reduce and per-sequence overheads) and the client's first-token lag to the **other** models'
+   clean stages, pulled toward the prior (``models/efficiency.yaml``: kernel timings, peers' defaults) by
+   a weight chosen by leaving out each of those other models in turn; the prefill's compute terms stay at
+   the kernel timings of ``gpu_step_times.py``;
 2. derive the held-out model's profile from its config.json and the H100 datasheet with those
    efficiencies (``autoscaler profile derive``'s code), with the experiment's engine knobs;
 3. replay each of its experiments' stages back to back through the engine model
@@ -33,7 +35,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ from autoscaler.config.groundtruth import Experiment, default_root, load_experim
 from autoscaler.profiles.architecture import Architecture, parse_config  # noqa: E402
 from autoscaler.profiles.calibration import (  # noqa: E402
     MeasuredStage,
+    choose_prior_weight,
     fit_efficiency,
     fit_first_token_s,
 )
@@ -74,16 +77,22 @@ def knobs_of(experiment: Experiment) -> EngineKnobs:
 
 
 def calibrate(
-    runs: Sequence[tuple[Hardware, MeasuredStage]], prior: Calibration, *, source: str
-) -> Calibration:
-    """Efficiencies and the first-token lag fitted to ``runs`` (the prefill terms stay at the prior's)."""
-    efficiency = fit_efficiency(runs, prior=prior.efficiency, block=BLOCK)
+    runs: Mapping[str, Sequence[tuple[Hardware, MeasuredStage]]], prior: Calibration, *, source: str
+) -> tuple[Calibration, float]:
+    """Efficiencies and the first-token lag fitted to ``runs`` (per model), and the prior weight chosen.
+
+    The weight comes from leaving one of ``runs``' own models out at a time, so a held-out model outside
+    ``runs`` plays no part in choosing it. The prefill terms stay at the prior's.
+    """
+    weight = choose_prior_weight(runs, prior=prior.efficiency, block=BLOCK)
+    stages = [run for model_runs in runs.values() for run in model_runs]
+    efficiency = fit_efficiency(stages, prior=prior.efficiency, block=BLOCK, prior_weight=weight)
     lag = fit_first_token_s(
-        [(TimeCoefficients.of(hw, efficiency), ms) for hw, ms in runs],
+        [(TimeCoefficients.of(hw, efficiency), ms) for hw, ms in stages],
         block=BLOCK,
         steps=prior.first_token_steps,
     )
-    return dataclasses.replace(prior, efficiency=efficiency, first_token_s=lag, source=source)
+    return dataclasses.replace(prior, efficiency=efficiency, first_token_s=lag, source=source), weight
 
 
 def _seconds(sim: StageLatency | MeasuredStage) -> dict[str, float]:
@@ -157,16 +166,12 @@ def main() -> int:
     for exp in experiments:
         config, _ = load_config(config_dir(args.root, exp.model) / "config.json")
         archs[exp.model] = parse_config(config)
-    runs = {
-        exp.name: [
-            (hardware(archs[exp.model], accelerator, tp=exp.tensor_parallel, dtype="bf16"), ms)
-            for ms in exp.stages
-        ]
-        for exp in experiments
-    }
-    models = sorted({exp.model for exp in experiments})
-    everything = [run for exp in experiments for run in runs[exp.name]]
-    on_all = calibrate(everything, prior, source="all four ground-truth models")
+    runs: dict[str, list[tuple[Hardware, MeasuredStage]]] = {}  # per model, every stage of its runs
+    for exp in experiments:
+        hw = hardware(archs[exp.model], accelerator, tp=exp.tensor_parallel, dtype="bf16")
+        runs.setdefault(exp.model, []).extend((hw, ms) for ms in exp.stages)
+    models = sorted(runs)
+    on_all, on_all_weight = calibrate(runs, prior, source="all four ground-truth models")
 
     def derived(exp: Experiment, calibration: Calibration) -> Profile:
         return derive_profile(
@@ -182,17 +187,19 @@ def main() -> int:
 
     fits = {
         held_out: calibrate(
-            [run for exp in experiments if exp.model != held_out for run in runs[exp.name]],
-            prior,
-            source=f"ground truth without {held_out}",
+            {m: r for m, r in runs.items() if m != held_out}, prior, source=f"ground truth without {held_out}"
         )
         for held_out in models
     }
-    rows = replay(experiments, lambda exp: derived(exp, fits[exp.model]), quick=args.quick)
+    rows = replay(experiments, lambda exp: derived(exp, fits[exp.model][0]), quick=args.quick)
     in_sample = replay(experiments, lambda exp: derived(exp, on_all), quick=args.quick)
     folds = {
-        model: {"efficiency": dataclasses.asdict(fit.efficiency), "first_token_s": fit.first_token_s}
-        for model, fit in fits.items()
+        model: {
+            "prior_weight": weight,
+            "efficiency": dataclasses.asdict(fit.efficiency),
+            "first_token_s": fit.first_token_s,
+        }
+        for model, (fit, weight) in fits.items()
     }
 
     headline = {
@@ -236,10 +243,12 @@ def main() -> int:
             "stages": sum(r["overloaded"] for r in rows),
             "median_abs_error": {m: median_abs(rows, m, overloaded=True) for m in METRICS},
         },
-        "method": "leave one model out: efficiencies fitted without the held-out model's stages",
+        "method": "leave one model out: efficiencies fitted without the held-out model's stages, their pull "
+        "toward the prior chosen by leaving out each of the other models in turn (nested)",
         "folds": folds,
         "fit_on_all": {
             "note": "in sample (all models fitted), stored in models/efficiency.yaml: not the headline",
+            "prior_weight": on_all_weight,
             "efficiency": dataclasses.asdict(on_all.efficiency),
             "first_token_s": on_all.first_token_s,
             "clean_median_abs_error": {m: median_abs(in_sample, m, overloaded=False) for m in METRICS},

@@ -12,8 +12,9 @@ context, and ``dt`` the measured TPOT. The left side is known, the right side is
 model's coefficients, which are linear in the efficiency terms (``Hardware.basis``). Two fits use it:
 
 - ``fit_efficiency``: the accelerator's efficiencies from many models' stages (relative residuals,
-  non-negative least squares), the prefill's compute terms held at given values (the ground truth's
-  prompts are almost all cached, so it says nothing about them);
+  bounded least squares pulled toward the prior by a weight ``choose_prior_weight`` picks by leaving one
+  model out), the prefill's compute terms held at given values (the ground truth's prompts are almost
+  all cached, so it says nothing about them);
 - ``fit_factors``: one profile's three scale factors (step, decode, prefill groups) from one run (a
   ground-truth experiment's stages, or ``autoscaler profile``'s isolated prefill and decode samples),
   regularised toward 1 so one run cannot move what it does not measure; ``profile derive --fit-to``
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -41,10 +42,12 @@ FloatArray = npt.NDArray[np.float64]
 
 __all__ = [
     "FIRST_TOKEN_STEPS",
+    "PRIOR_WEIGHTS",
     "FactorFit",
     "Measured",
     "MeasuredStage",
     "Stage",
+    "choose_prior_weight",
     "fit_efficiency",
     "fit_factors",
     "fit_first_token_s",
@@ -137,14 +140,15 @@ def fit_efficiency(
         "sequence_overhead_s",
         "inv_kv_bandwidth",
     ),
-    prior_weight: float = 0.05,
+    prior_weight: float,
 ) -> Efficiency:
     """The ``free`` efficiency terms fitted to the stages' TPOT; the others stay at ``prior``'s.
 
-    Bounded least squares of relative residuals, with a weak pull (``prior_weight`` per term, relative to
-    the prior's value) toward the prior: the ground truth has four models, and a term that only one of
-    them exercises (KV bandwidth: only Llama-2-7B has no grouped-query attention) must not swing freely
-    when that model is held out.
+    Bounded least squares of relative residuals, pulled toward the prior (``prior_weight`` per term,
+    relative to the prior's value): the ground truth has four models, the free terms trade off against
+    each other across so few (a per-layer cost against bandwidth, KV bandwidth seen by one model without
+    grouped-query attention), and a fit left free explains the models it sees at the expense of the next
+    one. ``choose_prior_weight`` picks the weight that predicts held-out models best.
     """
     clean = [(hw, ms) for hw, ms in runs if not ms.overloaded]
     if not clean:
@@ -176,6 +180,42 @@ def fit_efficiency(
     theta = theta.copy()
     theta[columns] = solution.x * scale
     return Efficiency.from_vector(theta)
+
+
+PRIOR_WEIGHTS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def choose_prior_weight(
+    runs: Mapping[str, Sequence[tuple[Hardware, MeasuredStage]]],
+    *,
+    prior: Efficiency,
+    block: int,
+    grid: Sequence[float] = PRIOR_WEIGHTS,
+) -> float:
+    """The pull toward the prior that predicts a model best from the others' stages (leave one model out).
+
+    For each weight of ``grid``: fit on all models but one, predict that one's TPOT with the balance, and
+    take the median relative error over every model's clean stages; the weight with the smallest wins.
+    A caller that scores on held-out models passes only its training models here (nested selection).
+    """
+    models = [m for m, stages in runs.items() if any(not ms.overloaded for _, ms in stages)]
+    if len(models) < 2:
+        raise ValueError("choosing the prior weight needs clean stages of at least two models")
+
+    def score(weight: float) -> float:
+        errors = []
+        for held_out in models:
+            train = [run for m in models if m != held_out for run in runs[m]]
+            efficiency = fit_efficiency(train, prior=prior, block=block, prior_weight=weight)
+            errors += [
+                abs(predicted_tpot_s(TimeCoefficients.of(hw, efficiency), ms.stage, ms.measured, block)
+                    / ms.measured.tpot_s - 1.0)
+                for hw, ms in runs[held_out]
+                if not ms.overloaded
+            ]  # fmt: skip
+        return statistics.median(errors)
+
+    return min(grid, key=score)
 
 
 def fit_first_token_s(

@@ -9,9 +9,11 @@ import pytest
 
 from autoscaler.profiles.architecture import parse_config
 from autoscaler.profiles.calibration import (
+    PRIOR_WEIGHTS,
     Measured,
     MeasuredStage,
     Stage,
+    choose_prior_weight,
     fit_efficiency,
     fit_factors,
     predicted_tpot_s,
@@ -102,8 +104,8 @@ def test_overloaded_stages_are_left_out_of_the_fit() -> None:
         (hw, dataclasses.replace(ms, overloaded=True, measured=dataclasses.replace(ms.measured, tpot_s=1.0)))
         for hw, ms in runs[:3]
     ]
-    clean = fit_efficiency(runs[3:], prior=EFFICIENCY, block=16)
-    assert fit_efficiency(spoiled + runs[3:], prior=EFFICIENCY, block=16) == clean
+    clean = fit_efficiency(runs[3:], prior=EFFICIENCY, block=16, prior_weight=0.05)
+    assert fit_efficiency(spoiled + runs[3:], prior=EFFICIENCY, block=16, prior_weight=0.05) == clean
 
 
 def test_factors_recover_a_uniformly_slower_engine_from_its_samples() -> None:
@@ -134,3 +136,31 @@ def test_one_run_moves_only_what_it_measures() -> None:
     assert stage_rows(c, [dataclasses.replace(ms, overloaded=True)], block=16).shape == (0, 4)
     with pytest.raises(ValueError, match="clean"):
         fit_factors(np.zeros((0, 4)))
+
+
+def _by_model(runs: list[tuple[Hardware, MeasuredStage]]) -> dict[str, list[tuple[Hardware, MeasuredStage]]]:
+    return {name: runs[3 * i : 3 * i + 3] for i, name in enumerate(ARCHS)}
+
+
+def test_exact_stages_and_a_wrong_prior_choose_the_weakest_pull() -> None:
+    prior = dataclasses.replace(EFFICIENCY, weight_bandwidth=0.6, layer_overhead_s=2e-4)
+    assert choose_prior_weight(_by_model(_synthetic_runs()), prior=prior, block=16) == PRIOR_WEIGHTS[0]
+
+
+def test_models_with_quirks_of_their_own_and_a_right_prior_choose_the_strongest_pull() -> None:
+    quirks = {"7b-mha": 1.15, "34b": 0.85, "70b": 1.1}  # each model's engine slower or faster than physics
+    runs = {
+        name: [
+            (
+                hw,
+                dataclasses.replace(
+                    ms, measured=dataclasses.replace(ms.measured, tpot_s=ms.measured.tpot_s * quirks[name])
+                ),
+            )
+            for hw, ms in stages
+        ]
+        for name, stages in _by_model(_synthetic_runs()).items()
+    }
+    assert choose_prior_weight(runs, prior=EFFICIENCY, block=16) == PRIOR_WEIGHTS[-1]
+    with pytest.raises(ValueError, match="two models"):
+        choose_prior_weight({"7b-mha": runs["7b-mha"]}, prior=EFFICIENCY, block=16)
