@@ -12,17 +12,33 @@ JSON says which).
   tiled in time (target <= 60 s);
 - ``peak_rss_mb``: the process's peak resident memory (target: within 2 GB);
 - ``affinity_requests_per_wall_second`` (not with ``--quick``, unless ``--router affinity`` already): the
-  20x trace with the cache-affinity router placing requests, whose own cost is about half of the total.
+  20x trace with the cache-affinity router placing requests, whose own cost is about half of the total;
+- ``requests_per_cpu_second``: the same run per second of this process's CPU time, which other work on a
+  shared machine disturbs far less than wall time;
+- ``against`` (with ``--against REF``, or ``REF..NEW`` to time revision NEW instead of the working tree):
+  the 20x trace timed alternately at this tree and at the git revision REF (each run a fresh process, the
+  order swapped every round, ``--rounds`` rounds), so that a change's speed-up is measured on the machine as
+  it is at that moment rather than against a figure from another day. ``speedup`` is REF's median wall time
+  over this tree's, ``cpu_speedup`` the same in CPU time, and ``same_result`` whether both trees' runs
+  ended identically (same served count and end time).
 
     python benchmarks/sim_speed.py [--quick] [--out FILE] [--trace PATH] [--router least-loaded|affinity]
+                                   [--against REF [--rounds N]]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
+import os
 import resource
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +59,8 @@ from autoscaler.sim.workloads.lengths import PRESETS
 from autoscaler.sim.workloads.loaders import load_trace
 from autoscaler.sim.workloads.trace import Trace
 
-AZURE = Path(__file__).resolve().parents[2] / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
+REPO = Path(__file__).resolve().parents[1]
+AZURE = REPO.parent / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
 RATE_SCALE = 20.0
 MILLION = 1_000_000
 PHASES = (Phase.PREFILL, Phase.DECODE)
@@ -114,17 +131,79 @@ def run(trace: Trace, *, policy_name: str, router: str) -> dict[str, Any]:
     settings = SimSettings(mode=mode, slo=slo, initial_replicas=initial)
     policy = policies.build_policy(policy_name, context)
     gc.collect()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = simulate(
         trace, profile=profile, policy=policy, placer=placer(router, 0), settings=settings, seed=0
     )
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {
         "requests": len(trace),
         "simulated_s": result.end_s,
         "wall_s": wall,
+        "cpu_s": cpu,
         "served": int(result.finished.sum()),
     }
+
+
+def against(refs: str, *, rounds: int, trace: Path, router: str) -> dict[str, Any]:
+    """Time the 20x trace alternately at two trees (see the docstring)."""
+    ref, _, new = refs.partition("..")
+    with tempfile.TemporaryDirectory(prefix="sim-speed-") as tmp:
+        trees = {
+            "this": _archive(new, Path(tmp) / "new") if new else REPO,
+            ref: _archive(ref, Path(tmp) / "ref"),
+        }
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+        for k in range(rounds):
+            for name in list(trees) if k % 2 == 0 else list(reversed(trees)):
+                runs[name].append(_run_tree(trees[name], trace=trace, router=router))
+    walls = {name: statistics.median(r["wall_s"] for r in found) for name, found in runs.items()}
+    cpus = {name: statistics.median(r["cpu_s"] for r in found) for name, found in runs.items()}
+    ends = {(r["served"], r["simulated_s"]) for found in runs.values() for r in found}
+    return {
+        "ref": ref,
+        "this": new or "working tree",
+        "rounds": rounds,
+        "this_wall_s": [round(r["wall_s"], 3) for r in runs["this"]],
+        "ref_wall_s": [round(r["wall_s"], 3) for r in runs[ref]],
+        "this_cpu_s": [round(r["cpu_s"], 3) for r in runs["this"]],
+        "ref_cpu_s": [round(r["cpu_s"], 3) for r in runs[ref]],
+        "speedup": round(walls[ref] / walls["this"], 3),
+        "cpu_speedup": round(cpus[ref] / cpus["this"], 3),
+        "same_result": len(ends) == 1,
+    }
+
+
+def _archive(ref: str, into: Path) -> Path:
+    """The tree of git revision ``ref`` of this repository, extracted under ``into``."""
+    tar = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref], check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(into, filter="data")
+    return into
+
+
+def _run_tree(tree: Path, *, trace: Path, router: str) -> dict[str, Any]:
+    """One run of the 20x trace by the package and this benchmark as they are in ``tree``, in a fresh
+    process; the wall and CPU times it measured around the simulation alone."""
+    code = (  # CPU time taken here, around ``run``, so that revisions whose ``run`` has none compare too
+        "import json, sys, time, numpy as np; from pathlib import Path; sys.path.insert(0, 'benchmarks'); "
+        "import sim_speed as b; t = b.workload(Path(sys.argv[1]), np.random.default_rng(0)); "
+        "c = time.process_time(); r = b.run(t, policy_name='ours', router=sys.argv[2]); "
+        "r['cpu_s'] = time.process_time() - c; print(json.dumps(r))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(trace), router],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
 
 
 def main() -> None:
@@ -136,7 +215,13 @@ def main() -> None:
     parser.add_argument("--trace", type=Path, default=AZURE, help="Azure conversation trace CSV")
     parser.add_argument("--policy", default="ours", choices=policies.NAMES)
     parser.add_argument("--router", default="least-loaded", choices=("least-loaded", "affinity"))
+    parser.add_argument(
+        "--against", metavar="REF[..NEW]", help="also time revision REF alternately with this tree (or NEW)"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds with --against (1..50)")
     args = parser.parse_args()
+    if not 1 <= args.rounds <= 50:
+        parser.error("--rounds must be within 1..50")
 
     trace = workload(args.trace, np.random.default_rng(0))
     runs = [run(trace, policy_name=args.policy, router=args.router) for _ in range(1 if args.quick else 3)]
@@ -149,6 +234,7 @@ def main() -> None:
         "simulated_s": round(best["simulated_s"], 1),
         "wall_s": round(best["wall_s"], 3),
         "requests_per_wall_second": round(best["requests"] / best["wall_s"]),
+        "requests_per_cpu_second": round(best["requests"] / min(r["cpu_s"] for r in runs)),
         "speedup_vs_real_time": round(best["simulated_s"] / best["wall_s"], 1),
     }
     rows = [("20x trace", best)]
@@ -162,6 +248,8 @@ def main() -> None:
         result["million_requests_per_wall_second"] = round(MILLION / million["wall_s"])
         rows.append(("1M requests", million))
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if args.against:
+        result["against"] = against(args.against, rounds=args.rounds, trace=args.trace, router=args.router)
 
     header = ("run", "requests", "simulated s", "wall s", "req/wall s", "x real time")
     print(f"{header[0]:<12} {header[1]:>9} {header[2]:>12} {header[3]:>8} {header[4]:>11} {header[5]:>12}")
