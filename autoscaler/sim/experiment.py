@@ -117,6 +117,7 @@ def _run(
         pending_delay_s=pending_delay_s,
         router_metrics_interval_s=control.router_metrics_interval_s,
         drain_s=scenario.drain_s,
+        drain_timeout_s=scenario.cluster.drain_timeout_s,
         client_timeout_s=scenario.client_timeout_s,
         max_model_len=scenario.cluster.max_model_len or profile.limits.max_model_len,
         pool=scenario.name,

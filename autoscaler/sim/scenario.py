@@ -23,6 +23,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 from autoscaler.config import yaml_errors
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
+from autoscaler.policy.actuation import DEFAULT_DRAIN_TIMEOUT_S
 from autoscaler.sim import policies
 from autoscaler.sim.workloads.spec import WorkloadSpec
 
@@ -55,6 +56,9 @@ class ClusterSpec(_Spec):
     gpu_budget: PositiveInt | None = None  # GPUs shared by the pool's phases (Dynamo's max_gpu_budget)
     pending_delay_s: NonNegativeFloat = 0.0  # before the profile's start-up delay (node provisioning)
     max_model_len: Annotated[int, Field(ge=2)] | None = None  # vLLM's --max-model-len; None: the profile's
+    # A scale-down's victims go after this even if still serving, their requests failed (the resource's
+    # behavior.drainTimeoutSeconds)
+    drain_timeout_s: Annotated[float, Field(ge=0, le=3600)] = DEFAULT_DRAIN_TIMEOUT_S
 
     def minimum(self, phase: Phase) -> int:
         return self.min_replicas.get(phase, 1)
