@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -254,6 +255,7 @@ def main() -> None:
     parser.add_argument("--out", default="epp_speed.json", help="where to write the JSON result")
     args = parser.parse_args()
     warm, measured = (200, 300) if args.quick else (1_000, 3_000)
+    load_before = os.getloadavg()[0]
     bodies = _bodies(warm + measured, random.Random(42))
 
     cpu = asyncio.run(_cpu_rows(bodies, warm=warm))
@@ -314,6 +316,7 @@ def main() -> None:
         "prompt_tokens": PROMPT_TOKENS,
         "requests": len(bodies),
         "quick": args.quick,
+        "load_average_1m": [load_before, os.getloadavg()[0]],  # the machine's other work, before and after
     }
     print(
         f"picker: {picker['decisions_per_second']:.0f} decisions/s with 32 streams; added p50 "
