@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ from tests.contract.epp.conftest import (
     NO_BODY,
     PickerFactory,
     Routed,
+    Running,
     completion_body,
     http_body,
     http_headers,
@@ -267,3 +269,45 @@ async def test_without_response_bodies_the_streams_end_is_the_responses(picker_f
         await until(lambda: running.in_flight() == 0)
         metrics = await metrics_text(running.metrics_url)
         assert 'autoscaler_router_responses_total{code="200",pool="default"} 1.0' in metrics
+
+
+async def test_many_streams_ending_every_way_at_once_leave_nothing_in_flight(
+    picker_for: PickerFactory,
+) -> None:
+    rng = random.Random(3)
+    endings = ["complete", "trailers", "cancel-before-body-end", "cancel-after-routing",
+               "cancel-mid-response", "close-after-routing", "bad-body"]  # fmt: skip
+
+    async def one(running: Running, ending: str) -> None:
+        async with running.stream() as envoy:
+            if ending == "cancel-before-body-end":
+                await envoy.send(request_headers=http_headers({":path": "/v1/completions"}))
+                await envoy.send(request_body=http_body(b'{"model": ', end=False))
+                envoy.call.cancel()
+                return
+            body = b"{oops" if ending == "bad-body" else completion_body(prompt=f"{rng.random()} " * 300)
+            routed = await envoy.request(body)
+            if ending == "bad-body":
+                assert not isinstance(routed, Routed) and routed.status.code == 400
+                return
+            assert isinstance(routed, Routed)
+            await asyncio.sleep(rng.random() * 0.02)  # streams interleave
+            if ending == "cancel-after-routing":
+                envoy.call.cancel()
+            elif ending == "close-after-routing":
+                await envoy.end()
+            elif ending == "cancel-mid-response":
+                await envoy.send(response_headers=http_headers({":status": "200"}))
+                await envoy.call.read()
+                envoy.call.cancel()
+            else:
+                await envoy.response(
+                    chunks=[b"data: 1\n\n", b"data: [DONE]\n\n"], trailers=ending == "trailers"
+                )
+                await envoy.end()
+
+    async with picker_for(idle_endpoints(4), fallbacks=1) as running:
+        await asyncio.gather(*(one(running, rng.choice(endings)) for _ in range(60)))
+        await until(lambda: running.in_flight() == 0)
+        router = running.picker.router
+        assert all(router.endpoint(n).in_flight_tokens == 0 for n in router.endpoints())
