@@ -31,6 +31,8 @@ from tests.chart.test_rbac_matches_code import (
 from tests.fakes.kube_apiserver import FakeKubeApiServer
 from tests.fakes.kube_resources import PODS, custom_resource
 
+pytestmark = pytest.mark.timeout(120)
+
 SCHEMAS = yaml.safe_load((Path(__file__).parent / "data/gie_crd_schemas.yaml").read_text())
 EXAMPLE = "gateway-epp"
 INFERENCE_POOLS = custom_resource(
