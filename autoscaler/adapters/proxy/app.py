@@ -57,12 +57,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from autoscaler.adapters.admission_gate import AdmissionGate, Refused
 from autoscaler.adapters.proxy import prompts
 from autoscaler.adapters.proxy.fleet import Fleet
 from autoscaler.adapters.proxy.metrics import RouterMetrics
 from autoscaler.adapters.proxy.settings import IDLE_TIMEOUT_S, ProxySettings
 from autoscaler.adapters.proxy.stalls import EngineStalled
 from autoscaler.profiles.schema import Profile
+from autoscaler.routing.admission import AdmissionQueue, UnknownClass, limits_from_profile
 from autoscaler.routing.interface import NoEndpointError, RouteRequest
 from autoscaler.routing.router import AffinityRouter, RoutedPlacement
 
@@ -148,6 +150,13 @@ class Proxy:
         self.router = AffinityRouter(settings.router_settings(profile), seed=seed)
         self.fleet = Fleet(settings, self.router)
         self.metrics = RouterMetrics(pool=settings.pool, router=self.router)
+        limits = limits_from_profile(settings.admission, profile)
+        self.admission = AdmissionGate(
+            self.router,
+            AdmissionQueue(settings.admission, limits),
+            pool=settings.pool,
+            registry=self.metrics.registry,
+        )
         self._client: aiohttp.ClientSession | None = None
         self._ids = itertools.count()
         self._turn = itertools.count()  # engines take turns tokenizing and listing models
@@ -160,8 +169,10 @@ class Proxy:
     async def start(self) -> None:
         self._client = make_client(self.settings)
         await self.fleet.start(self._client)
+        self.admission.start()
 
     async def stop(self) -> None:
+        await self.admission.stop()
         await self.fleet.stop()
         if self._client is not None:
             await self._client.close()
@@ -241,6 +252,10 @@ class Proxy:
             and not prompt.token_ids
         ):
             prompt = await self._engine_tokens(prompt, body, chat=chat)
+        try:
+            priority = self.admission.priority(request.headers.get(settings.admission.header))
+        except UnknownClass as err:
+            return self._count(error(400, str(err), kind="invalid_request_error"))
         start = time.perf_counter()
         route_request = RouteRequest(
             request_id=next(self._ids),
@@ -252,10 +267,14 @@ class Proxy:
             session_id=request.headers.get(settings.session_header),
         )
         for _attempt in range(settings.connect_attempts):
-            try:
-                placement = self.router.place(route_request, now=time.monotonic())
+            try:  # at once, or once the admission queue dispatches it (the client hears nothing till then)
+                placement = await self.admission.place(route_request, priority)
             except NoEndpointError:
                 return self._count(self._unavailable())
+            except Refused as refused:
+                headers = {"Retry-After": str(refused.retry_after_s)}
+                kind = "rate_limit_exceeded" if refused.status == 429 else "service_unavailable"
+                return self._count(error(refused.status, str(refused), kind=kind, headers=headers))
             try:  # released however this ends (a second release is a no-op)
                 self.metrics.timed(time.perf_counter() - start)
                 answer = await self._forward(request, placement, raw, body, forward_headers)
@@ -436,6 +455,7 @@ class Proxy:
 
     def _release(self, placement: RoutedPlacement) -> None:
         self.router.finished(placement, now=time.monotonic())
+        self.admission.pump()  # its slot may let a waiting request go
 
     def _unavailable(self) -> web.Response:
         return error(

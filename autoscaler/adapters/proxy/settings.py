@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoscaler.core.phases import Phase
 from autoscaler.profiles.schema import Profile
+from autoscaler.routing.admission import AdmissionSettings
 from autoscaler.routing.hashing import VLLM_DEFAULT_SEED, PreciseAlgo
 from autoscaler.routing.settings import IndexSource, RouterSettings, calibrated
 
@@ -134,6 +135,7 @@ class ProxySettings(_Frozen):
     endpoints: Discovery
     hashing: Hashing = Hashing()
     router: RouterSettings = RouterSettings()
+    admission: AdmissionSettings = AdmissionSettings()  # the queue in front of the engines
     max_body_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
     # A prompt over this many tokens (estimated from text as for hashing) is answered 413 before it is
     # hashed: 8x the longest common context windows, and a bound on the CPU one request may take.
