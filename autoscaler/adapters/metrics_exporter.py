@@ -9,6 +9,15 @@ no stale series. Per ``{namespace, autoscaler, phase}``:
 - ``autoscaler_decision_timestamp_seconds``: when the decision was published (wall clock), so an alert can
   fire on ``time() - autoscaler_decision_timestamp_seconds > 120`` when the controller stops deciding.
 
+For the chart's Grafana dashboard, per ``{namespace, autoscaler, pool, phase}`` (``pool`` is the label the
+engines' and the router's series carry, so panels join on it), once the controller has decided:
+
+- ``autoscaler_ready_replicas``: the replicas serving when the decision was made;
+- ``autoscaler_arrival_rate`` and ``autoscaler_arrival_rate_forecast``: requests/s as the policy read them
+  and as it foresees them over the replica start-up horizon (absent while the signals are unusable);
+- ``autoscaler_calibration_factor``: observed / predicted latency, the factor on the profile's times;
+- ``autoscaler_slo_target_seconds{signal, quantile}``: the TTFT and ITL targets the panels draw as lines.
+
 Names are colon-free (prometheus-client 0.23 and later rewrite colons).
 
 An HPA must read the gauge with an ``AverageValue`` target of 1: HPA then computes
@@ -56,9 +65,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.adapters.publishing import BoardKey, DesiredReplicasBoard, Telemetry
 
 LABELS = ("namespace", "autoscaler", "phase")
+TELEMETRY_LABELS = ("namespace", "autoscaler", "pool", "phase")
 
 
 class DesiredReplicasCollector(Collector):
@@ -84,13 +94,60 @@ class DesiredReplicasCollector(Collector):
             "Wall-clock time the last decision was published",
             labels=LABELS,
         )
+        telemetry = _TelemetryFamilies()
         for key, entry in self._board.snapshot().items():
             values = [key.namespace, key.autoscaler, key.phase.value]
             desired.add_metric(values, entry.desired)
             current.add_metric(values, entry.current)
             info.add_metric([*values, entry.reason], 1)
             published.add_metric(values, entry.time)
+            if entry.telemetry is not None:
+                telemetry.add(key, entry.telemetry)
         yield from (desired, current, info, published)
+        yield from telemetry.families()
+
+
+class _TelemetryFamilies:
+    """The dashboard's gauges, filled entry by entry during one scrape."""
+
+    def __init__(self) -> None:
+        self.ready = GaugeMetricFamily(
+            "autoscaler_ready_replicas",
+            "Replicas serving when the decision was made",
+            labels=TELEMETRY_LABELS,
+        )
+        self.rate = GaugeMetricFamily(
+            "autoscaler_arrival_rate", "Requests per second as the policy read them", labels=TELEMETRY_LABELS
+        )
+        self.forecast = GaugeMetricFamily(
+            "autoscaler_arrival_rate_forecast",
+            "Requests per second the policy foresees over the replica start-up horizon",
+            labels=TELEMETRY_LABELS,
+        )
+        self.calibration = GaugeMetricFamily(
+            "autoscaler_calibration_factor",
+            "Observed over predicted latency: the factor on the profile's times",
+            labels=TELEMETRY_LABELS,
+        )
+        self.slo = GaugeMetricFamily(
+            "autoscaler_slo_target_seconds",
+            "The latency target: the quantile of the signal must stay at or below it",
+            labels=[*TELEMETRY_LABELS, "signal", "quantile"],
+        )
+
+    def add(self, key: BoardKey, telemetry: Telemetry) -> None:
+        values = [key.namespace, key.autoscaler, telemetry.pool, key.phase.value]
+        self.ready.add_metric(values, telemetry.ready)
+        if telemetry.arrival_rate is not None:
+            self.rate.add_metric(values, telemetry.arrival_rate)
+        if telemetry.forecast_rate is not None:
+            self.forecast.add_metric(values, telemetry.forecast_rate)
+        self.calibration.add_metric(values, telemetry.calibration)
+        for signal, target in (("ttft", telemetry.slo.ttft), ("itl", telemetry.slo.itl)):
+            self.slo.add_metric([*values, signal, f"{target.quantile:g}"], target.seconds)
+
+    def families(self) -> tuple[GaugeMetricFamily, ...]:
+        return (self.ready, self.rate, self.forecast, self.calibration, self.slo)
 
 
 def board_registry(board: DesiredReplicasBoard) -> CollectorRegistry:

@@ -9,7 +9,8 @@ none of them reaches into the controller.
 A board entry is keyed by (namespace, autoscaler name, phase) and holds what HPA or KEDA need (desired), what
 an operator wants next to it (current replicas, the policy's reason and message) and when it was published
 (wall-clock Unix seconds, stamped by the board: the controller's clock may be monotonic, while the external
-metrics API and operators want wall time).
+metrics API and operators want wall time). The controller adds ``Telemetry`` for an operator's dashboard
+(ready replicas, the rate read and forecast, the calibration, the SLO); HPA and KEDA never read it.
 
 Writers may be any thread or the event loop; readers may be any thread; ``changed`` lets asyncio readers
 (KEDA's ``StreamIsActive``) wait for the next change without polling. Every ``publish`` and effective
@@ -23,10 +24,11 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from autoscaler.core.decision import Decision
 from autoscaler.core.phases import Phase
+from autoscaler.core.slo import Slo
 
 
 @dataclasses.dataclass(frozen=True, slots=True, order=True)
@@ -37,12 +39,25 @@ class BoardKey:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Telemetry:
+    """What a dashboard shows beside one phase's decision, so its reason can be read against the evidence."""
+
+    pool: str  # the engines' pool label, which joins these series to the engines' and the router's
+    ready: int
+    arrival_rate: float | None  # requests/s as the policy read it (None: no usable signal)
+    forecast_rate: float | None  # requests/s the policy foresees over the start-up horizon
+    calibration: float  # observed / predicted latency: the factor on the profile's times
+    slo: Slo
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Published:
     desired: int
     current: int
     reason: str  # the policy's machine-readable tag, e.g. "ScaleUp"
     message: str  # one human sentence that says why
     time: float  # wall-clock Unix seconds when it was published
+    telemetry: Telemetry | None = None
 
 
 class DesiredReplicasBoard:
@@ -65,16 +80,29 @@ class DesiredReplicasBoard:
         current: int,
         reason: str,
         message: str = "",
+        telemetry: Telemetry | None = None,
     ) -> None:
         """Record the latest decision for one phase of one autoscaler, replacing the previous one."""
         entry = Published(
-            desired=desired, current=current, reason=reason, message=message, time=self._wall_clock()
+            desired=desired,
+            current=current,
+            reason=reason,
+            message=message,
+            time=self._wall_clock(),
+            telemetry=telemetry,
         )
         with self._lock:
             self._entries[BoardKey(namespace, autoscaler, phase)] = entry
             self._bump()
 
-    def publish_decision(self, *, namespace: str, autoscaler: str, decision: Decision) -> None:
+    def publish_decision(
+        self,
+        *,
+        namespace: str,
+        autoscaler: str,
+        decision: Decision,
+        telemetry: Mapping[Phase, Telemetry] | None = None,
+    ) -> None:
         """Publish every phase of a policy decision (``previous`` is the current count it started from)."""
         for phase, d in decision.phases.items():
             self.publish(
@@ -85,6 +113,7 @@ class DesiredReplicasBoard:
                 current=d.previous,
                 reason=d.reason,
                 message=d.message,
+                telemetry=(telemetry or {}).get(phase),
             )
 
     def get(self, *, namespace: str, autoscaler: str, phase: Phase) -> Published | None:

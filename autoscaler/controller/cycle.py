@@ -47,6 +47,7 @@ from autoscaler.controller.actuation import Actuator, Conflicted, Outcome, Scale
 from autoscaler.controller.report import PhaseView
 from autoscaler.controller.router_load import RouterLoadReader
 from autoscaler.controller.signals import SignalReader, Values
+from autoscaler.controller.telemetry import telemetry
 from autoscaler.core.decision import Decision
 from autoscaler.core.observation import Observation
 from autoscaler.core.phases import Phase
@@ -154,15 +155,18 @@ class Reconciler:
         for _ in range(MAX_ATTEMPTS):
             views = await self._views(resource)
             values, signal_error = await self._signals(resource, now)
-            observation = prometheus.observation(
-                pool=resource.pool,
-                values=values,
-                replicas={phase: view.counts() for phase, view in views.items()},
-                now=now,
-            )
+            counts = {phase: view.counts() for phase, view in views.items()}
+            observation = prometheus.observation(pool=resource.pool, values=values, replicas=counts, now=now)
             decision, state = await _step(policy, observation, memory.state, now=now)
+            gauges = telemetry(
+                pool=resource.pool,
+                observation=observation,
+                ready={phase: c.ready for phase, c in counts.items()},
+                state=state,
+                settings=settings,
+            )
             self._cluster.board.publish_decision(
-                namespace=resource.namespace, autoscaler=resource.name, decision=decision
+                namespace=resource.namespace, autoscaler=resource.name, decision=decision, telemetry=gauges
             )
             outcomes: dict[Phase, Outcome] = {}
             if direct and not foreign:
