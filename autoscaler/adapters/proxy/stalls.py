@@ -9,7 +9,8 @@ Each wait on an engine runs under an ``asyncio.timeout`` with no deadline, regis
 engine's name (``watching``). When the fleet marks the engine unhealthy (``down``) every such deadline is
 set ``grace_s`` ahead; a wait that receives bytes meanwhile moves its own deadline on (``still_alive``),
 so a busy engine that answers its scrapes late but still streams is not cut. When the engine is back
-(``up``) the deadlines are lifted.
+(``up``) the deadlines are lifted. The price: a non-streamed request on an engine so busy that it misses
+three scrapes in a row, yet alive, is given up after ``grace_s`` and placed again (its work is lost).
 """
 
 from __future__ import annotations
