@@ -107,27 +107,44 @@ def _unattainable_message(profile: Profile, load: Load, slo: Slo, phase: Phase, 
 
 @OVERFLOW_IS_INFINITE
 def size_phase(
-    profile: Profile, load: Load, slo: Slo, phase: Phase, *, max_utilisation: float = 1.0
+    profile: Profile,
+    load: Load,
+    slo: Slo,
+    phase: Phase,
+    *,
+    max_utilisation: float = 1.0,
+    decode_context: float | None = None,
 ) -> PhaseSizing:
     """Vectorised sizing of one phase on that phase's own signals (the policy sizes phases separately,
-    so a phase whose signals are unusable can hold while the other acts)."""
+    so a phase whose signals are unusable can hold while the other acts). ``decode_context``: KV tokens per
+    running sequence as the engines report it, in place of the model's (decode only)."""
     if phase is Phase.PREFILL:
         return prefill.size(profile, load, slo.ttft, disaggregated=True, max_utilisation=max_utilisation)
     if phase is Phase.DECODE:
-        return decode.size(profile, load, slo.itl, max_utilisation=max_utilisation)
+        context = None if decode_context is None else np.asarray(decode_context, dtype=np.float64)
+        return decode.size(profile, load, slo.itl, max_utilisation=max_utilisation, context=context)
     return aggregated.size(profile, load, slo, max_utilisation=max_utilisation)
 
 
 @OVERFLOW_IS_INFINITE
-def predict_phase(profile: Profile, load: Load, slo: Slo, phase: Phase, replicas: FloatArray) -> PhaseSizing:
+def predict_phase(
+    profile: Profile,
+    load: Load,
+    slo: Slo,
+    phase: Phase,
+    replicas: FloatArray,
+    *,
+    decode_context: float | None = None,
+) -> PhaseSizing:
     """The model's TTFT / ITL predictions for one phase at a given replica count (for calibration)."""
     if phase is Phase.PREFILL:
         ttft = prefill.ttft(profile, load, replicas, slo.ttft, disaggregated=True)
         util = load.rate * prefill.work(profile, load)[0] / np.maximum(replicas, 1.0)
         return PhaseSizing(replicas, ttft, np.zeros_like(ttft), util, np.full(np.shape(ttft), "fixed"))
     if phase is Phase.DECODE:
-        itl = decode.itl(profile, load, replicas, slo.itl)
-        cap = np.stack(list(decode.max_batches(profile, load, slo.itl).values())).min(axis=0)
-        util = decode.mean_batch(profile, load, replicas) / cap
+        context = None if decode_context is None else np.asarray(decode_context, dtype=np.float64)
+        itl = decode.itl(profile, load, replicas, slo.itl, context=context)
+        cap = np.stack(list(decode.max_batches(profile, load, slo.itl, context=context).values())).min(axis=0)
+        util = decode.mean_batch(profile, load, replicas, context=context) / cap
         return PhaseSizing(replicas, np.zeros_like(itl), itl, util, np.full(np.shape(itl), "fixed"))
     return aggregated.predict(profile, load, slo, replicas)

@@ -80,16 +80,19 @@ def direction(replicas: int, current: int) -> Reason:
 
 
 class Adjustment(enum.StrEnum):
-    """A mechanism of our sizing that moved a phase's count away from the plain model at the load read."""
+    """A mechanism of our sizing that moved a phase's count away from the plain model at the rate read."""
 
-    CALIBRATED = "Calibrated"  # the profile's times were corrected by observed latency
-    KV_OBSERVED = "KvObserved"  # decode context from the KV the engines report per running sequence
+    INFLIGHT_GROWTH = "InflightGrowth"  # demand is completions plus the growth of requests in flight
+    UPSTREAM_DEMAND = "UpstreamDemand"  # decode sized for prefill's demand, which reaches it next
     TREND = "Trend"  # a rising trend was extrapolated over the start-up horizon
-    SPIKE_DISCOUNTED = "SpikeDiscounted"  # a short excursion was not extrapolated
-    BACKLOG_DRAIN = "BacklogDrain"  # requests waiting in the router add a rate to drain them
-    BACKLOG_ON_REPLICAS = "BacklogOnReplicas"  # requests queued inside engines: new prefill cannot take them
+    TREND_CAPPED = "TrendCapped"  # ... its extrapolation capped at a share of the level
+    SPIKE_SERVED = "SpikeServed"  # the newest rate is an excursion: sized for as it is, not extrapolated
+    BACKLOG_ON_REPLICAS = "BacklogOnReplicas"  # prefill's queue is in busy engines: new ones can't take it
+    BACKLOG_DRAIN = "BacklogDrain"  # a decode or aggregated queue adds the rate that drains it
     BACKLOG_INCOMING = "BacklogIncoming"  # decode sized for the prefill backlog about to reach it
-    INFEASIBLE_EXCLUDED = "InfeasibleExcluded"  # sized for the requests that can meet the SLO
+    KV_OBSERVED = "KvObserved"  # decode context from the KV the engines report per running sequence
+    INFEASIBLE_EXCLUDED = "InfeasibleExcluded"  # sized for the requests that can meet the TTFT target
+    CALIBRATED = "Calibrated"  # the profile's times were corrected by observed latency
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,19 +1,50 @@
-"""Load forecast over the replica start-up horizon.
+"""Load forecast over the replica start-up horizon, robust to outliers, short spikes and bursty traffic.
 
 A replica asked for now serves only after its start-up time, and the rate the policy reads is already
 old (a Prometheus rate over a window, read some seconds late, describes the middle of that window). So the
-policy sizes for the load expected ``horizon + lag`` after the sample's time, and for the upper edge of that
-expectation: a least-squares line through the samples of the last ``window_s`` seconds, extrapolated, plus
-``band_sigmas`` times the spread of the samples around the line. The slope counts only when rising (a
-forecast fall takes no capacity away before it happens), and the result is never below the rate now.
+policy sizes for the load expected ``horizon + lag`` after the sample's time. How that expectation is
+formed decides whether the policy chases noise:
+
+- **Robust line.** The trend is the Theil-Sen slope (the median of the slopes between every pair of samples
+  in the window) and the level the median of the samples brought to now along it: one burst or one spike
+  moves neither much, where a least-squares line through a spike points at several times the real load.
+- **Damped, sustained, significant trend.** Only a rising trend is extrapolated (a forecast fall takes no
+  capacity away before it happens), only when the rise over the window stands out of the samples' noise,
+  and only when it is sustained: no single interval carries more than ``max_jump_share`` of it (a step or
+  a spike is one jump, which says nothing about the next minutes); its
+  extrapolation is damped (a trend seen over three minutes says little about the fourth and fifth) and
+  capped at ``max_growth`` times the level (the demand read already counts what piles up in the queues).
+- **Spikes are served, not extrapolated.** A newest sample far above the line (``spike_sigmas`` robust
+  sigmas) is an excursion: the policy sizes for it as it is (a step starts the same way, and its next sample
+  confirms it), never for a line through it. The rate now is always served: it is load that is here.
+- **Band.** The forecast is widened by ``band_sigmas`` robust sigmas of the samples around the line (at
+  least ``noise_floor`` of the level): the minute-scale bursts a replica started now will meet, which the
+  rate of one window does not show. A robust sigma is not inflated by a spike or by a trend's misfit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
+import statistics
 
 from autoscaler.policy.settings import Forecast
 from autoscaler.policy.state import ForecastState
+
+_MAD_TO_SIGMA = 1.4826  # a normal sample's sigma over its median absolute deviation
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outlook:
+    """The rate to size for and how it was formed (the decision reports it)."""
+
+    rate: float
+    level: float  # the robust line at the newest sample
+    trend: float  # req/s per second, as extrapolated (0 when not)
+    sigma: float  # robust spread of the samples around the line
+    spike: bool  # the newest sample is an excursion above the line
+    capped: bool  # the trend's extrapolation hit ``max_growth``
 
 
 def update(previous: ForecastState | None, *, rate: float, now: float, settings: Forecast) -> ForecastState:
@@ -23,18 +54,43 @@ def update(previous: ForecastState | None, *, rate: float, now: float, settings:
     return ForecastState(samples=(*kept, (now, rate)))
 
 
-def upper_band(state: ForecastState, *, rate_now: float, horizon_s: float, settings: Forecast) -> float:
-    """The rate to size for: the line at ``now + lag + horizon`` plus the band; at least ``rate_now``."""
-    samples = state.samples
-    now = samples[-1][0]
-    n = len(samples)
-    if n < 3:
-        return max(rate_now, 0.0)
-    mean_t = sum(t for t, _ in samples) / n
-    mean_r = sum(r for _, r in samples) / n
-    var_t = sum((t - mean_t) ** 2 for t, _ in samples)
-    slope = sum((t - mean_t) * (r - mean_r) for t, r in samples) / var_t
-    residual = math.sqrt(sum((r - mean_r - slope * (t - mean_t)) ** 2 for t, r in samples) / (n - 2))
-    ahead = now + settings.signal_lag_s + horizon_s
-    expected = mean_r + max(slope, 0.0) * (ahead - mean_t)
-    return max(rate_now, expected + settings.band_sigmas * residual, 0.0)
+def outlook(state: ForecastState, *, rate_now: float, horizon_s: float, settings: Forecast) -> Outlook:
+    """The rate to size for over ``horizon_s``: the robust line's, and never below the rate now.
+
+    The noise (sigma) and the spike threshold come from the samples before the newest, which enters the
+    line clipped at that threshold: so the result never falls when the rate now rises (a spike neither
+    inflates the noise nor tilts the line), and a spike is sized for as it is.
+    """
+    rate_now = max(rate_now, 0.0)
+    history, now = state.samples[:-1], state.samples[-1][0]
+    if len(history) < 3:
+        return Outlook(rate_now, rate_now, 0.0, 0.0, spike=False, capped=False)
+    slope, level = _line(history, now)
+    residuals = [r - level - slope * (t - now) for t, r in history]
+    sigma = max(
+        _MAD_TO_SIGMA * statistics.median(abs(e) for e in residuals), settings.noise_floor * max(level, 0.0)
+    )
+    threshold = level + settings.spike_sigmas * sigma
+    spike = rate_now > threshold
+    slope, level = _line((*history, (now, min(rate_now, threshold))), now)
+    rise = slope * (now - history[0][0])
+    # judged on the samples before the newest, so that a higher rate now never switches the trend off
+    jump = max(b - a for (_, a), (_, b) in itertools.pairwise(history))
+    sustained = jump <= settings.max_jump_share * (history[-1][1] - history[0][1])
+    trend = slope if slope > 0 and rise > settings.trend_sigmas * sigma and sustained else 0.0
+    ahead = settings.signal_lag_s + horizon_s
+    growth = trend * settings.damping_s * (1.0 - math.exp(-ahead / settings.damping_s))
+    ceiling = settings.max_growth * max(level, 0.0)
+    capped = growth > ceiling
+    if capped:
+        growth = ceiling
+    expected = max(level, 0.0) + growth + settings.band_sigmas * sigma
+    return Outlook(max(rate_now, expected), level, trend, sigma, spike=spike, capped=capped)
+
+
+def _line(samples: tuple[tuple[float, float], ...], now: float) -> tuple[float, float]:
+    """Theil-Sen: the median pairwise slope, and the median sample brought to ``now`` along it."""
+    slope = statistics.median(
+        (r2 - r1) / (t2 - t1) for i, (t1, r1) in enumerate(samples) for t2, r2 in samples[i + 1 :]
+    )
+    return slope, statistics.median(r - slope * (t - now) for t, r in samples)

@@ -39,25 +39,35 @@ class Behavior:
 
     up_window_s: float = 0.0
     down_window_s: float = 180.0
+    # Hysteresis: scale down only if the count would still be too many with this much more load (a load
+    # hovering at a boundary between two counts otherwise flips between them).
+    down_tolerance: float = 0.25
     up_limit: RateLimit = RateLimit(pods=4, percent=100.0, period_s=15.0)
     down_limit: RateLimit = RateLimit(pods=1, percent=50.0, period_s=60.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Forecast:
-    """A rising-trend line through the last ``window_s`` of arrival rates, sized for its upper band.
+    """A robust, damped trend through the last ``window_s`` of arrival rates (see ``policy.forecast``).
 
     ``horizon_s`` defaults to the profile's 90th-percentile start-up time plus one control interval (what a
     replica asked for now must cover when it becomes ready). ``signal_lag_s`` is how old the rate already is
-    when read: a 1-minute Prometheus rate read 15 s late describes the load 45 s ago. ``band_sigmas`` widens
-    the line by the spread of the samples around it.
+    when read: a 1-minute Prometheus rate read 15 s late describes the load 45 s ago.
     """
 
     window_s: float = 180.0
-    band_sigmas: float = 2.0
+    band_sigmas: float = 1.5  # robust sigmas of the samples added as margin for minute-scale bursts
+    spike_sigmas: float = 3.0  # a newest sample this many robust sigmas above the line is a spike
+    trend_sigmas: float = 2.0  # a rise over the window smaller than this many sigmas is noise, not a trend
+    max_jump_share: float = 0.5  # a rise more than half of which came in one interval is a jump, not a trend
+    noise_floor: float = 0.05  # sigma is at least this share of the level when telling spikes (a flat series)
+    damping_s: float = 600.0  # the trend's extrapolation fades with this time constant
+    max_growth: float = 0.5  # extrapolate at most +50 % of the level
     signal_lag_s: float = 45.0
     horizon_s: float | None = None
-    backlog_drain_s: float = 60.0  # queued requests are served within this time on top of new arrivals
+    backlog_drain_s: float = 60.0  # a decode backlog (and prefill's, reaching decode) is served within this
+    # The window the rate signal counts over (a Prometheus rate() window): in-flight growth is taken over it.
+    rate_window_s: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -59,12 +59,11 @@ def _contradictions(s: PhaseSignals) -> list[str]:
         found.append(f"KV use {s.kv_usage:g} outside [0, 1]")
     if s.queue_length is not None and s.queue_length < 0:
         found.append(f"negative queue length {s.queue_length:g}")
-    # beyond any real pool: a broken exporter or query, not a load to size for
-    found.extend(
-        LIMITS.problems(
-            rate=s.arrival_rate, prompt_tokens=s.prompt_tokens_mean, output_tokens=s.output_tokens_mean
-        )
-    )
+    # beyond any real pool: a broken exporter or query, not a load to size for (a mean that is not a number
+    # is missing, not too large: ``missing`` already holds on it when the load needs it, and zero traffic
+    # does not)
+    prompt, output = (m if m is not None and math.isfinite(m) else None for m in means)
+    found.extend(LIMITS.problems(rate=s.arrival_rate, prompt_tokens=prompt, output_tokens=output))
     r = s.replicas
     if r.ready > r.current + r.starting:
         found.append(f"{r.ready} ready replicas exceed {r.current} asked for")

@@ -25,6 +25,9 @@ class PhaseState:
     # (ready replicas, since when) the ready count has held with no backlog in the pool (None while
     # backlogged): latencies are evidence for calibration only once all were observed on that same supply
     settled: tuple[int, float] | None = None
+    # (time, requests in the phase's engines, waiting or running) over the last rate window: engines count
+    # requests when they finish, so arrivals are completions plus the growth of what is in flight
+    inflight: tuple[tuple[float, float], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

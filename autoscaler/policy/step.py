@@ -1,17 +1,23 @@
 """Our scaling policy: one pure step from an Observation to a Decision, per pool.
 
-For each phase, in order (each stage that changes the count says so in the phase's reason):
+For each phase, in order (each stage that changes the count says so in the phase's reason, and every
+mechanism that moved the sizing is listed in the decision's ``adjustments``):
 
 1. **Fail static.** Unusable signals (missing, stale, NaN, contradictory) hold the current replicas.
-2. **Forecast.** The arrival rate is forecast over the start-up horizon and sized for the upper band;
-   queued requests add the rate needed to drain them. Zero traffic with an empty queue is real: the
-   recommendation is the minimum.
-3. **Calibrate.** The profile's times for the phase are corrected by the bounded observed/predicted ratio,
+2. **Forecast.** A robust, damped trend over the start-up horizon; a spike is served as it is, never
+   extrapolated (``policy.forecast``). Zero traffic with an empty queue is real: the minimum.
+3. **Backlog.** Prefill's queue sits inside busy engines, where replicas started now cannot take it: it
+   adds nothing to prefill, and reaches decode within the drain time, so decode is sized for it.
+4. **Feasibility and context.** Prefill is sized for the requests that can meet the TTFT target at all
+   (the share that cannot is stated); decode for the KV per running sequence the engines report
+   (``policy.sizing``).
+5. **Calibrate.** The profile's times for the phase are corrected by the bounded observed/predicted ratio,
    learned only from latencies all observed on the supply the phase has now (see ``_settled``).
-4. **Size.** The capacity model gives the fewest replicas meeting the phase's SLO at the forecast load.
-5. **Budget.** If the phases want more GPUs than the pool's budget, split it where it buys the most SLO
+6. **Size.** The capacity model gives the fewest replicas meeting the phase's SLO at the forecast load;
+   fewer than now only if they would still do with ``down_tolerance`` more load (hysteresis).
+7. **Budget.** If the phases want more GPUs than the pool's budget, split it where it buys the most SLO
    attainment (a note on the decision says how).
-6. **Behaviour.** Stabilization windows, then rate limits, against the replicas asked for so far
+8. **Behaviour.** Stabilization windows, then rate limits, against the replicas asked for so far
    (starting replicas count as supply: they are part of the current count), then min/max.
 """
 
@@ -23,16 +29,19 @@ import math
 import numpy as np
 
 from autoscaler.capacity import plan as planning
+from autoscaler.capacity import prefill
 from autoscaler.capacity.load import Load
-from autoscaler.core.decision import Decision, PhaseDecision, Reason, direction
+from autoscaler.core.decision import Adjustment, Decision, PhaseDecision, Reason, direction
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
-from autoscaler.policy import behavior, budget, calibration, forecast, signals
+from autoscaler.core.slo import Slo
+from autoscaler.policy import behavior, budget, calibration, forecast, signals, sizing
 from autoscaler.policy.settings import PolicySettings
 from autoscaler.policy.state import PhaseState, PolicyState
 from autoscaler.profiles.schema import Profile
 
 SERVED_FRACTION_GRID = 40
+INFLIGHT_MATERIAL = 0.05  # in-flight growth above this share of the rate is reported as an adjustment
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,6 +56,9 @@ class _Proposal:
     state: PhaseState
     profile: Profile | None = None  # calibrated, for the budget split
     load: Load | None = None
+    slo: Slo | None = None  # as sized for (the TTFT percentile over the feasible requests)
+    context: float | None = None  # decode KV per running sequence as reported, if used
+    adjustments: tuple[Adjustment, ...] = ()
 
 
 class Autoscaler:
@@ -72,9 +84,17 @@ def step(
     observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float
 ) -> tuple[Decision, PolicyState]:
     backlogged = _backlogged(observation)
+    incoming = _incoming(observation, settings)
+    upstream = _upstream(observation, state, settings, now=now)
     proposals = {
         phase: _propose(
-            phase, observation.phases.get(phase), state.phase(phase), settings, now=now, backlogged=backlogged
+            phase,
+            observation.phases.get(phase),
+            state.phase(phase),
+            settings,
+            now=now,
+            backlogged=backlogged,
+            upstream=(upstream, incoming) if phase is Phase.DECODE else (0.0, 0.0),
         )
         for phase in settings.mode.phases
     }
@@ -110,6 +130,32 @@ def _backlogged(observation: Observation) -> bool:
     return any((sig.queue_length or 0.0) > max(1, sig.replicas.ready) for sig in observation.phases.values())
 
 
+def _upstream(observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float) -> float:
+    """Prefill's demand (P/D; 0 without usable prefill signals): every request reaches decode next, so
+    decode sees a rise there before its own completions show it."""
+    sig = observation.phases.get(Phase.PREFILL)
+    if sig is None or signals.problem(sig, max_age_s=settings.max_signal_age_s) is not None:
+        return 0.0
+    assert sig.arrival_rate is not None
+    window = settings.forecast.rate_window_s
+    _, growth = _inflight(sig, state.phase(Phase.PREFILL).inflight, now=now, window_s=window)
+    return max(0.0, sig.arrival_rate + growth)
+
+
+def _incoming(observation: Observation, settings: PolicySettings) -> float:
+    """Rate at which the prefill backlog will reach decode (P/D), on top of what prefill completes now:
+    queued prompts drain within the drain time, but no faster than the prefill replicas asked for can
+    prefill beyond their completions."""
+    sig = observation.phases.get(Phase.PREFILL)
+    if sig is None or signals.problem(sig, max_age_s=settings.max_signal_age_s) is not None:
+        return 0.0
+    if not sig.queue_length or not sig.arrival_rate:
+        return 0.0
+    mean_work = float(prefill.work(settings.profile, _load(sig, sig.arrival_rate))[0])
+    spare = max(0.0, sig.replicas.current / mean_work - sig.arrival_rate)
+    return min(sig.queue_length / settings.forecast.backlog_drain_s, spare)
+
+
 def _propose(
     phase: Phase,
     sig: PhaseSignals | None,
@@ -118,7 +164,9 @@ def _propose(
     *,
     now: float,
     backlogged: bool,
+    upstream: tuple[float, float],
 ) -> _Proposal:
+    """``upstream``: for decode, prefill's demand and the rate at which prefill's backlog reaches it."""
     if sig is None:
         last = state.recommendations[-1][1] if state.recommendations else settings.bounds[phase].minimum
         return _Proposal(
@@ -130,42 +178,161 @@ def _propose(
         return _Proposal(phase, current, current, trouble[0], trouble[1], state)
     assert sig.arrival_rate is not None
     queue = sig.queue_length or 0.0
-    fc = forecast.update(state.forecast, rate=sig.arrival_rate, now=now, settings=settings.forecast)
+    inflight, growth = _inflight(sig, state.inflight, now=now, window_s=settings.forecast.rate_window_s)
+    upstream_demand, incoming = upstream
+    demand = max(0.0, sig.arrival_rate + growth, upstream_demand)
+    elapsed = now - state.forecast.samples[-1][0] if state.forecast else 0.0
+    fc = forecast.update(state.forecast, rate=demand, now=now, settings=settings.forecast)
     settled = _settled(state.settled, ready=sig.replicas.ready, now=now, backlogged=backlogged)
-    if sig.arrival_rate == 0 and queue == 0:
-        state = dataclasses.replace(state, forecast=fc, settled=settled)
+    state = dataclasses.replace(state, forecast=fc, settled=settled, inflight=inflight)
+    if sig.arrival_rate == 0 and queue == 0 and incoming == 0:
         message = "no requests and an empty queue: the minimum is enough"
         return _Proposal(phase, current, 0, Reason.NO_TRAFFIC, message, state)
-    rate = forecast.upper_band(
-        fc, rate_now=sig.arrival_rate, horizon_s=settings.horizon_s, settings=settings.forecast
+    view = forecast.outlook(
+        fc,
+        rate_now=demand,
+        horizon_s=settings.horizon_s,
+        settings=settings.forecast,
     )
-    rate += queue / settings.forecast.backlog_drain_s
+    adjustments = _forecast_adjustments(view)
+    if abs(growth) > INFLIGHT_MATERIAL * max(sig.arrival_rate, 1.0):
+        adjustments.insert(0, Adjustment.INFLIGHT_GROWTH)
+    if upstream_demand > max(0.0, sig.arrival_rate + growth):
+        adjustments.insert(0, Adjustment.UPSTREAM_DEMAND)
+    rate, backlog_note = _with_backlog(phase, view.rate, queue=queue, incoming=incoming, settings=settings)
+    if phase is Phase.PREFILL and queue > 0:
+        adjustments.append(Adjustment.BACKLOG_ON_REPLICAS)
+    elif queue > 0:
+        adjustments.append(Adjustment.BACKLOG_DRAIN)
+    if incoming > 0:
+        adjustments.append(Adjustment.BACKLOG_INCOMING)
     load = _load(sig, rate)
-    elapsed = now - state.forecast.samples[-1][0] if state.forecast else 0.0
+    context = sizing.observed_context(sig) if phase is Phase.DECODE else None
+    if context is not None:
+        adjustments.append(Adjustment.KV_OBSERVED)
+    slo, infeasible = settings.slo, 0.0
+    if phase is Phase.PREFILL:
+        feasible = sizing.feasibility(settings.profile, load, settings.slo)
+        if feasible is None:
+            message = (
+                f"holding: even a median prompt ({sig.prompt_tokens_mean:.0f} tokens mean) takes longer than "
+                f"the TTFT target on an idle replica; no replica count helps"
+            )
+            return _Proposal(phase, current, current, Reason.SLO_UNATTAINABLE, message, state)
+        slo, infeasible = feasible.slo, feasible.infeasible
+        if infeasible > 0:
+            adjustments.append(Adjustment.INFEASIBLE_EXCLUDED)
     correction = calibration.relax(state.correction, elapsed_s=elapsed, settings=settings.calibration)
-    if settled is not None and now - settled[1] >= settings.calibration.evidence_window_s:
-        correction = _calibrate(phase, sig, correction, settings)
+    if infeasible == 0 and settled is not None and now - settled[1] >= settings.calibration.evidence_window_s:
+        correction = _calibrate(phase, sig, correction, settings, context=context)
+    if correction != 1.0:
+        adjustments.append(Adjustment.CALIBRATED)
     profile = calibration.corrected(settings.profile, factor=correction, phase=phase)
-    sizing = planning.size_phase(profile, load, settings.slo, phase, max_utilisation=settings.max_utilisation)
-    needed = float(sizing.replicas[()])
-    state = dataclasses.replace(state, forecast=fc, correction=correction, settled=settled)
-    basis = (
-        f"forecast {rate:.2f} req/s (now {sig.arrival_rate:.2f}, queue {queue:.0f})"
-        f"{f', profile x{correction:.2f}' if correction != 1.0 else ''}"
+    sized = planning.size_phase(
+        profile, load, slo, phase, max_utilisation=settings.max_utilisation, decode_context=context
     )
+    needed = float(sized.replicas[()])
+    state = dataclasses.replace(state, correction=correction)
+    basis = _basis(sig, view, rate, demand, backlog_note, correction, context, infeasible, slo, settings)
     if not math.isfinite(needed):
-        top = settings.bounds[phase].maximum
-        return _Proposal(
-            phase, current, top, Reason.SLO_UNATTAINABLE, f"{basis}: no replica count meets the SLO", state
-        )
-    replicas = int(needed)
+        message = f"{basis}: no replica count meets the SLO; holding"
+        return _Proposal(phase, current, current, Reason.SLO_UNATTAINABLE, message, state)
+    replicas, reason = int(needed), None
     latency = (
-        f"TTFT p{settings.slo.ttft.percentile:g} {float(sizing.ttft_s[()]):.3f}s"
+        f"TTFT p{slo.ttft.percentile:g} {float(sized.ttft_s[()]):.3f}s"
         if phase is Phase.PREFILL
-        else f"ITL p{settings.slo.itl.percentile:g} {float(sizing.itl_s[()]) * 1000:.1f}ms"
+        else f"ITL p{slo.itl.percentile:g} {float(sized.itl_s[()]) * 1000:.1f}ms"
     )
-    message = f"{basis} needs {replicas} ({latency} predicted, bound by {sizing.binding[()]})"
-    return _Proposal(phase, current, replicas, None, message, state, profile, load)
+    message = f"{basis} needs {replicas} ({latency} predicted, bound by {sized.binding[()]})"
+    tolerance = settings.behavior.down_tolerance
+    if replicas < current and tolerance > 0:
+        margin = planning.size_phase(
+            profile,
+            load.with_rate(load.rate * (1.0 + tolerance)),
+            slo,
+            phase,
+            max_utilisation=settings.max_utilisation,
+            decode_context=context,
+        )
+        if float(margin.replicas[()]) >= current:
+            replicas, reason = current, Reason.WITHIN_TOLERANCE
+            message += f"; {tolerance:.0%} more load would need {current}: held within the tolerance band"
+    return _Proposal(
+        phase, current, replicas, reason, message, state, profile, load, slo, context, tuple(adjustments)
+    )
+
+
+def _inflight(
+    sig: PhaseSignals, history: tuple[tuple[float, float], ...], *, now: float, window_s: float
+) -> tuple[tuple[tuple[float, float], ...], float]:
+    """The in-flight history with the count now, and its growth (req/s) over the rate window.
+
+    Engines count a request when it finishes, so while requests pile up in them the rate read is what
+    they complete, not what arrives (capped at their throughput), and while a pile drains it is more:
+    arrivals are completions plus the growth of what is in flight, over the same window.
+    """
+    count = (sig.queue_length or 0.0) + (sig.running_per_replica or 0.0) * sig.replicas.ready
+    kept = tuple((t, n) for t, n in history if now - t <= window_s + 1e-9 and t < now)
+    growth = (count - kept[0][1]) / (now - kept[0][0]) if kept else 0.0
+    return (*kept, (now, count)), growth
+
+
+def _forecast_adjustments(view: forecast.Outlook) -> list[Adjustment]:
+    found = []
+    if view.trend > 0:
+        found.append(Adjustment.TREND)
+    if view.capped:
+        found.append(Adjustment.TREND_CAPPED)
+    if view.spike:
+        found.append(Adjustment.SPIKE_SERVED)
+    return found
+
+
+def _with_backlog(
+    phase: Phase, rate: float, *, queue: float, incoming: float, settings: PolicySettings
+) -> tuple[float, str]:
+    """The rate to size for with the backlog: prefill's own queue sits inside busy engines, where replicas
+    started now cannot take it, so it adds nothing; a decode (or aggregated) queue adds the rate that drains
+    it, and decode also gets the prefill backlog about to reach it."""
+    drain = settings.forecast.backlog_drain_s
+    if phase is Phase.PREFILL:
+        return rate, f"queue {queue:.0f} on the replicas"
+    note = f"queue {queue:.0f}" + (f", prefill backlog {incoming * drain:.0f} incoming" if incoming else "")
+    return rate + queue / drain + incoming, note
+
+
+def _basis(
+    sig: PhaseSignals,
+    view: forecast.Outlook,
+    rate: float,
+    demand: float,
+    backlog_note: str,
+    correction: float,
+    context: float | None,
+    infeasible: float,
+    slo: Slo,
+    settings: PolicySettings,
+) -> str:
+    """What the sizing rests on, in one clause per mechanism that acted."""
+    assert sig.arrival_rate is not None
+    shape = "spike served as it is" if view.spike else f"trend {view.trend * 60:+.1f} req/s/min"
+    parts = [
+        f"sized for {rate:.2f} req/s (demand {demand:.2f} from {sig.arrival_rate:.2f} completed, "
+        f"level {view.level:.2f}, {shape}"
+        f"{', capped' if view.capped else ''}; {backlog_note})"
+    ]
+    rules = settings.calibration
+    if correction != 1.0:
+        parts.append(f"profile x{correction:.2f} (bounds {rules.minimum:g}-{rules.maximum:g})")
+    if context is not None:
+        parts.append(f"KV {context:.0f} tokens per running sequence as reported")
+    if infeasible > 0:
+        parts.append(
+            f"{infeasible:.1%} of prompts cannot meet the TTFT target even alone on an idle replica: "
+            f"sized for TTFT p{slo.ttft.percentile:.1f} overall "
+            f"(p{settings.slo.ttft.percentile:g} of the rest)"
+        )
+    return ", ".join(parts)
 
 
 def _settled(
@@ -198,14 +365,21 @@ def _load(sig: PhaseSignals, rate: float) -> Load:
     )
 
 
-def _calibrate(phase: Phase, sig: PhaseSignals, previous: float, settings: PolicySettings) -> float:
+def _calibrate(
+    phase: Phase, sig: PhaseSignals, previous: float, settings: PolicySettings, *, context: float | None
+) -> float:
     """Update the correction where the observation is informative (see policy.calibration)."""
     observed = sig.ttft_observed_s if phase is Phase.PREFILL else sig.itl_observed_s
     if observed is None or sig.replicas.ready == 0 or not sig.arrival_rate:
         return previous
     now_load = _load(sig, sig.arrival_rate)
     predicted = planning.predict_phase(
-        settings.profile, now_load, settings.slo, phase, np.asarray(float(sig.replicas.ready))
+        settings.profile,
+        now_load,
+        settings.slo,
+        phase,
+        np.asarray(float(sig.replicas.ready)),
+        decode_context=context,
     )
     rules = settings.calibration
     if not rules.min_utilisation <= float(predicted.utilisation[()]) < rules.max_utilisation:
@@ -219,12 +393,17 @@ def _calibrate(phase: Phase, sig: PhaseSignals, previous: float, settings: Polic
 
 def _served_fraction(proposal: _Proposal, replicas: int, settings: PolicySettings) -> float:
     """Fraction of the phase's forecast load that ``replicas`` replicas serve within the SLO."""
-    if proposal.load is None or proposal.profile is None:
+    if proposal.load is None or proposal.profile is None or proposal.slo is None:
         return 1.0 if replicas >= proposal.replicas else 0.0
     fractions = np.arange(1, SERVED_FRACTION_GRID + 1) / SERVED_FRACTION_GRID
     grid = proposal.load.with_rate(proposal.load.rate * fractions)
     needed = planning.size_phase(
-        proposal.profile, grid, settings.slo, proposal.phase, max_utilisation=settings.max_utilisation
+        proposal.profile,
+        grid,
+        proposal.slo,
+        proposal.phase,
+        max_utilisation=settings.max_utilisation,
+        decode_context=proposal.context,
     ).replicas
     served = fractions[needed <= replicas]
     return float(served.max()) if served.size else 0.0
@@ -255,10 +434,16 @@ def _behave(
     # A policy that has just started trusts the current count as the previous step's recommendation (as HPA
     # does), so it cannot scale down before a full window of its own evidence.
     history = state.recommendations or ((now - settings.control_interval_s, current),)
-    recommendations = behavior.record(history, now=now, value=wanted, keep_s=keep)
+    # A spike is served now but not remembered: the down window must not hold its replicas once it is over.
+    spike = Adjustment.SPIKE_SERVED in proposal.adjustments
+    remembered = min(wanted, current) if spike else wanted
+    recommendations = behavior.record(history, now=now, value=remembered, keep_s=keep)
     desired, why = behavior.stabilize(
         current=current, recommendations=recommendations, now=now, behavior=rules
     )
+    if spike and wanted > desired:
+        desired, why = wanted, None
+        notes.append("a spike: served now, not held by the stabilization window afterwards")
     if why is not None:
         limiter = why
         window = rules.up_window_s if why is Reason.SCALE_UP_STABILIZED else rules.down_window_s
@@ -276,6 +461,5 @@ def _behave(
     if desired != current:
         events = behavior.record(events, now=now, value=current, keep_s=keep)
     new_state = dataclasses.replace(state, recommendations=recommendations, scale_events=events)
-    return PhaseDecision(
-        desired, current, limiter or proposal.reason or direction(desired, current), "; ".join(notes)
-    ), new_state
+    reason = limiter or proposal.reason or direction(desired, current)
+    return PhaseDecision(desired, current, reason, "; ".join(notes), proposal.adjustments), new_state

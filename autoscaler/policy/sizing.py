@@ -1,0 +1,74 @@
+"""What a phase is sized for: the requests that can meet the SLO, with the context the engines report.
+
+- **Infeasible requests.** A prompt whose prefill alone, on an idle replica, takes longer than the TTFT
+  target cannot meet it whatever the replica count. Sizing for the SLO's percentile over all requests would
+  then ask for replicas without end (up to ``max_replicas``, for nothing); instead the policy sizes for the
+  same percentile over the requests that can meet it, and states the share that cannot.
+- **Decode context.** The KV a running sequence holds is read from the engines (KV in use over sequences
+  running) where they report it over enough sequences to average, instead of the model's figure, which
+  assumes prompt and output lengths independent (production client mixes are not).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from autoscaler.capacity import prefill
+from autoscaler.capacity.load import Load
+from autoscaler.core.observation import PhaseSignals
+from autoscaler.core.slo import LatencyTarget, Slo
+from autoscaler.profiles.schema import Profile
+
+MIN_RUNNING_FOR_CONTEXT = 4.0
+"""Sequences per replica below which the engines' KV per running sequence is too few to average over."""
+
+_BISECTION_STEPS = 30
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Feasibility:
+    slo: Slo  # the SLO to size prefill for: the TTFT percentile taken over the feasible requests
+    infeasible: float  # share of requests whose prefill alone on an idle replica exceeds the TTFT target
+
+
+def _idle_ttft(profile: Profile, idle: Load, target: LatencyTarget) -> float:
+    one = np.asarray(1.0)
+    return float(prefill.ttft(profile, idle, one, target, disaggregated=True).ravel()[0])
+
+
+def feasibility(profile: Profile, load: Load, slo: Slo) -> Feasibility | None:
+    """The SLO to size prefill for, or None when even the median request cannot meet the target alone.
+
+    The feasible share ``F`` is the largest prompt-length quantile whose unqueued TTFT meets the target
+    (bisection over the quantile; the model's unqueued TTFT grows with it). When ``F`` is below the
+    target's quantile ``q``, the ``q``-quantile over the feasible requests is the ``q·F`` quantile overall.
+    """
+    target = slo.ttft
+    idle = load.with_rate(np.zeros_like(load.rate))
+    if _idle_ttft(profile, idle, target) <= target.seconds:
+        return Feasibility(slo, 0.0)
+    if _idle_ttft(profile, idle, dataclasses.replace(target, percentile=50.0)) > target.seconds:
+        return None
+    low, high = 50.0, target.percentile
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2.0
+        if _idle_ttft(profile, idle, dataclasses.replace(target, percentile=middle)) <= target.seconds:
+            low = middle
+        else:
+            high = middle
+    feasible = low / 100.0
+    sized = dataclasses.replace(target, percentile=target.percentile * feasible)
+    return Feasibility(dataclasses.replace(slo, ttft=sized), 1.0 - feasible)
+
+
+def observed_context(signals: PhaseSignals) -> float | None:
+    """KV tokens per running sequence as the engines report it, when it rests on enough sequences."""
+    context, running = signals.kv_tokens_per_running, signals.running_per_replica
+    if context is None or running is None or not (math.isfinite(context) and math.isfinite(running)):
+        return None
+    if context <= 0 or running < MIN_RUNNING_FOR_CONTEXT:
+        return None
+    return context

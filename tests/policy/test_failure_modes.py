@@ -1,0 +1,212 @@
+"""The ways the policy failed on workloads nobody tuned it for, one behaviour per test (issue #12).
+
+Each test drives ``policy.step`` with a few numbers: decode sized from the KV the engines report, prompts
+that cannot meet the TTFT target even alone, a short spike, a backlog inside the prefill engines, noisy load
+at a boundary between two counts, and the calibration's visible bounds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from autoscaler.capacity import decode
+from autoscaler.capacity.load import Load
+from autoscaler.core.decision import Adjustment, Decision, Reason
+from autoscaler.core.phases import Phase
+from autoscaler.policy.settings import Behavior, PolicySettings, RateLimit
+from autoscaler.policy.state import PolicyState
+from autoscaler.policy.step import step
+from tests.policy.builders import make_settings, observation, phase_signals
+
+INTERVAL = 30.0
+
+
+def unlimited_up() -> PolicySettings:
+    """Settings whose scale-up is not rate-limited, so a decision shows the sizing itself."""
+    return make_settings(behavior=Behavior(up_limit=RateLimit(pods=1_000, percent=1_000.0, period_s=15.0)))
+
+
+def run(rates: list[float], **overrides: Any) -> tuple[Decision, PolicyState]:
+    """Steps at ``rates`` (30 s apart) with replicas following the decisions; the last decision."""
+    settings = unlimited_up()
+    state, replicas = PolicyState(), {Phase.PREFILL: 1, Phase.DECODE: 1}
+    decision = None
+    for i, rate in enumerate(rates):
+        now = i * INTERVAL
+        sig = {
+            p: phase_signals(rate=rate, replicas=(replicas[p], replicas[p], 0), **overrides) for p in replicas
+        }
+        decision, state = step(
+            observation(now, prefill=sig[Phase.PREFILL], decode=sig[Phase.DECODE]), state, settings, now=now
+        )
+        replicas = decision.replicas()
+    assert decision is not None
+    return decision, state
+
+
+def one_step(**phases: dict[str, Any]) -> Decision:
+    """One step from a fresh state with per-phase signal overrides."""
+    signals = {
+        name: phase_signals(**{"replicas": (1, 1, 0), **overrides}) for name, overrides in phases.items()
+    }
+    decision, _ = step(observation(0.0, **signals), PolicyState(), unlimited_up(), now=0.0)
+    return decision
+
+
+MODEL_CONTEXT = float(
+    decode.context_per_sequence(Load.of(rate=20.0, prompt_tokens=1_200, output_tokens=250, output_cv=1.0))
+)
+
+
+@pytest.mark.parametrize(
+    ("reported", "running", "more_than_model"),
+    [
+        (1.7 * MODEL_CONTEXT, 40.0, True),  # correlated lengths: the engines hold 1.7x the model's figure
+        (1.7 * MODEL_CONTEXT, 2.0, False),  # too few sequences to average over: the model stands
+        (None, None, False),  # an engine that does not report it
+    ],
+    ids=["reported KV above the model sizes decode up", "few running sequences keep the model", "unreported"],
+)
+def test_decode_is_sized_from_the_kv_the_engines_report_per_running_sequence(
+    reported: float | None, running: float | None, more_than_model: bool
+) -> None:
+    rate = 150.0
+    plain = one_step(decode={"rate": rate}).phases[Phase.DECODE]
+    observed = one_step(
+        decode={"rate": rate, "kv_tokens_per_running": reported, "running_per_replica": running}
+    ).phases[Phase.DECODE]
+    assert (observed.replicas > plain.replicas) is more_than_model
+    assert (Adjustment.KV_OBSERVED in observed.adjustments) is more_than_model
+
+
+LONG_PROMPTS: dict[str, Any] = {"rate": 3.0, "prompt_tokens_mean": 12_000.0, "prompt_tokens_cv": 1.45}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "reason", "adjustment"),
+    [
+        (LONG_PROMPTS, Reason.SCALE_DOWN, Adjustment.INFEASIBLE_EXCLUDED),
+        ({**LONG_PROMPTS, "prompt_tokens_mean": 200_000.0}, Reason.SLO_UNATTAINABLE, None),
+    ],
+    ids=["a tail that cannot meet the target is excluded", "even the median cannot: hold, not max"],
+)
+def test_prompts_that_cannot_meet_the_ttft_target_alone_do_not_send_prefill_to_max(
+    prompt: dict[str, Any], reason: Reason, adjustment: Adjustment | None
+) -> None:
+    got = one_step(prefill={**prompt, "replicas": (4, 4, 0)}, decode={}).phases[Phase.PREFILL]
+    assert got.replicas <= 4 < make_settings().bounds[Phase.PREFILL].maximum
+    if adjustment is not None:  # the fresh policy's window holds the count; what matters is the sizing
+        assert adjustment in got.adjustments
+        assert "cannot meet the TTFT target" in got.message
+    else:
+        assert got.reason is reason
+
+
+def test_a_short_spike_is_served_as_it_is_not_extrapolated() -> None:
+    steady = [100.0] * 6
+    decision, _ = run([*steady, 360.0])
+    spiked = decision.phases[Phase.PREFILL]
+    at_spike, _ = run([360.0])  # what the rate alone asks for, with no history at all
+    assert Adjustment.SPIKE_SERVED in spiked.adjustments
+    assert Adjustment.TREND not in spiked.adjustments
+    assert spiked.replicas <= at_spike.phases[Phase.PREFILL].replicas
+
+
+@pytest.mark.parametrize("queue", [0.0, 50.0, 400.0], ids=["no backlog", "backlog", "large backlog"])
+def test_a_prefill_backlog_on_the_replicas_does_not_scale_prefill_but_sizes_decode(queue: float) -> None:
+    calm = one_step(prefill={}, decode={})
+    backlogged = one_step(prefill={"queue_length": queue}, decode={})
+    assert backlogged.phases[Phase.PREFILL].replicas == calm.phases[Phase.PREFILL].replicas
+    grows = backlogged.phases[Phase.DECODE].replicas >= calm.phases[Phase.DECODE].replicas
+    assert grows
+    assert (Adjustment.BACKLOG_INCOMING in backlogged.phases[Phase.DECODE].adjustments) is (queue > 0)
+    assert (Adjustment.BACKLOG_ON_REPLICAS in backlogged.phases[Phase.PREFILL].adjustments) is (queue > 0)
+
+
+def test_noisy_load_at_a_boundary_does_not_flap() -> None:
+    """Load alternating +-8 % around a level: after the first scale-up, the count never changes again."""
+    rates = [60.0 * (1.08 if i % 2 else 0.92) for i in range(40)]
+    settings = make_settings()
+    state, replicas, counts = PolicyState(), 2, []
+    for i, rate in enumerate(rates):
+        now = i * INTERVAL
+        sig = phase_signals(rate=rate, replicas=(replicas, replicas, 0))
+        decision, state = step(observation(now, prefill=sig, decode=sig), state, settings, now=now)
+        replicas = decision.phases[Phase.PREFILL].replicas
+        counts.append(replicas)
+    changes = sum(1 for a, b in itertools.pairwise(counts[10:]) if a != b)
+    assert changes == 0, counts
+
+
+def test_calibration_state_and_bounds_are_in_the_decision() -> None:
+    settings = make_settings()
+    state = PolicyState()
+    slow = {"itl_observed_s": 0.2, "replicas": (2, 2, 0)}
+    for i in range(20):
+        now = i * INTERVAL
+        sig = phase_signals(rate=50.0, **slow)
+        decision, state = step(observation(now, prefill=sig, decode=sig), state, settings, now=now)
+    got = decision.phases[Phase.DECODE]
+    correction = state.phase(Phase.DECODE).correction
+    assert settings.calibration.minimum <= correction <= settings.calibration.maximum
+    assert correction > 1.0 and Adjustment.CALIBRATED in got.adjustments
+    assert f"x{correction:.2f}" in got.message and f"{settings.calibration.maximum:g}" in got.message
+
+
+def run_phases(steps: list[dict[str, dict[str, Any]]]) -> list[Decision]:
+    """Steps 30 s apart with per-phase signal overrides; replicas follow the decisions."""
+    settings = unlimited_up()
+    state, replicas, decisions = PolicyState(), {Phase.PREFILL: 2, Phase.DECODE: 2}, []
+    for i, phases in enumerate(steps):
+        now = i * INTERVAL
+        sig = {
+            p: phase_signals(**{"replicas": (replicas[p], replicas[p], 0), **phases.get(p.value, {})})
+            for p in replicas
+        }
+        decision, state = step(
+            observation(now, prefill=sig[Phase.PREFILL], decode=sig[Phase.DECODE]), state, settings, now=now
+        )
+        replicas = decision.replicas()
+        decisions.append(decision)
+    return decisions
+
+
+@pytest.mark.parametrize(
+    ("queue_per_step", "demand"),
+    [(0.0, 50.0), (1_800.0, 110.0), (-600.0, 30.0)],
+    ids=["steady queue: demand is completions", "piling up: completions hide arrivals", "draining"],
+)
+def test_demand_is_what_engines_complete_plus_the_growth_of_what_they_hold(
+    queue_per_step: float, demand: float
+) -> None:
+    """Engines count requests when they finish: at their throughput the rate read stays flat while a
+    queue grows, and while a backlog drains it exceeds what arrives (which must not keep prefill out)."""
+    base = 5_000.0
+    steps = [
+        {"prefill": {"rate": 50.0, "queue_length": base + queue_per_step * i}, "decode": {"rate": 50.0}}
+        for i in range(4)
+    ]
+    last = run_phases(steps)[-1].phases[Phase.PREFILL]
+    assert f"demand {demand:.2f}" in last.message
+    assert (Adjustment.INFLIGHT_GROWTH in last.adjustments) is (queue_per_step != 0)
+
+
+def test_decode_is_sized_for_prefill_demand_before_its_own_completions_show_it() -> None:
+    steps = [{"prefill": {"rate": 50.0}, "decode": {"rate": 50.0}}] * 3
+    rising = [*steps, {"prefill": {"rate": 120.0}, "decode": {"rate": 50.0}}]
+    flat, ahead = run_phases(steps)[-1], run_phases(rising)[-1]
+    assert ahead.phases[Phase.DECODE].replicas > flat.phases[Phase.DECODE].replicas
+    assert Adjustment.UPSTREAM_DEMAND in ahead.phases[Phase.DECODE].adjustments
+
+
+def test_replicas_ordered_for_a_spike_are_not_held_by_the_stabilization_window() -> None:
+    calm = {"prefill": {"rate": 60.0}, "decode": {"rate": 60.0}}
+    spike = {"prefill": {"rate": 240.0}, "decode": {"rate": 240.0}}
+    decisions = run_phases([calm] * 6 + [spike] + [calm] * 4)
+    at_spike, after = decisions[6].phases[Phase.PREFILL], decisions[8].phases[Phase.PREFILL]
+    assert Adjustment.SPIKE_SERVED in at_spike.adjustments
+    assert at_spike.replicas > decisions[5].phases[Phase.PREFILL].replicas
+    assert after.replicas < at_spike.replicas  # back down within a minute, not after the 3-minute window
