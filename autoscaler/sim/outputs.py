@@ -94,6 +94,7 @@ def _write_decisions(run: RunResult, path: Path) -> None:
                     "previous": d.previous,
                     "reason": d.reason,
                     "message": d.message,
+                    "adjustments": list(d.adjustments),
                 }
                 for phase, d in decision.phases.items()
             },
