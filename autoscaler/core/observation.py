@@ -65,9 +65,25 @@ class PhaseSignals:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RouterQueue:
+    """Requests waiting in the router's admission queue: demand no replica has seen yet (at zero replicas,
+    the only sign of it), read from the router directly."""
+
+    requests: float
+    prompt_tokens: float  # summed over the waiting requests
+    output_tokens: float  # expected, summed
+
+    def __post_init__(self) -> None:
+        values = (self.requests, self.prompt_tokens, self.output_tokens)
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"queued demand must be finite and non-negative: {self}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Observation:
     """All phases of one pool (one serving deployment) at time ``time`` (seconds, driver's clock)."""
 
     pool: str
     time: float
     phases: dict[Phase, PhaseSignals]
+    router_queue: RouterQueue | None = None  # None: the driver has no router to ask

@@ -35,7 +35,7 @@ from autoscaler.core.decision import Adjustment, Decision, PhaseDecision, Reason
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import Slo
-from autoscaler.policy import behavior, budget, calibration, forecast, signals, sizing
+from autoscaler.policy import behavior, budget, calibration, forecast, signals, sizing, wake
 from autoscaler.policy.settings import PolicySettings
 from autoscaler.policy.state import PhaseState, PolicyState
 from autoscaler.profiles.schema import Profile
@@ -83,6 +83,7 @@ class Autoscaler:
 def step(
     observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float
 ) -> tuple[Decision, PolicyState]:
+    observation = wake.with_router_queue(observation, settings)  # scale from zero: the router's queue
     backlogged = _backlogged(observation)
     incoming = _incoming(observation, settings)
     upstream = _upstream(observation, state, settings, now=now)
@@ -117,10 +118,8 @@ def step(
         decisions[phase], phase_states[phase] = _behave(
             phase, proposal, budget_caps.get(phase), settings, now=now
         )
-    return (
-        Decision(pool=observation.pool, time=now, phases=decisions, notes=tuple(notes)),
-        PolicyState(phases=phase_states),
-    )
+    decision = Decision(pool=observation.pool, time=now, phases=decisions, notes=tuple(notes))
+    return wake.together(decision, observation, settings), PolicyState(phases=phase_states)
 
 
 def _backlogged(observation: Observation) -> bool:
