@@ -578,7 +578,8 @@ class _Connection(web.RequestHandler):
             reason = type(exc).__name__ if exc is not None else message
             log.debug("malformed HTTP request from %s: %s", request.remote, reason)
             text = f"malformed HTTP request ({reason})"
-        response = error(status, f"{HTTPStatus(status).phrase}: {text}", kind=_kind(status))
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        response = error(status, f"{HTTPStatus(status).phrase}: {text}", kind=kind)
         response.force_close()
         return response
 
@@ -603,15 +604,6 @@ class _Runner(web.AppRunner):
         server = await super()._make_server()
         server.__class__ = _Server
         return server
-
-
-def _kind(status: int) -> str:
-    """OpenAI's error type for a status."""
-    if status == 502:
-        return "upstream_error"
-    if status == 503:
-        return "service_unavailable"
-    return "server_error" if status >= 500 else "invalid_request_error"
 
 
 def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> web.Application:
