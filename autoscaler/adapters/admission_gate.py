@@ -193,10 +193,11 @@ class _QueueCollector(Collector):
         )
         tokens = GaugeMetricFamily(
             QUEUED_TOKENS,
-            "Prompt plus expected output tokens of the requests waiting in the router's admission queue",
-            labels=["pool", "class"],
+            "Prompt and expected output tokens (kind) of the requests waiting in the admission queue",
+            labels=["pool", "class", "kind"],
         )
         for name, tally in self._queue.tally().items():
             requests.add_metric([self._pool, name], tally.requests)
-            tokens.add_metric([self._pool, name], tally.tokens)
+            tokens.add_metric([self._pool, name, "prompt"], tally.prompt_tokens)
+            tokens.add_metric([self._pool, name, "output"], tally.tokens - tally.prompt_tokens)
         return [requests, tokens]

@@ -157,6 +157,10 @@ class Reconciler:
             values, signal_error = await self._signals(resource, now)
             counts = {phase: view.counts() for phase, view in views.items()}
             observation = prometheus.observation(pool=resource.pool, values=values, replicas=counts, now=now)
+            # Read from the router itself, not a scrape ago: at zero replicas it is the only demand there is.
+            router_url = resource.spec.router.metrics_url
+            queue = await self._cluster.router.queue(router_url, namespace=resource.namespace)
+            observation = dataclasses.replace(observation, router_queue=queue)
             decision, state = await _step(policy, observation, memory.state, now=now)
             gauges = telemetry(
                 pool=resource.pool,

@@ -19,15 +19,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoscaler.core.observation import RouterQueue
+
 IN_FLIGHT = "autoscaler_router_endpoint_in_flight_requests"
 BLOCKS = "autoscaler_router_endpoint_index_blocks"
+QUEUED_REQUESTS = "autoscaler_router_queued_requests"
+QUEUED_TOKENS = "autoscaler_router_queued_tokens"
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,6 +83,15 @@ class RouterLoadReader:
         self._max_bytes = max_bytes
 
     async def read(self, metrics_url: str | None, *, namespace: str) -> RouterLoad | None:
+        return await self._parsed(metrics_url, namespace=namespace, parser=parse)
+
+    async def queue(self, metrics_url: str | None, *, namespace: str) -> RouterQueue | None:
+        """The requests waiting in the router's admission queue (scale from zero reads them as demand)."""
+        return await self._parsed(metrics_url, namespace=namespace, parser=parse_queue)
+
+    async def _parsed(
+        self, metrics_url: str | None, *, namespace: str, parser: Callable[[str], T | None]
+    ) -> T | None:
         if not metrics_url:
             return None
         refused = refusal(metrics_url, namespace=namespace, allowed_hosts=self._allowed_hosts)
@@ -90,7 +106,7 @@ class RouterLoadReader:
             )
             return None
         try:
-            return parse(text)
+            return parser(text)
         except ValueError as error:  # the parser's word for text that is not the exposition format
             log.warning(
                 "router metrics unreadable", extra={"fields": {"url": metrics_url, "error": str(error)}}
@@ -125,3 +141,27 @@ def parse(text: str) -> RouterLoad:
         name: EndpointLoad(in_flight=in_flight.get(name, 0.0), cached_blocks=blocks.get(name, 0.0))
         for name in in_flight.keys() | blocks.keys()
     }
+
+
+def parse_queue(text: str) -> RouterQueue | None:
+    """The admission queue's totals over its classes; None when the router exports none (an older router,
+    or one with no queue) or the numbers are not a queue's (negative, not finite)."""
+    totals = {"requests": 0.0, "prompt": 0.0, "output": 0.0}
+    seen = False
+    for family in text_string_to_metric_families(text):
+        if family.name not in (QUEUED_REQUESTS, QUEUED_TOKENS):
+            continue
+        seen = True
+        for sample in family.samples:
+            key = "requests" if family.name == QUEUED_REQUESTS else sample.labels.get("kind", "")
+            if key in totals:
+                totals[key] += sample.value
+    if not seen:
+        return None
+    try:
+        return RouterQueue(
+            requests=totals["requests"], prompt_tokens=totals["prompt"], output_tokens=totals["output"]
+        )
+    except ValueError:
+        log.warning("router queue metrics out of range", extra={"fields": totals})
+        return None

@@ -93,7 +93,9 @@ def _woken(
     phase: Phase, held: PhaseDecision, queue: RouterQueue | None, settings: PolicySettings
 ) -> PhaseDecision:
     replicas = min(max(1, _size_for(phase, queue, settings)), settings.bounds[phase].maximum)
-    waiting = f"{queue.requests:g} requests waiting in the router" if queue and queue.requests else "requests"
+    waiting = (
+        f"requests waiting in the router: {queue.requests:g}" if queue and queue.requests else "requests"
+    )
     return PhaseDecision(
         replicas=replicas,
         previous=held.previous,

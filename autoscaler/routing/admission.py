@@ -144,7 +144,8 @@ class Waiting:
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClassTally:
     requests: int
-    tokens: int
+    tokens: int  # prompt plus expected output
+    prompt_tokens: int
 
 
 def _serving(endpoints: Iterable[Endpoint]) -> Iterator[Endpoint]:
@@ -205,6 +206,7 @@ class AdmissionQueue:
         self._rank = {c.name: c.rank for c in ranked}
         self._classes: dict[str, OrderedDict[Hashable, Waiting]] = {c.name: OrderedDict() for c in ranked}
         self._tokens: dict[str, int] = dict.fromkeys(self._classes, 0)
+        self._prompt_tokens: dict[str, int] = dict.fromkeys(self._classes, 0)
         self._requests = 0
         self._total_tokens = 0
         self._woken = True  # whether the pool had a serving endpoint when last looked at
@@ -237,7 +239,7 @@ class AdmissionQueue:
         ):
             return Verdict.FULL
         self._classes[priority.name][key] = Waiting(key=key, request=request, priority=priority, since=now)
-        self._count(priority.name, 1, tokens)
+        self._count(priority.name, 1, tokens, request.prompt_tokens)
         return Verdict.QUEUED
 
     def remove(self, key: Hashable, priority: PriorityClass) -> bool:
@@ -245,7 +247,7 @@ class AdmissionQueue:
         waiting = self._classes[priority.name].pop(key, None)
         if waiting is None:
             return False
-        self._count(priority.name, -1, -waiting.tokens)
+        self._count(priority.name, -1, -waiting.tokens, -waiting.request.prompt_tokens)
         return True
 
     def next_ready(self, endpoints: Iterable[Endpoint]) -> Waiting | None:
@@ -260,7 +262,7 @@ class AdmissionQueue:
                 if not has_room(endpoints, self.limits, tokens=head.tokens):
                     return None
                 queue.popitem(last=False)
-                self._count(name, -1, -head.tokens)
+                self._count(name, -1, -head.tokens, -head.request.prompt_tokens)
                 return head
         return None
 
@@ -284,19 +286,23 @@ class AdmissionQueue:
                 elif now - head.since < self.settings.wake_timeout_s:
                     break
                 queue.popitem(last=False)
-                self._count(name, -1, -head.tokens)
+                self._count(name, -1, -head.tokens, -head.request.prompt_tokens)
                 shed.append((head, Shed.EXPIRED if woken else Shed.NOT_WOKEN))
         return shed
 
     def tally(self) -> dict[str, ClassTally]:
         """Requests and tokens waiting, per class (every configured class, zero included)."""
-        return {name: ClassTally(len(q), self._tokens[name]) for name, q in self._classes.items()}
+        return {
+            name: ClassTally(len(q), self._tokens[name], self._prompt_tokens[name])
+            for name, q in self._classes.items()
+        }
 
     def _ahead_of(self, priority: PriorityClass) -> bool:
         """Whether a request of ``priority`` or a better class is waiting."""
         return any(queue and self._rank[name] <= priority.rank for name, queue in self._classes.items())
 
-    def _count(self, name: str, requests: int, tokens: int) -> None:
+    def _count(self, name: str, requests: int, tokens: int, prompt_tokens: int) -> None:
         self._requests += requests
         self._total_tokens += tokens
         self._tokens[name] += tokens
+        self._prompt_tokens[name] += prompt_tokens

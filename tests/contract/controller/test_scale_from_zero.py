@@ -1,0 +1,114 @@
+"""Scale from zero, end to end: a request reaches the router of a pool with no replica, the router holds it
+and exports it as demand, the controller reads that and wakes prefill and decode together through the
+Kubernetes API (the fake), the emulated engines come up, and the held request completes through them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from autoscaler.adapters.proxy.app import PROXY, Proxy, build_app, serving
+from autoscaler.adapters.proxy.settings import ProxySettings
+from autoscaler.config.profiles import load_profile
+from autoscaler.emulator import server
+from autoscaler.emulator.settings import EmulatorSettings, Role
+from tests.contract.controller.conftest import (
+    POOL,
+    ControllerFactory,
+    add_autoscaler,
+    add_pool,
+    assert_everything_written_is_valid,
+    autoscaler,
+    idle,
+    replicas,
+    status,
+)
+from tests.contract.controller.fake_prometheus import FakePrometheus
+from tests.fakes.kube_apiserver import FakeKubeApiServer
+
+pytestmark = pytest.mark.timeout(60)
+PROFILE = load_profile("llama-3.1-8b/h100-tp1")
+MODEL = "tiny"
+
+
+@contextlib.asynccontextmanager
+async def router(endpoints_file: Path) -> AsyncIterator[tuple[str, Proxy]]:
+    settings = ProxySettings.model_validate(
+        {
+            "pool": POOL,
+            "endpoints": {"file": str(endpoints_file), "file_poll_s": 0.02},
+            "scrape_interval_s": 0.05,
+            "admission": {"wake_timeout_s": 30},
+        }
+    )
+    app = build_app(settings, profile=PROFILE)
+    async with serving(app, host="127.0.0.1", port=0, shutdown_timeout_s=5) as port:
+        proxy = app[PROXY]
+        await proxy.fleet.discovered.wait()
+        yield f"http://127.0.0.1:{port}", proxy
+
+
+@contextlib.asynccontextmanager
+async def emulated(role: Role) -> AsyncIterator[str]:
+    """One emulated vLLM replica of ``role`` (20x real time) on a free port; yields its URL."""
+    sock = server.bind_socket("127.0.0.1", 0)
+    settings = EmulatorSettings(model=MODEL, speed=20, role=role)
+    async with server.running(PROFILE, settings, sock=sock, kv_events=None):
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def until(condition: Any, *, timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def from_zero(router_url: str) -> dict[str, Any]:
+    obj = autoscaler(router={"metricsUrl": f"{router_url}/metrics"})
+    for phase in obj["spec"]["phases"].values():
+        phase["minReplicas"] = 0
+    return obj
+
+
+async def test_a_request_at_zero_replicas_wakes_prefill_and_decode_and_completes(
+    kube: FakeKubeApiServer, prom: FakePrometheus, make_controller: ControllerFactory, tmp_path: Path
+) -> None:
+    endpoints = tmp_path / "endpoints.yaml"
+    endpoints.write_text("[]\n")
+    add_pool(kube, prefill=0, decode=0)
+    idle(prom)  # nothing placed, nothing served: the engines' and router's rates read zero
+    controller = make_controller()
+    assert await controller.elect()
+    async with router(endpoints) as (url, proxy), httpx.AsyncClient(timeout=30) as client:
+        add_autoscaler(kube, from_zero(url))
+        assert await controller.reconcile("default", POOL) == "decided"
+        assert (replicas(kube, "prefill"), replicas(kube, "decode")) == (0, 0)  # idle: stays at zero
+
+        body = {"model": MODEL, "prompt": "wake up " * 200, "max_tokens": 8}
+        request = asyncio.create_task(client.post(f"{url}/v1/completions", json=body))
+        await until(lambda: proxy.admission.waiting == 1)  # held, not refused
+
+        assert await controller.reconcile("default", POOL) == "decided"
+        woken = {phase: replicas(kube, phase) for phase in ("prefill", "decode")}
+        assert woken["prefill"] >= 1 and woken["decode"] >= 1, status(kube)
+        got = status(kube)["phases"]
+        assert {got[p]["reason"] for p in woken} <= {"Activated", "ScaleUp", "ScaleUpLimited"}, got
+
+        # The replicas the controller asked for come up (as a kubelet would start them) and join the router.
+        async with emulated(Role.PREFILL) as prefill_url, emulated(Role.DECODE) as decode_url:
+            endpoints.write_text(
+                f"- {{url: '{prefill_url}', name: {POOL}-prefill-0, phase: prefill}}\n"
+                f"- {{url: '{decode_url}', name: {POOL}-decode-0, phase: decode}}\n"
+            )
+            answer = await asyncio.wait_for(request, 20)
+            assert proxy.admission.waiting == 0
+    assert answer.status_code == 200, answer.text
+    assert json.loads(answer.content)["usage"]["completion_tokens"] == 8
+    assert_everything_written_is_valid(kube)
