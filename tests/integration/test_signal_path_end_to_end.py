@@ -9,13 +9,8 @@ asked, KV use above zero under load); when Prometheus stops mid-run, the policy 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -28,6 +23,7 @@ from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.policy.settings import Bounds
 from autoscaler.policy.state import PolicyState
 from autoscaler.policy.step import step
+from tests.integration.processes import autoscaler_process
 from tests.integration.prometheus_server import free_port, prometheus_server
 from tests.policy.builders import make_settings
 
@@ -36,39 +32,6 @@ RATE = 10.0
 OUTPUT_TOKENS = 32
 MODEL = "emulated-llama"
 READER = prometheus.ReaderSettings(window="10s", queries=prometheus.ROUTER_QUERIES)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not healthy after {timeout_s}s")
-
-
-@contextmanager
-def _process(args: list[str], url: str, log: Path) -> Iterator[str]:
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "autoscaler", *args], stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_healthy(url, process)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def _load(router: str, *, seconds: float) -> int:
@@ -106,9 +69,9 @@ def test_observation_follows_the_load_and_prometheus_loss_holds(tmp_path: Path) 
     with ExitStack() as stack:
         for url, port in zip(engines, ports, strict=False):
             emulate = ["emulate", "--profile", profile, "--port", str(port), "--model", MODEL]
-            stack.enter_context(_process(emulate, url, tmp_path / f"engine-{port}.log"))
+            stack.enter_context(autoscaler_process(emulate, url, tmp_path / f"engine-{port}.log"))
         route = ["router", "--config", str(tmp_path / "router.yaml")]
-        stack.enter_context(_process(route, router, tmp_path / "router.log"))
+        stack.enter_context(autoscaler_process(route, router, tmp_path / "router.log"))
         targets = [(url.removeprefix("http://"), engine_labels) for url in engines]
         targets.append((router.removeprefix("http://"), {}))  # the router labels its own series
         (tmp_path / "prometheus").mkdir()
