@@ -148,8 +148,7 @@ class AdmissionGate:
             future.set_result(placement)
 
     def _placed(self, request: RouteRequest, eligible: Container[str] | None) -> RoutedPlacement:
-        tokens = request.prompt_tokens + request.output_tokens
-        fitting = room(self._endpoints(), self._queue.limits, tokens=tokens)
+        fitting = room(self._endpoints(), self._queue.limits, request)
         if eligible is not None and fitting is not None:
             fitting = frozenset(name for name in fitting if name in eligible)
         return self._router.place(request, now=self._clock(), eligible=fitting or eligible)

@@ -6,9 +6,11 @@ is dispatched only while some serving endpoint (decode, or aggregated) has room,
 the router until one has, then goes to whichever endpoint is best at that moment, new replicas included.
 
 Room is the capacity model's own numbers (``limits_from_profile``): at most the profile's
-``max_num_seqs`` requests in flight per endpoint (beyond that the engine queues them itself) and at most
-``max_kv_usage`` of its KV cache in in-flight tokens. An idle endpoint always has room, so a prompt larger
-than any limit is still served.
+``max_num_seqs`` requests in flight per serving endpoint (beyond that the engine queues them itself) and
+at most ``max_kv_usage`` of its KV cache in in-flight tokens; under P/D, a prefill endpoint's backlog of
+prompt tokens at most ``max_prefill_backlog_s`` of prefill at the profile's rate (more only adds to every
+TTFT behind it, where a new prefill replica could not help). An idle endpoint always has room, so a prompt
+larger than any limit is still served.
 
 Order: priority classes (a request header names one, else ``default_class``), lower ``rank`` first, first
 come first served within a class. A request nobody could dispatch within its class's ``ttl_s`` is shed
@@ -71,6 +73,9 @@ class AdmissionSettings(_Frozen):
     # Per-endpoint room; None: the profile's (``limits_from_profile``), or no limit without a profile.
     max_requests_per_endpoint: Annotated[int, Field(ge=1)] | None = None
     max_kv_fraction_per_endpoint: Annotated[float, Field(gt=0, le=1)] | None = None
+    # A prefill endpoint (P/D) has room while its backlog is at most this many seconds of prefill at the
+    # profile's rate (about the TTFT a request behind it would see); applies only with a profile.
+    max_prefill_backlog_s: Annotated[float, Field(gt=0, le=3600)] | None = 1.0
     # With no serving endpoint, how long a request waits for the pool to wake (0: answer 503 at once).
     wake_timeout_s: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 0.0
     tick_s: Annotated[float, Field(gt=0, le=10)] = 0.1  # how often waiting requests are re-examined
@@ -103,16 +108,23 @@ class EndpointLimits:
 
     max_requests: int | None
     max_kv_fraction: float | None
+    max_prefill_tokens: float | None = None  # a prefill endpoint's backlog of prompt tokens
 
 
 def limits_from_profile(settings: AdmissionSettings, profile: Profile | None) -> EndpointLimits:
-    """The settings' limits, else the capacity model's: the batch cap and the KV headroom it plans with."""
+    """The settings' limits, else the capacity model's: the batch cap and the KV headroom it plans with,
+    and (P/D) a prefill backlog of ``max_prefill_backlog_s`` at the profile's prefill rate."""
     requests = settings.max_requests_per_endpoint
     fraction = settings.max_kv_fraction_per_endpoint
-    if profile is not None:
-        requests = requests or int(profile.limits.max_num_seqs.value)
-        fraction = fraction or profile.limits.max_kv_usage
-    return EndpointLimits(max_requests=requests, max_kv_fraction=fraction)
+    if profile is None:
+        return EndpointLimits(max_requests=requests, max_kv_fraction=fraction)
+    backlog = settings.max_prefill_backlog_s
+    chunk = profile.limits.max_num_batched_tokens.value
+    return EndpointLimits(
+        max_requests=requests or int(profile.limits.max_num_seqs.value),
+        max_kv_fraction=fraction or profile.limits.max_kv_usage,
+        max_prefill_tokens=backlog * chunk / profile.prefill_time(chunk) if backlog is not None else None,
+    )
 
 
 class Verdict(enum.StrEnum):
@@ -152,25 +164,33 @@ def _serving(endpoints: Iterable[Endpoint]) -> Iterator[Endpoint]:
     return (e for e in endpoints if e.phase is not Phase.PREFILL and not e.draining)
 
 
-def room(endpoints: Iterable[Endpoint], limits: EndpointLimits, *, tokens: int) -> frozenset[str] | None:
-    """The endpoints a request of ``tokens`` may be placed on (the router's ``eligible``): None when every
-    serving endpoint has room (no restriction), empty when none has. Prefill endpoints are always
-    eligible: the limits are the serving endpoint's (its batch and KV hold the request to the end)."""
+def room(
+    endpoints: Iterable[Endpoint], limits: EndpointLimits, request: RouteRequest
+) -> frozenset[str] | None:
+    """The endpoints ``request`` may be placed on (the router's ``eligible``): None when every endpoint has
+    room (no restriction), empty when it cannot go anywhere yet: no serving endpoint has room, or (P/D)
+    there are prefill endpoints and none has room for its prompt."""
+    tokens = request.prompt_tokens + request.output_tokens
     fitting: list[str] = []
-    prefill: list[str] = []
-    full = False
+    serving = prefill = full = False
+    prefill_seen = False
     for e in endpoints:
         if e.draining:
             continue
         if e.phase is Phase.PREFILL:
-            prefill.append(e.name)
-        elif _fits(e, limits, tokens):
+            prefill_seen = True
+            fits = _prefill_fits(e, limits, request.prompt_tokens)
+            prefill = prefill or fits
+        else:
+            fits = _fits(e, limits, tokens)
+            serving = serving or fits
+        if fits:
             fitting.append(e.name)
         else:
             full = True
-    if not full:
-        return None
-    return frozenset(fitting + prefill) if fitting else frozenset()
+    if not serving or (prefill_seen and not prefill):
+        return frozenset()
+    return frozenset(fitting) if full else None
 
 
 def _fits(e: Endpoint, limits: EndpointLimits, tokens: int) -> bool:
@@ -183,9 +203,16 @@ def _fits(e: Endpoint, limits: EndpointLimits, tokens: int) -> bool:
     )
 
 
-def has_room(endpoints: Iterable[Endpoint], limits: EndpointLimits, *, tokens: int) -> bool:
-    """Whether some serving endpoint can take ``tokens`` more without passing its limits."""
-    return any(_fits(e, limits, tokens) for e in _serving(endpoints))
+def _prefill_fits(e: Endpoint, limits: EndpointLimits, prompt_tokens: int) -> bool:
+    """A prefill endpoint has room while its backlog of prompt tokens is within the limit (an idle one
+    takes any prompt)."""
+    cap = limits.max_prefill_tokens
+    return cap is None or e.prefill_tokens == 0 or e.prefill_tokens + prompt_tokens <= cap
+
+
+def has_room(endpoints: Iterable[Endpoint], limits: EndpointLimits, request: RouteRequest) -> bool:
+    """Whether ``request`` can be placed now without passing any endpoint's limits."""
+    return room(endpoints, limits, request) != frozenset()
 
 
 def any_serving(endpoints: Iterable[Endpoint]) -> bool:
@@ -231,7 +258,7 @@ class AdmissionQueue:
         if not any_serving(endpoints):
             if self.settings.wake_timeout_s == 0:
                 return Verdict.NO_ENDPOINT
-        elif not self._ahead_of(priority) and has_room(endpoints, self.limits, tokens=tokens):
+        elif not self._ahead_of(priority) and has_room(endpoints, self.limits, request):
             return Verdict.DISPATCH
         if (
             self._requests >= self.settings.max_queued_requests
@@ -259,7 +286,7 @@ class AdmissionQueue:
         for name, queue in self._classes.items():
             if queue:
                 head = next(iter(queue.values()))
-                if not has_room(endpoints, self.limits, tokens=head.tokens):
+                if not has_room(endpoints, self.limits, head.request):
                     return None
                 queue.popitem(last=False)
                 self._count(name, -1, -head.tokens, -head.request.prompt_tokens)

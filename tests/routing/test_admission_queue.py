@@ -21,14 +21,21 @@ from autoscaler.routing.admission import (
 from autoscaler.routing.endpoint import Endpoint
 from autoscaler.routing.interface import RouteRequest
 
-LIMITS = EndpointLimits(max_requests=2, max_kv_fraction=0.5)
+LIMITS = EndpointLimits(max_requests=2, max_kv_fraction=0.5, max_prefill_tokens=1_000)
 
 
 def endpoint(
-    name: str, *, in_flight: int = 0, tokens: int = 0, phase: Phase = Phase.AGGREGATED, draining: bool = False
+    name: str,
+    *,
+    in_flight: int = 0,
+    tokens: int = 0,
+    phase: Phase = Phase.AGGREGATED,
+    draining: bool = False,
+    backlog: int = 0,
 ) -> Endpoint:
     e = Endpoint(name, phase=phase, slot=0, added_at=0.0)
     e.in_flight, e.in_flight_tokens, e.kv_capacity_tokens, e.draining = in_flight, tokens, 10_000, draining
+    e.prefill_tokens = backlog
     return e
 
 
@@ -70,6 +77,28 @@ ROOM_CASES = [
     ),
     RoomCase("none has room: empty", [endpoint("a", in_flight=2)], 1, frozenset()),
     RoomCase(
+        "P/D: a prefill endpoint past its backlog is excluded",
+        [
+            endpoint("p", phase=Phase.PREFILL, backlog=950),
+            endpoint("q", phase=Phase.PREFILL),
+            endpoint("d", phase=Phase.DECODE),
+        ],
+        100,
+        frozenset({"q", "d"}),
+    ),
+    RoomCase(
+        "P/D: every prefill endpoint backlogged: no room, though decode has",
+        [endpoint("p", phase=Phase.PREFILL, backlog=950), endpoint("d", phase=Phase.DECODE)],
+        100,
+        frozenset(),
+    ),
+    RoomCase(
+        "P/D: an idle prefill endpoint takes any prompt",
+        [endpoint("p", phase=Phase.PREFILL), endpoint("d", phase=Phase.DECODE)],
+        10**6,
+        None,
+    ),
+    RoomCase(
         "prefill endpoints stay eligible when some decode has room",
         [endpoint("p", phase=Phase.PREFILL), endpoint("d", phase=Phase.DECODE, in_flight=2), endpoint("e")],
         1,
@@ -86,7 +115,7 @@ ROOM_CASES = [
 
 @pytest.mark.parametrize("case", ROOM_CASES, ids=lambda c: c.name)
 def test_room_is_the_serving_endpoints_under_their_limits(case: RoomCase) -> None:
-    assert room(case.endpoints, LIMITS, tokens=case.tokens) == case.want
+    assert room(case.endpoints, LIMITS, request(0, tokens=case.tokens)) == case.want
 
 
 def test_higher_class_first_then_arrival_order() -> None:
@@ -269,5 +298,7 @@ def test_limits_default_to_the_profiles_batch_and_kv_headroom() -> None:
     limits = limits_from_profile(AdmissionSettings(), profile)
     assert limits.max_requests == int(profile.limits.max_num_seqs.value)
     assert limits.max_kv_fraction == profile.limits.max_kv_usage
+    chunk = profile.limits.max_num_batched_tokens.value
+    assert limits.max_prefill_tokens == pytest.approx(chunk / profile.prefill_time(chunk))  # 1 s of prefill
     assert limits_from_profile(AdmissionSettings(max_requests_per_endpoint=3), profile).max_requests == 3
     assert limits_from_profile(AdmissionSettings(), None) == EndpointLimits(None, None)
