@@ -55,7 +55,7 @@ class ReplicaView:
     deleting: bool = False  # already on its way out whatever the count says (a deletionTimestamp)
     draining_since: float | None = None  # when its draining mark was placed; None when not marked
     in_flight: float | None = None  # requests the router has on it; None when the router cannot say
-    cached_blocks: float = 0.0  # prefix blocks it holds (the router's index), lost with it
+    cached_blocks: float = 0.0  # prefix blocks it holds (router index; engine cache in the simulator)
 
     def __post_init__(self) -> None:
         if self.in_flight is not None and not self.in_flight >= 0:
