@@ -31,7 +31,7 @@ class EppSettings(BaseModel):
 
     pool: Annotated[str, Field(min_length=1)] = "default"  # the metrics' pool label
     profile: str | None = None  # performance profile whose prefill rate the P/D decider uses
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # the chart passes 0.0.0.0 explicitly; a bare CLI run stays on loopback
     port: Port = 9002  # GIE's conventional ext_proc port
     metrics_port: Port = 9090
     endpoints: Discovery
