@@ -1,7 +1,7 @@
 """The controller and the simulated cluster move a replica set alike: given the same replicas, the same
 router load and the same decisions, step by step, both mark the same replicas draining, ask for the same
 count and remove the same replicas (victim order, a drain holding the count, a smaller scale-down lifting a
-mark, not-ready replicas first, the drain time-out)."""
+mark, not-ready replicas first, a mark lifted when demand returns, the drain time-out)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ STEPS: tuple[tuple[float, int, dict[int, int]], ...] = (
     (120.0, 5, {0: 3, 2: 2}),  # scale-up: two new replicas, starting
     (150.0, 3, {0: 2, 2: 2, 3: 1}),  # the starting ones go first, at once
     (180.0, 2, {0: 5, 2: 4, 3: 3}),  # 3 serves least: marked, the count holds
-    (250.0, 2, {0: 5, 2: 4, 3: 3}),  # still serving after the 60 s bound: the count drops anyway
+    (210.0, 3, {0: 5, 2: 4, 3: 3}),  # demand is back: the mark is lifted, 3 serves again
+    (240.0, 2, {0: 5, 2: 4, 3: 3}),  # marked again, from now
+    (310.0, 2, {0: 5, 2: 4, 3: 3}),  # still serving after the 60 s bound: the count drops anyway
 )
 
 
@@ -136,4 +138,5 @@ async def test_the_simulated_cluster_scales_as_the_controller_does(profile: Prof
     simulated = _simulated_steps(profile)
     for step, (live, sim) in enumerate(zip(controller, simulated, strict=True)):
         assert live == sim, f"step {step} at {STEPS[step][0]} s: controller {live}, simulator {sim}"
-    assert [count for count, _, _ in simulated] == [4, 4, 3, 5, 3, 3, 2]
+    assert [count for count, _, _ in simulated] == [4, 4, 3, 5, 3, 3, 3, 3, 2]
+    assert [marked for _, marked, _ in simulated][5:8] == [[_name(3)], [], [_name(3)]]
