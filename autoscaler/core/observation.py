@@ -72,9 +72,12 @@ class RouterQueue:
     requests: float
     prompt_tokens: float  # summed over the waiting requests
     output_tokens: float  # expected, summed
+    # Requests/s the queue turned away lately (past their class's TTL, or over its bound): demand the pool
+    # did not serve, which no engine's counter shows.
+    shed_per_s: float = 0.0
 
     def __post_init__(self) -> None:
-        values = (self.requests, self.prompt_tokens, self.output_tokens)
+        values = (self.requests, self.prompt_tokens, self.output_tokens, self.shed_per_s)
         if not all(math.isfinite(v) and v >= 0 for v in values):
             raise ValueError(f"queued demand must be finite and non-negative: {self}")
 

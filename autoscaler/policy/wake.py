@@ -4,7 +4,8 @@ At zero replicas no engine reports anything and the router places nothing, so th
 the router's admission queue (``Observation.router_queue``). Two pure steps around ``policy.step``:
 
 - ``with_router_queue`` (before sizing): the queued requests become load, at the rate that serves them
-  within ``backlog_drain_s``, on top of what arrives, with their own prompt and output means. The capacity
+  within ``backlog_drain_s``, on top of what arrives, with their own prompt and output means; so do the
+  requests the queue shed lately (at their rate): no engine counted them, yet they were demand. The capacity
   model then sizes every phase for the queued and arriving load, and the step records that as any other
   recommendation, so its scale-down window keeps the pool awake after the queue has drained.
 - ``together`` (after sizing): with any demand, no phase of the pool stays at zero (in P/D a decode pool
@@ -31,11 +32,12 @@ from autoscaler.policy.settings import PolicySettings
 
 
 def with_router_queue(observation: Observation, settings: PolicySettings) -> Observation:
-    """``observation`` with the router's queued requests added to every phase's arrivals."""
+    """``observation`` with the router's queued requests, and those it shed, added to every phase's
+    arrivals."""
     queue = observation.router_queue
-    if queue is None or queue.requests < 1:
+    if queue is None or (queue.requests < 1 and queue.shed_per_s <= 0):
         return observation
-    rate = queue.requests / settings.forecast.backlog_drain_s
+    rate = queue.requests / settings.forecast.backlog_drain_s + queue.shed_per_s
     phases = {phase: _plus(sig, queue, rate) for phase, sig in observation.phases.items()}
     return dataclasses.replace(observation, phases=phases)
 
@@ -44,12 +46,15 @@ def together(decision: Decision, observation: Observation, settings: PolicySetti
     """``decision`` with the phases woken, or put to sleep, together."""
     phases = decision.phases
     asleep = [p for p, d in phases.items() if d.replicas == 0]
-    if not asleep:
-        return decision
     queue = observation.router_queue
     queued = queue.requests if queue is not None else 0.0
     if queued >= 1 or _arriving(observation):
         changed = {p: _woken(p, phases[p], queue, settings) for p in asleep if settings.bounds[p].maximum > 0}
+        changed.update(
+            {p: _labelled(d, queue) for p, d in phases.items() if d.previous == 0 and d.replicas > 0}
+        )
+    elif not asleep:
+        return decision
     else:
         changed = {
             p: _asleep(d, asleep)
@@ -71,6 +76,10 @@ def _plus(sig: PhaseSignals, queue: RouterQueue, rate: float) -> PhaseSignals:
         if sig.replicas.ready > 0:
             return sig
         own = 0.0
+    if queue.requests < 1:  # only shed requests: they were like the rest, as far as anyone knows
+        if sig.prompt_tokens_mean is None or sig.output_tokens_mean is None:
+            return sig
+        return dataclasses.replace(sig, arrival_rate=own + rate)
     return dataclasses.replace(
         sig,
         arrival_rate=own + rate,
@@ -105,6 +114,14 @@ def _woken(
             f"model for the queued and arriving load (the step alone said {held.replicas}: {held.message})"
         ),
         adjustments=held.adjustments,
+    )
+
+
+def _labelled(sized: PhaseDecision, queue: RouterQueue | None) -> PhaseDecision:
+    """A phase the step itself woke (sized above zero from zero): the reason says it woke, and by what."""
+    waiting = f"requests waiting in the router: {queue.requests:g}; " if queue and queue.requests else ""
+    return dataclasses.replace(
+        sized, reason=Reason.ACTIVATED, message=f"woken from zero: {waiting}{sized.message}"
     )
 
 

@@ -11,6 +11,12 @@ replica, its KV moves in ``Profile.kv_transfer_time(prompt)``, and the decode re
 one replica does both. When no endpoint is ready (start-up, scale from zero) requests wait at the router and
 are placed as soon as one is.
 
+With ``router_queue`` the router's admission queue (``autoscaler.routing.admission``) sits in front: a
+request is placed only while some endpoint is within the profile's limits, otherwise it waits in the router,
+first come first served, and goes to the best endpoint with room when one frees or joins (a request
+finishes, a prefill completes, a replica is ready). The controller reads the queue as demand
+(``Observation.router_queue``), as the live one reads the router's. Its client's time-out still applies.
+
 Same seed, same result: one ``random.Random(seed)`` draws every start-up delay, ids come from the trace's
 row numbers, and the heap breaks time ties by a per-run counter.
 """
@@ -23,20 +29,31 @@ import itertools
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from autoscaler.core.decision import Decision
+from autoscaler.core.observation import RouterQueue
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
 from autoscaler.engine.sequence import Sequence
 from autoscaler.policy.actuation import DEFAULT_DRAIN_TIMEOUT_S
 from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
+from autoscaler.routing.admission import (
+    AdmissionQueue,
+    AdmissionSettings,
+    PriorityClass,
+    Verdict,
+    limits_from_profile,
+    room,
+)
+from autoscaler.routing.endpoint import Endpoint
 from autoscaler.routing.interface import EndpointMetrics, NoEndpointError, Placement, Placer, RouteRequest
+from autoscaler.routing.router import AffinityRouter
 from autoscaler.sim.cluster import Cluster, Lifetime, ReplicaState, SimReplica
 from autoscaler.sim.signals import Scraper, ScrapeSettings
 from autoscaler.sim.workloads.trace import Trace
@@ -69,6 +86,8 @@ class SimSettings:
     client_timeout_s: float = 300.0  # a client gives up on a request unfinished this long after it sent it
     max_model_len: int | None = None  # prompt + output beyond it is refused (vLLM's); None: the KV capacity
     pool: str = "default"
+    router_queue: bool = False  # the router's admission queue (needs the affinity router); see the module
+    router_queue_ttl_s: float | None = None  # waiting longer: shed (429); None: only its client gives up
 
     def __post_init__(self) -> None:
         if set(self.initial_replicas) != set(self.mode.phases):
@@ -118,6 +137,7 @@ class RunResult:
     timeline: Timeline
     rejected: int = 0  # refused at arrival: prompt + output beyond the max model length (never simulated)
     abandoned: int = 0  # given up by their clients after the client time-out (misses, their KV freed)
+    shed: int = 0  # dropped by the router's queue past its time-to-live (429: misses, never placed)
     lifetimes: tuple[Lifetime, ...] = ()  # every replica's span, drain included (``Cluster.lifetimes``)
 
     @property
@@ -188,6 +208,9 @@ class _Run:
         self.heap: list[tuple[float, int, int, Any, int]] = []
         self.tick = itertools.count()
         self.backlog: deque[Sequence] = deque()
+        self.admission = _admission(settings, profile, placer)
+        self.queued: dict[Hashable, Sequence] = {}  # waiting in the admission queue, by uid
+        self.shed_at: deque[float] = deque()  # when the queue shed requests, over the last rate window
         self.flights: dict[int, _Flight] = {}
         n = len(trace)
         nan = math.nan
@@ -203,6 +226,7 @@ class _Run:
         self.arrived = 0
         self.rejected = 0
         self.abandoned = 0
+        self.shed = 0
         self.scale_events = 0
         self.decisions: list[Decision] = []
         self.timeline: list[tuple[float, int, dict[Phase, tuple[int, int, int]]]] = []
@@ -264,6 +288,7 @@ class _Run:
                 elif kind == _READY:
                     if cluster.mark_ready(obj, now):
                         self._flush_backlog(now)
+                        self._pump(now)
                 elif kind == _STARTED:
                     cluster.mark_started(obj)
                 elif kind == _TIMEOUT:
@@ -279,6 +304,8 @@ class _Run:
                         self._push(now + settings.router_metrics_interval_s, _ROUTER_METRICS)
                 else:
                     observation = self.scraper.observe(now)
+                    if self.admission is not None:
+                        observation = dataclasses.replace(observation, router_queue=self._router_queue(now))
                     decision, policy_state = self.policy.step(observation, policy_state, now=now)
                     self.decisions.append(decision)
                     self._apply(decision.replicas(), now)
@@ -317,8 +344,64 @@ class _Run:
             output_tokens=seq.output_tokens,
             block_hashes=seq.block_hashes,
         )
+        admission = self.admission
+        if admission is None:
+            return self._place(seq, request, None, now)
+        self._pump(now)  # shed what waited too long first
+        endpoints = self._endpoints()
+        priority = admission.settings.of(None)  # one class: the simulated clients send no header
+        if admission.arrive(seq.uid, request, priority, endpoints, now=now) is Verdict.QUEUED:
+            self.queued[seq.uid] = seq
+            return False
+        return self._place(seq, request, room(endpoints, admission.limits, request), now)
+
+    def _pump(self, now: float) -> None:
+        """Place waiting requests, first come first served, while endpoints have room for the first."""
+        admission = self.admission
+        if admission is None or not len(admission):
+            return
+        endpoints = self._endpoints()
+        for waiting, _ in admission.expire(endpoints, now=now):
+            self.closed[self.queued.pop(waiting.key).uid] = 1
+            self.done += 1
+            self.shed += 1
+            self.shed_at.append(now)
+        while (head := admission.next_ready(endpoints)) is not None:
+            eligible = room(endpoints, admission.limits, head.request)
+            self._place(self.queued.pop(head.key), head.request, eligible, now)
+
+    def _endpoints(self) -> list[Endpoint]:
+        router = self.placer
+        assert isinstance(router, AffinityRouter)
+        return [router.endpoint(name) for name in router.endpoints()]
+
+    def _router_queue(self, now: float) -> RouterQueue:
+        """What the controller reads from the router: the queue now, and its shed rate over the rate
+        window (the live reader takes it from two reads of the shed counter)."""
+        assert self.admission is not None
+        tally = self.admission.tally()[self.admission.settings.default_class]
+        window = self.settings.scrape.rate_window_s
+        shed_at = self.shed_at
+        while shed_at and shed_at[0] < now - window:
+            shed_at.popleft()
+        return RouterQueue(
+            requests=tally.requests,
+            prompt_tokens=tally.prompt_tokens,
+            output_tokens=tally.tokens - tally.prompt_tokens,
+            shed_per_s=len(shed_at) / window,
+        )
+
+    def _place(
+        self, seq: Sequence, request: RouteRequest, eligible: frozenset[str] | None, now: float
+    ) -> bool:
+        placer = self.placer
+        placement: Placement
         try:
-            placement = self.placer.place(request, now=now)
+            if eligible:  # only with the router queue, whose placer is the affinity router
+                assert isinstance(placer, AffinityRouter)
+                placement = placer.place(request, now=now, eligible=eligible)
+            else:
+                placement = placer.place(request, now=now)
         except NoEndpointError:
             self.backlog.append(seq)
             return False
@@ -367,6 +450,7 @@ class _Run:
                     counted.output.values.append(1.0)
                     counted.ttft.values.append(now - seq.arrival)
                     self.placer.prefill_done(flight.placement, now=now)
+                    self._pump(now)  # its prefill backlog shrank
                     done = now + self.transfer_latency_s + self.transfer_s_per_token * seq.prompt_tokens
                     heapq.heappush(self.heap, (done, next(self.tick), _TRANSFER, flight, 0))
             else:
@@ -380,6 +464,7 @@ class _Run:
         seq = flight.seq
         placement = flight.placement
         self.placer.finished(placement, now=now)
+        self._pump(now)
         uid = seq.uid
         first = seq.first_token_time
         self.ttft[uid] = first - seq.arrival
@@ -422,11 +507,15 @@ class _Run:
         self.done += 1
         self.abandoned += 1
         flight = self.flights.pop(seq.uid, None)
-        if flight is None:
-            self.backlog.remove(seq)  # still waiting at the router for an endpoint
+        if flight is None:  # still waiting at the router: in its queue, or for any endpoint
+            if self.queued.pop(seq.uid, None) is not None and self.admission is not None:
+                self.admission.remove(seq.uid, self.admission.settings.of(None))
+            else:
+                self.backlog.remove(seq)
             return
         placement = flight.placement
         self.placer.finished(placement, now=now)
+        self._pump(now)
         holder = placement.endpoint
         if placement.prefill_endpoint is not None and math.isnan(seq.prefill_done_time):
             holder = placement.prefill_endpoint  # still prefilling remotely
@@ -466,6 +555,7 @@ class _Run:
                 continue
             del flights[uid]
             self.placer.finished(placement, now=now)
+            self._pump(now)
             self.closed[uid] = 1
             self.done += 1
             elsewhere = placement.prefill_endpoint
@@ -529,4 +619,26 @@ class _Run:
             lifetimes=self.cluster.lifetimes(),
             rejected=self.rejected,
             abandoned=self.abandoned,
+            shed=self.shed,
         )
+
+
+# The simulated router queues every request in one class, with ``SimSettings.router_queue_ttl_s`` as its TTL;
+# without one its clients decide when to give up (``client_timeout_s``): the TTL is then a day.
+_DAY_S = 86_400.0
+
+
+def _admission(settings: SimSettings, profile: Profile, placer: Placer) -> AdmissionQueue | None:
+    if not settings.router_queue:
+        return None
+    if not isinstance(placer, AffinityRouter):
+        raise ValueError("the router queue needs the affinity router (router: affinity)")
+    ttl = settings.router_queue_ttl_s
+    admission = AdmissionSettings(
+        classes=(PriorityClass(name="standard", rank=0, ttl_s=_DAY_S if ttl is None else ttl),),
+        default_class="standard",
+        wake_timeout_s=3600,
+        max_queued_requests=10_000_000,
+        max_queued_tokens=1 << 40,
+    )
+    return AdmissionQueue(admission, limits_from_profile(admission, profile))

@@ -121,6 +121,8 @@ def _run(
         client_timeout_s=scenario.client_timeout_s,
         max_model_len=scenario.cluster.max_model_len or profile.limits.max_model_len,
         pool=scenario.name,
+        router_queue=scenario.router_queue,
+        router_queue_ttl_s=scenario.router_queue_ttl_s,
     )
     return simulate(
         trace,

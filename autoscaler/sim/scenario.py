@@ -93,6 +93,10 @@ class Scenario(_Spec):
     oracle_window_s: PositiveFloat = 60.0
     drain_s: PositiveFloat = 900.0  # after the last arrival, how long in-flight requests may still finish
     client_timeout_s: PositiveFloat = 300.0  # a client gives up on an unfinished request after this: a miss
+    # The router's admission queue (``autoscaler.routing.admission``): a request waits in the router while
+    # every endpoint is at the profile's limits, and at zero replicas until the pool wakes; needs "affinity".
+    router_queue: bool = False
+    router_queue_ttl_s: PositiveFloat | None = None  # a request waiting longer is shed (429); None: no TTL
 
     @pydantic.model_validator(mode="after")
     def _phases_match_mode(self) -> Scenario:
@@ -105,6 +109,8 @@ class Scenario(_Spec):
         for phase in self.mode.phases:
             if self.cluster.minimum(phase) > self.cluster.maximum(phase):
                 raise ValueError(f"cluster: min_replicas of {phase.value} exceeds max_replicas")
+        if self.router_queue and self.router != "affinity":
+            raise ValueError("router_queue needs router: affinity")
         unknown = [name for name in self.policies if name not in policies.NAMES]
         if unknown:
             raise ValueError(f"unknown policies {unknown}; known: {', '.join(policies.NAMES)}")
