@@ -54,6 +54,8 @@ SCENARIOS = (
     "flash-crowd-long-prompts",
     "diurnal-day",
     "heavy-tail-correlated",
+    "flash-crowd-10x",  # the router's admission queue (issue #16)
+    "idle-then-burst",  # scale from zero (issue #16): WVA and Dynamo refuse min_replicas 0, so absent
 )
 # One of each kind (shipped synthetic, real trace, ServeGen, three shapes), one seed: within 10 minutes.
 QUICK = ("day-burst", "mooncake", "servegen-deepseek-r1", "step", "spike", "heavy-tail-correlated")
@@ -115,7 +117,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{100 * entry['feasible_fraction']:.1f}%",
                 f"{100 * c['slo_attainment']:.1f}%",
                 f"{c['gpu_hours']:.2f}/{entry['lower_bound']['gpu_hours']:.2f}",
-                *(_cell(entry["policies"][n]) for n in names),
+                *(_cell(entry["policies"][n]) if n in entry["policies"] else "-" for n in names),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
