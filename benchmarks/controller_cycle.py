@@ -20,9 +20,10 @@ from pathlib import Path
 
 from kubernetes.aio import client
 
+from autoscaler.adapters.prometheus_signals import PrometheusSignals
 from autoscaler.adapters.publishing import DesiredReplicasBoard
-from autoscaler.controller.loop import Controller, ControllerSettings
-from autoscaler.controller.signals import PrometheusSignals
+from autoscaler.cli.controller import build_controller
+from autoscaler.controller.loop import ControllerSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test fakes live under tests/
 from tests.contract.controller.conftest import POOL, add_autoscaler, add_pool, autoscaler, heavy
@@ -42,7 +43,7 @@ async def measure(cycles: int) -> dict[str, float]:
             identity="bench", lease_namespace="default", namespace="default", lease_duration_s=10**6
         )
         async with client.ApiClient(client.Configuration(host=kube.url)) as api:
-            controller = Controller(
+            controller = build_controller(
                 api,
                 settings=settings,
                 signals=PrometheusSignals(prom.url),

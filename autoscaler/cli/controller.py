@@ -35,19 +35,29 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import uvicorn
+from kubernetes.aio import client
 
 from autoscaler.adapters.external_metrics import TlsFiles, external_metrics_server
 from autoscaler.adapters.keda.scaler import serve_keda
 from autoscaler.adapters.kubernetes import errors
 from autoscaler.adapters.kubernetes.connection import connect
+from autoscaler.adapters.kubernetes.events import EventRecorder
+from autoscaler.adapters.kubernetes.foreign import ForeignAutoscalerFinder
+from autoscaler.adapters.kubernetes.leases import LeaseElector
+from autoscaler.adapters.kubernetes.pods import PodClient
+from autoscaler.adapters.kubernetes.resources import CustomResources
+from autoscaler.adapters.kubernetes.scale import ScaleClient
 from autoscaler.adapters.metrics_exporter import DesiredReplicasCollector
+from autoscaler.adapters.prometheus_signals import PrometheusSignals
 from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.adapters.router_metrics import RouterLoadReader
 from autoscaler.cli import checks
 from autoscaler.controller import logs
+from autoscaler.controller.cycle import Cluster
 from autoscaler.controller.health import ControllerMetrics
-from autoscaler.controller.loop import Controller, ControllerSettings
-from autoscaler.controller.router_load import RouterLoadReader
-from autoscaler.controller.signals import PrometheusSignals
+from autoscaler.controller.loop import KIND, Controller, ControllerSettings
+from autoscaler.controller.signals import SignalReader
+from autoscaler.core import ports
 
 log = logging.getLogger("autoscaler.controller")
 LOOPBACK = "127.0.0.1"  # every server binds here unless told otherwise (the chart says what a pod needs)
@@ -162,7 +172,7 @@ async def _main(args: argparse.Namespace, settings: ControllerSettings) -> int:
     metrics = ControllerMetrics()
     metrics.registry.register(DesiredReplicasCollector(board))
     async with await connect(kubeconfig=args.kubeconfig, context=args.context) as api:
-        controller = Controller(
+        controller = build_controller(
             api,
             settings=settings,
             signals=PrometheusSignals(args.prometheus, ca_bundle=args.prometheus_ca_bundle),
@@ -181,6 +191,41 @@ async def _main(args: argparse.Namespace, settings: ControllerSettings) -> int:
         async with _board_servers(args, board):
             await controller.run(stop, health_host=args.health_host, health_port=args.health_port)
     return 0
+
+
+def build_controller(
+    api_client: client.ApiClient,
+    *,
+    settings: ControllerSettings,
+    signals: SignalReader,
+    board: DesiredReplicasBoard,
+    clock: ports.Clock,
+    metrics: ControllerMetrics | None = None,
+    router: RouterLoadReader | None = None,
+) -> Controller:
+    """The controller with its clients, every Kubernetes one over ``api_client`` with the settings' request
+    time-out (the Lease's no longer than a renewal period, so a slow API server cannot outlast the lease)."""
+    timeout = settings.request_timeout_s
+    cluster = Cluster(
+        resources=CustomResources(api_client, KIND, timeout_s=timeout),
+        scales=ScaleClient(api_client, timeout_s=timeout),
+        pods=PodClient(api_client, timeout_s=timeout),
+        events=EventRecorder(api_client, instance=settings.identity, clock=clock, timeout_s=timeout),
+        foreign=ForeignAutoscalerFinder(api_client, timeout_s=timeout),
+        signals=signals,
+        router=router or RouterLoadReader(),
+        board=board,
+    )
+    elector = LeaseElector(
+        api_client,
+        namespace=settings.lease_namespace,
+        name=settings.lease_name,
+        identity=settings.identity,
+        lease_duration_s=settings.lease_duration_s,
+        clock=clock,
+        timeout_s=min(timeout, settings.renew_every_s),
+    )
+    return Controller(settings=settings, cluster=cluster, elector=elector, clock=clock, metrics=metrics)
 
 
 class _Server(uvicorn.Server):

@@ -179,7 +179,7 @@ class BehaviorSpec(_Spec):
 
 
 class RouterSpec(_Spec):
-    # the shape only: which hosts the controller fetches is its rule (controller.router_load.refusal)
+    # the shape only: which hosts the controller fetches is its rule (adapters.router_metrics.refusal)
     metrics_url: Annotated[str, Field(pattern=URL_PATTERN, max_length=2048)] | None = None
 
 

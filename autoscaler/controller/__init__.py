@@ -5,6 +5,9 @@
 - ``actuation`` and ``drain``: scale-up in one write, scale-down through the router's drain;
 - ``report`` and ``status``: the status subresource, its conditions, and the Events;
 - ``leadership``: acting only while the Lease is surely ours;
-- ``signals`` and ``router_load``: Prometheus (off the event loop) and the router's per-replica load;
+- ``signals``: the port a cycle reads its signals through (``adapters.prometheus_signals`` live);
 - ``health`` and ``logs``: ``/healthz``, ``/readyz``, ``/metrics``, and JSON-lines logging.
+
+Every network client (Kubernetes, Prometheus, the router's ``/metrics``) is built in ``adapters`` and wired
+together in the composition root, ``cli.controller.build_controller``.
 """

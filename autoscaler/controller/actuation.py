@@ -17,8 +17,8 @@ import dataclasses
 
 from autoscaler.adapters.kubernetes.pods import PodClient, PodState
 from autoscaler.adapters.kubernetes.scale import ScaleClient, ScaleConflict, ScaleState
+from autoscaler.adapters.router_metrics import RouterLoad
 from autoscaler.controller import drain
-from autoscaler.controller.router_load import RouterLoad
 from autoscaler.policy import actuation
 
 

@@ -33,6 +33,7 @@ from autoscaler.adapters.kubernetes.resources import CustomResources
 from autoscaler.adapters.kubernetes.scale import ScaleClient
 from autoscaler.adapters.kubernetes.workload import OPT_IN_LABEL, OPT_IN_VALUE, WorkloadRef
 from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.adapters.router_metrics import RouterLoadReader
 from autoscaler.config.autoscaler_resource import (
     API_VERSION,
     KIND,
@@ -45,7 +46,6 @@ from autoscaler.config.profiles import ProfileError
 from autoscaler.controller import report
 from autoscaler.controller.actuation import Actuator, Conflicted, Outcome, Scaled
 from autoscaler.controller.report import PhaseView
-from autoscaler.controller.router_load import RouterLoadReader
 from autoscaler.controller.signals import SignalReader, Values
 from autoscaler.controller.telemetry import telemetry
 from autoscaler.core.decision import Decision

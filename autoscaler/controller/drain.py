@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from autoscaler.adapters.kubernetes.pods import PodState
-from autoscaler.controller.router_load import RouterLoad
+from autoscaler.adapters.router_metrics import RouterLoad
 from autoscaler.policy import actuation
 
 VICTIM_DELETION_COST = -1000  # below the default 0 of every other pod

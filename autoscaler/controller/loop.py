@@ -23,25 +23,17 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
-from kubernetes.aio import client
 
 from autoscaler.adapters.kubernetes import errors
-from autoscaler.adapters.kubernetes.events import EventRecorder
-from autoscaler.adapters.kubernetes.foreign import ForeignAutoscalerFinder
 from autoscaler.adapters.kubernetes.leases import LeaseElector
-from autoscaler.adapters.kubernetes.pods import PodClient
-from autoscaler.adapters.kubernetes.resources import CustomResources, ResourceKind
-from autoscaler.adapters.kubernetes.scale import ScaleClient
+from autoscaler.adapters.kubernetes.resources import ResourceKind
 from autoscaler.adapters.kubernetes.workload import OPT_IN_LABEL, OPT_IN_VALUE
-from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.config.autoscaler_resource import GROUP, PLURAL, VERSION, AutoscalerResource
 from autoscaler.controller.actuation import Scaled
 from autoscaler.controller.backoff import Backoff
 from autoscaler.controller.cycle import Cluster, Reconciler
 from autoscaler.controller.health import ControllerMetrics, HealthServer
 from autoscaler.controller.leadership import LeaderGate
-from autoscaler.controller.router_load import RouterLoadReader
-from autoscaler.controller.signals import SignalReader
 from autoscaler.core import ports
 from autoscaler.core.phases import Phase
 
@@ -67,43 +59,22 @@ class ControllerSettings:
 
 
 class Controller:
+    """Elects, watches and schedules; ``cluster`` and ``elector`` come built from the composition root
+    (``cli.controller.build_controller``), so the tests hand it the same clients over a fake API server."""
+
     def __init__(
         self,
-        api_client: client.ApiClient,
         *,
         settings: ControllerSettings,
-        signals: SignalReader,
-        board: DesiredReplicasBoard,
+        cluster: Cluster,
+        elector: LeaseElector,
         clock: ports.Clock,
         metrics: ControllerMetrics | None = None,
-        router: RouterLoadReader | None = None,
     ) -> None:
-        timeout = settings.request_timeout_s
         self.settings = settings
         self.metrics = metrics or ControllerMetrics()
         self._clock = clock
-        self._resources = CustomResources(api_client, KIND, timeout_s=timeout)
-        cluster = Cluster(
-            resources=self._resources,
-            scales=ScaleClient(api_client, timeout_s=timeout),
-            pods=PodClient(api_client, timeout_s=timeout),
-            events=EventRecorder(
-                api_client, instance=settings.identity, clock=_Increasing(clock), timeout_s=timeout
-            ),
-            foreign=ForeignAutoscalerFinder(api_client, timeout_s=timeout),
-            signals=signals,
-            router=router or RouterLoadReader(),
-            board=board,
-        )
-        elector = LeaseElector(
-            api_client,
-            namespace=settings.lease_namespace,
-            name=settings.lease_name,
-            identity=settings.identity,
-            lease_duration_s=settings.lease_duration_s,
-            clock=clock,
-            timeout_s=min(timeout, settings.renew_every_s),
-        )
+        self._resources = cluster.resources
         self.gate = LeaderGate(elector, clock=clock, on_elected=self._run_all_now, on_lost=self._abdicate)
         self.reconciler = Reconciler(
             cluster, leading=self.gate.leading, on_scale=self._count_scale, opt_in=settings.opt_in
@@ -291,19 +262,6 @@ class Controller:
     def _count_scale(self, resource: AutoscalerResource, phase: Phase, scaled: Scaled) -> None:
         direction = "up" if scaled.after > scaled.before else "down"
         self.metrics.scales.labels(resource.namespace, resource.name, phase.value, direction).inc()
-
-
-class _Increasing:
-    """The clock, nudged forward by a microsecond when it has not moved: Events are named after their time,
-    and two Events of one cycle (both phases scaled) must not share a name."""
-
-    def __init__(self, clock: ports.Clock) -> None:
-        self._clock = clock
-        self._last = float("-inf")
-
-    def now(self) -> float:
-        self._last = max(self._clock.now(), self._last + 1e-6)
-        return self._last
 
 
 def _key(obj: Mapping[str, Any]) -> Key:

@@ -1,19 +1,15 @@
-"""Signals for a cycle: the Prometheus reader, run off the event loop, without retries.
+"""The port through which a cycle reads its signals (``adapters.prometheus_signals`` reads them live).
 
-``PrometheusReader`` is synchronous (``prometheus_api_client`` over ``requests``), so a read runs in a
-worker thread. The client's default retries with back-off would stall a cycle for seconds when Prometheus
-is down; the control loop retries by itself next cycle, so a failed read fails at once and the policy holds.
+A cycle needs every signal of every (pool, phase) at one time; where they come from is the composition
+root's choice (``cli.controller``), so tests give the controller a reader that fails or answers on cue.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Protocol
 
-from autoscaler.adapters.prometheus import PrometheusReader, ReaderSettings, verified_session
+from autoscaler.adapters.prometheus import ReaderSettings
 from autoscaler.core.phases import Phase
 
 Values = Mapping[tuple[str, Phase], Mapping[str, float]]
@@ -24,17 +20,3 @@ class SignalReader(Protocol):
     async def read(self, settings: ReaderSettings, *, now: float) -> Values:
         """Every signal of every (pool, phase); raises ``SignalsUnavailable`` when Prometheus fails."""
         ...
-
-
-class PrometheusSignals:
-    def __init__(self, url: str, *, timeout_s: float = 5.0, ca_bundle: Path | None = None) -> None:
-        from prometheus_api_client import PrometheusConnect
-        from urllib3.util.retry import Retry
-
-        session = verified_session(ca_bundle)
-        self._client = PrometheusConnect(url=url, session=session, retry=Retry(total=0))
-        self._timeout_s = timeout_s
-
-    async def read(self, settings: ReaderSettings, *, now: float) -> Values:
-        reader = PrometheusReader(self._client, dataclasses.replace(settings, timeout_s=self._timeout_s))
-        return await asyncio.to_thread(reader.read, now=now)

@@ -12,9 +12,10 @@ import pytest
 from kubernetes.aio import client
 
 from autoscaler.adapters import prometheus
+from autoscaler.adapters.prometheus_signals import PrometheusSignals
 from autoscaler.adapters.publishing import DesiredReplicasBoard
-from autoscaler.controller.loop import Controller, ControllerSettings
-from autoscaler.controller.signals import PrometheusSignals
+from autoscaler.cli.controller import build_controller
+from autoscaler.controller.loop import ControllerSettings
 from autoscaler.core.phases import Phase
 from tests.contract.controller.conftest import (
     POOL,
@@ -101,7 +102,7 @@ async def test_a_cycle_reads_real_prometheus_scales_up_and_holds_when_it_is_gone
             tmp_path,
         ) as url,
     ):
-        controller = Controller(
+        controller = build_controller(
             api_client,
             settings=ControllerSettings(identity="it", lease_namespace="default", namespace="default"),
             signals=PrometheusSignals(url),

@@ -26,9 +26,10 @@ from kubernetes.aio import client
 from prometheus_client import generate_latest
 
 from autoscaler.adapters.metrics_exporter import board_registry
+from autoscaler.adapters.prometheus_signals import PrometheusSignals
 from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.cli.controller import build_controller
 from autoscaler.controller.loop import Controller, ControllerSettings
-from autoscaler.controller.signals import PrometheusSignals
 from tests.contract.controller.conftest import POOL, add_autoscaler, add_pool, autoscaler
 from tests.contract.kubernetes.conftest import AUTOSCALERS, LEADER_WORKER_SETS
 from tests.fakes.kube_apiserver import FakeKubeApiServer, running_server
@@ -102,7 +103,7 @@ async def _controller(
             return time.time()
 
     async with client.ApiClient(client.Configuration(host=kube.url)) as api:
-        controller = Controller(
+        controller = build_controller(
             api,
             settings=ControllerSettings(identity="it", lease_namespace="default", namespace="default"),
             signals=PrometheusSignals(prometheus_url),

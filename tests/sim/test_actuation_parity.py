@@ -11,8 +11,8 @@ import random
 from autoscaler.adapters.kubernetes.pods import PodState
 from autoscaler.adapters.kubernetes.scale import ScaleApplied, ScaleState
 from autoscaler.adapters.kubernetes.workload import WorkloadRef
+from autoscaler.adapters.router_metrics import EndpointLoad
 from autoscaler.controller.actuation import Actuator, Scaled
-from autoscaler.controller.router_load import EndpointLoad
 from autoscaler.core.phases import Phase
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.least_loaded import LeastLoadedPlacer

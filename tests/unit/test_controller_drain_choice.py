@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from autoscaler.adapters.kubernetes.pods import PodState
+from autoscaler.adapters.router_metrics import EndpointLoad, parse
 from autoscaler.controller import drain, status
-from autoscaler.controller.router_load import EndpointLoad, parse
 from autoscaler.core.decision import Reason
 from autoscaler.core.phases import Phase
 

@@ -1,7 +1,9 @@
 """Kubernetes Events (``events.k8s.io/v1``) about a scaled workload, so ``kubectl describe`` shows each scale.
 
 Names follow client-go's recorder (``<object>.<hex nanoseconds>``) so that two events never collide, and the
-event time comes from the injected clock (epoch seconds), not from a clock read here.
+event time comes from the injected clock (epoch seconds), not from a clock read here. When that clock has not
+moved since the last event (two phases scaled in one cycle), the time is nudged forward by a microsecond so
+that the two names differ.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class EventRecorder:
         self._events = client.EventsV1Api(api_client)
         self._instance = instance[:_MAX_SHORT]
         self._clock = clock
+        self._last = float("-inf")
         self._controller = controller
         self._timeout_s = timeout_s
 
@@ -39,7 +42,7 @@ class EventRecorder:
         self, regarding: WorkloadRef, *, reason: str, note: str, action: str = "Scale", warning: bool = False
     ) -> str:
         """Record one event; returns its name."""
-        now = self._clock.now()
+        now = self._last = max(self._clock.now(), self._last + 1e-6)
         event = client.EventsV1Event(
             api_version="events.k8s.io/v1",
             kind="Event",

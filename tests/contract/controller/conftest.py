@@ -13,11 +13,13 @@ import pytest
 import yaml
 from kubernetes.aio import client
 
+from autoscaler.adapters.prometheus_signals import PrometheusSignals
 from autoscaler.adapters.publishing import DesiredReplicasBoard
+from autoscaler.adapters.router_metrics import RouterLoadReader
+from autoscaler.cli.controller import build_controller
 from autoscaler.config.autoscaler_resource import API_VERSION, KIND
 from autoscaler.controller.loop import Controller, ControllerSettings
-from autoscaler.controller.router_load import RouterLoadReader
-from autoscaler.controller.signals import PrometheusSignals, SignalReader
+from autoscaler.controller.signals import SignalReader
 from autoscaler.core import ports
 from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.controller.fake_router import FakeRouterMetrics
@@ -78,7 +80,7 @@ def make_controller(
         **settings: Any,
     ) -> Controller:
         options = {"lease_namespace": "default", "namespace": "default", "request_timeout_s": 5.0, **settings}
-        return Controller(
+        return build_controller(
             api_client,
             settings=ControllerSettings(identity=identity, **options),
             signals=signals or PrometheusSignals(prom.url, timeout_s=2.0),

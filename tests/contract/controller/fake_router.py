@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from autoscaler.controller.router_load import BLOCKS, IN_FLIGHT
+from autoscaler.adapters.router_metrics import BLOCKS, IN_FLIGHT
 
 
 class FakeRouterMetrics:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autoscaler.adapters.prometheus import ReaderSettings, SignalsUnavailable
-from autoscaler.controller.signals import PrometheusSignals
+from autoscaler.adapters.prometheus_signals import PrometheusSignals
 from tests.contract.controller.conftest import POOL
 from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.external_metrics.conftest import pki  # noqa: F401  (the throwaway CA, as a fixture)

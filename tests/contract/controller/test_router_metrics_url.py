@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from autoscaler.controller.router_load import RouterLoadReader, refusal
+from autoscaler.adapters.router_metrics import RouterLoadReader, refusal
 from tests.contract.controller.fake_router import FakeRouterMetrics
 
 TRUSTED = frozenset({"inference-autoscaler-router.autoscaler-system.svc"})

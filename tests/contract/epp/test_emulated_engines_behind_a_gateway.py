@@ -12,9 +12,9 @@ import httpx
 import pytest
 from aiohttp import web
 
+from autoscaler.adapters import router_metrics
 from autoscaler.adapters.prometheus import ROUTER_QUERIES
 from autoscaler.config.profiles import load_profile
-from autoscaler.controller import router_load
 from autoscaler.emulator import server
 from autoscaler.emulator.settings import EmulatorSettings
 from tests.contract.epp.conftest import PickerFactory, metrics_text, until
@@ -68,7 +68,7 @@ async def test_a_streamed_completion_arrives_whole_and_the_picker_counts_it(
         metrics = await metrics_text(running.metrics_url)
         assert 'autoscaler_router_requests_total{phase="aggregated",pool="default"} 3.0' in metrics
         assert 'autoscaler_router_responses_total{code="200",pool="default"} 3.0' in metrics
-        loads = router_load.parse(metrics)  # what the controller reads to choose and drain replicas
+        loads = router_metrics.parse(metrics)  # what the controller reads to choose and drain replicas
         assert set(loads) == set(running.picker.router.endpoints())
         assert [load.in_flight for load in loads.values()] == [0.0, 0.0]
         assert sum(load.cached_blocks > 0 for load in loads.values()) == 1  # one prefix, one engine
