@@ -42,7 +42,8 @@ class Outlook:
     rate: float
     level: float  # the robust line at the newest sample
     trend: float  # req/s per second, as extrapolated (0 when not)
-    sigma: float  # robust spread of the samples around the line
+    sigma: float  # robust spread of the samples around the line (at least the noise floor)
+    spread: float  # the same without the floor: what the samples themselves show
     spike: bool  # the newest sample is an excursion above the line
     capped: bool  # the trend's extrapolation hit ``max_growth``
 
@@ -64,12 +65,11 @@ def outlook(state: ForecastState, *, rate_now: float, horizon_s: float, settings
     rate_now = max(rate_now, 0.0)
     history, now = state.samples[:-1], state.samples[-1][0]
     if len(history) < 3:
-        return Outlook(rate_now, rate_now, 0.0, 0.0, spike=False, capped=False)
+        return Outlook(rate_now, rate_now, 0.0, 0.0, 0.0, spike=False, capped=False)
     slope, level = _line(history, now)
     residuals = [r - level - slope * (t - now) for t, r in history]
-    sigma = max(
-        _MAD_TO_SIGMA * statistics.median(abs(e) for e in residuals), settings.noise_floor * max(level, 0.0)
-    )
+    spread = _MAD_TO_SIGMA * statistics.median(abs(e) for e in residuals)
+    sigma = max(spread, settings.noise_floor * max(level, 0.0))
     threshold = level + settings.spike_sigmas * sigma
     spike = rate_now > threshold
     slope, level = _line((*history, (now, min(rate_now, threshold))), now)
@@ -85,7 +85,7 @@ def outlook(state: ForecastState, *, rate_now: float, horizon_s: float, settings
     if capped:
         growth = ceiling
     expected = max(level, 0.0) + growth + settings.band_sigmas * sigma
-    return Outlook(max(rate_now, expected), level, trend, sigma, spike=spike, capped=capped)
+    return Outlook(max(rate_now, expected), level, trend, sigma, spread, spike=spike, capped=capped)
 
 
 def _line(samples: tuple[tuple[float, float], ...], now: float) -> tuple[float, float]:

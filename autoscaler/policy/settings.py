@@ -68,6 +68,8 @@ class Forecast:
     backlog_drain_s: float = 60.0  # a decode backlog (and prefill's, reaching decode) is served within this
     # The window the rate signal counts over (a Prometheus rate() window): in-flight growth is taken over it.
     rate_window_s: float = 60.0
+    # Bound on the arrival CV inferred from the rate samples' dispersion (when no driver reads it).
+    max_arrival_cv: float = 3.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

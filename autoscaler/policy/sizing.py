@@ -5,8 +5,9 @@
   then ask for replicas without end (up to ``max_replicas``, for nothing); instead the policy sizes for the
   same percentile over the requests that can meet it, and states the share that cannot.
 - **Decode context.** The KV a running sequence holds is read from the engines (KV in use over sequences
-  running) where they report it over enough sequences to average, instead of the model's figure, which
-  assumes prompt and output lengths independent (production client mixes are not).
+  running) where they report it over enough sequences to average and it exceeds the model's figure, which
+  assumes prompt and output lengths independent (production client mixes are not). A figure below the
+  model's is a batch still filling with young sequences, not a smaller steady state.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 
 import numpy as np
 
-from autoscaler.capacity import prefill
+from autoscaler.capacity import decode, prefill
 from autoscaler.capacity.load import Load
 from autoscaler.core.observation import PhaseSignals
 from autoscaler.core.slo import LatencyTarget, Slo
@@ -64,11 +65,13 @@ def feasibility(profile: Profile, load: Load, slo: Slo) -> Feasibility | None:
     return Feasibility(dataclasses.replace(slo, ttft=sized), 1.0 - feasible)
 
 
-def observed_context(signals: PhaseSignals) -> float | None:
-    """KV tokens per running sequence as the engines report it, when it rests on enough sequences."""
+def observed_context(signals: PhaseSignals, load: Load) -> float | None:
+    """KV tokens per running sequence as the engines report it, when it rests on enough sequences and
+    exceeds the model's figure. A snapshot below the model is not trusted: a batch still filling up (after
+    a start or a scale-up) holds young sequences whose context has not grown yet."""
     context, running = signals.kv_tokens_per_running, signals.running_per_replica
     if context is None or running is None or not (math.isfinite(context) and math.isfinite(running)):
         return None
-    if context <= 0 or running < MIN_RUNNING_FOR_CONTEXT:
+    if running < MIN_RUNNING_FOR_CONTEXT or context <= float(decode.context_per_sequence(load)):
         return None
     return context

@@ -205,8 +205,8 @@ def _propose(
         adjustments.append(Adjustment.BACKLOG_DRAIN)
     if incoming > 0:
         adjustments.append(Adjustment.BACKLOG_INCOMING)
-    load = _load(sig, rate)
-    context = sizing.observed_context(sig) if phase is Phase.DECODE else None
+    load = _load(sig, rate, arrival_cv=_arrival_cv(sig, view, settings))
+    context = sizing.observed_context(sig, load) if phase is Phase.DECODE else None
     if context is not None:
         adjustments.append(Adjustment.KV_OBSERVED)
     slo, infeasible = settings.slo, 0.0
@@ -351,14 +351,30 @@ def _settled(
     return previous
 
 
-def _load(sig: PhaseSignals, rate: float) -> Load:
+def _arrival_cv(sig: PhaseSignals, view: forecast.Outlook, settings: PolicySettings) -> float:
+    """The arrivals' coefficient of variation: as read where a driver reads it, else from how much the
+    windowed rate disperses around its line. A renewal process with CV ``c`` counts ``λT`` arrivals in a
+    window ``T`` with variance about ``λT·c²``, so ``c² ≈ σ²·T/λ`` for rate samples of spread ``σ``: bursts
+    that the Erlang model must price, where Poisson (1) would be assumed. Bounded to
+    ``[1, max_arrival_cv]``: slow swings of the load also disperse the samples and are not bursts."""
+    if sig.arrival_cv is not None:
+        return sig.arrival_cv
+    if view.level <= 0:
+        return 1.0
+    dispersion = view.spread**2 * settings.forecast.rate_window_s / view.level
+    return min(max(1.0, math.sqrt(dispersion)), settings.forecast.max_arrival_cv)
+
+
+def _load(sig: PhaseSignals, rate: float, *, arrival_cv: float | None = None) -> Load:
     assert sig.prompt_tokens_mean is not None and sig.output_tokens_mean is not None
+    if arrival_cv is None:
+        arrival_cv = 1.0 if sig.arrival_cv is None else sig.arrival_cv
     return Load.of(
         rate=rate,
         prompt_tokens=max(sig.prompt_tokens_mean, 1.0),
         output_tokens=max(sig.output_tokens_mean, 1.0),
         prefix_hit_rate=sig.prefix_hit_rate or 0.0,
-        arrival_cv=1.0 if sig.arrival_cv is None else sig.arrival_cv,
+        arrival_cv=arrival_cv,
         prompt_cv=1.0 if sig.prompt_tokens_cv is None else sig.prompt_tokens_cv,
         output_cv=1.0 if sig.output_tokens_cv is None else sig.output_tokens_cv,
     )
