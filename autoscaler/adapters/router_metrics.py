@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -31,6 +33,7 @@ IN_FLIGHT = "autoscaler_router_endpoint_in_flight_requests"
 BLOCKS = "autoscaler_router_endpoint_index_blocks"
 QUEUED_REQUESTS = "autoscaler_router_queued_requests"
 QUEUED_TOKENS = "autoscaler_router_queued_tokens"
+SHED = "autoscaler_router_shed_requests"  # a counter (``_total``)
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 log = logging.getLogger(__name__)
@@ -81,13 +84,25 @@ class RouterLoadReader:
         self._timeout_s = timeout_s
         self._allowed_hosts = allowed_hosts
         self._max_bytes = max_bytes
+        self._shed: dict[str, tuple[float, float]] = {}  # by URL: (monotonic time, shed total) last read
 
     async def read(self, metrics_url: str | None, *, namespace: str) -> RouterLoad | None:
         return await self._parsed(metrics_url, namespace=namespace, parser=parse)
 
     async def queue(self, metrics_url: str | None, *, namespace: str) -> RouterQueue | None:
-        """The requests waiting in the router's admission queue (scale from zero reads them as demand)."""
-        return await self._parsed(metrics_url, namespace=namespace, parser=parse_queue)
+        """The requests waiting in the router's admission queue (scale from zero reads them as demand), and
+        the rate it shed requests at since this router was last read (0 the first time, or after the
+        router restarted and its counter went back)."""
+        reading = await self._parsed(metrics_url, namespace=namespace, parser=parse_queue)
+        if reading is None or metrics_url is None:
+            return None
+        queue, shed = reading
+        now = time.monotonic()
+        last = self._shed.get(metrics_url)
+        self._shed[metrics_url] = (now, shed)
+        if last is None or now <= last[0] or shed < last[1]:
+            return queue
+        return dataclasses.replace(queue, shed_per_s=(shed - last[1]) / (now - last[0]))
 
     async def _parsed(
         self, metrics_url: str | None, *, namespace: str, parser: Callable[[str], T | None]
@@ -143,25 +158,31 @@ def parse(text: str) -> RouterLoad:
     }
 
 
-def parse_queue(text: str) -> RouterQueue | None:
-    """The admission queue's totals over its classes; None when the router exports none (an older router,
-    or one with no queue) or the numbers are not a queue's (negative, not finite)."""
-    totals = {"requests": 0.0, "prompt": 0.0, "output": 0.0}
+def parse_queue(text: str) -> tuple[RouterQueue, float] | None:
+    """The admission queue's totals over its classes, and the requests it shed in all (its counter); None
+    when the router exports no queue (an older router) or the numbers are not a queue's (negative, not
+    finite)."""
+    totals = {"requests": 0.0, "prompt": 0.0, "output": 0.0, "shed": 0.0}
     seen = False
     for family in text_string_to_metric_families(text):
-        if family.name not in (QUEUED_REQUESTS, QUEUED_TOKENS):
+        if family.name not in (QUEUED_REQUESTS, QUEUED_TOKENS, SHED):
             continue
-        seen = True
+        seen = seen or family.name == QUEUED_REQUESTS
         for sample in family.samples:
-            key = "requests" if family.name == QUEUED_REQUESTS else sample.labels.get("kind", "")
+            if family.name == SHED:
+                key = "shed" if sample.name.endswith("_total") else ""
+            else:
+                key = "requests" if family.name == QUEUED_REQUESTS else sample.labels.get("kind", "")
             if key in totals:
                 totals[key] += sample.value
     if not seen:
         return None
     try:
-        return RouterQueue(
+        queue = RouterQueue(
             requests=totals["requests"], prompt_tokens=totals["prompt"], output_tokens=totals["output"]
         )
     except ValueError:
         log.warning("router queue metrics out of range", extra={"fields": totals})
         return None
+    shed = totals["shed"]
+    return queue, shed if math.isfinite(shed) and shed >= 0 else 0.0
