@@ -22,11 +22,14 @@ from collections.abc import Mapping, Sequence
 
 from prometheus_client import Counter
 
+from autoscaler.adapters import admission_gate
 from autoscaler.adapters.epp.settings import EppSettings
 from autoscaler.adapters.proxy import prompts
 from autoscaler.adapters.proxy.fleet import Fleet
 from autoscaler.adapters.proxy.metrics import RouterMetrics
 from autoscaler.core.phases import Phase
+from autoscaler.profiles.schema import Profile
+from autoscaler.routing.admission import AdmissionQueue, PriorityClass, UnknownClass, limits_from_profile
 from autoscaler.routing.interface import NoEndpointError, RouteRequest
 from autoscaler.routing.router import ALL_OVERLOADED, AffinityRouter, RoutedPlacement
 
@@ -64,12 +67,20 @@ class Pick:
 
 class Picker:
     def __init__(
-        self, settings: EppSettings, *, router: AffinityRouter, fleet: Fleet, metrics: RouterMetrics
+        self,
+        settings: EppSettings,
+        *,
+        router: AffinityRouter,
+        fleet: Fleet,
+        metrics: RouterMetrics,
+        profile: Profile | None = None,
     ) -> None:
         self.settings = settings
         self.router = router
         self.fleet = fleet
         self.metrics = metrics
+        queue = AdmissionQueue(settings.admission, limits_from_profile(settings.admission, profile))
+        self.gate = admission_gate.AdmissionGate(router, queue, pool=settings.pool, registry=metrics.registry)
         self.in_flight = 0
         self._ids = itertools.count()
         self._served_elsewhere = Counter(
@@ -109,11 +120,14 @@ class Picker:
             session_id=headers.get(settings.session_header),
         )
         eligible = self._eligible(subset)
-        try:
-            placement = self.router.place(request, now=time.monotonic(), eligible=eligible)
+        try:  # at once, or once the admission queue dispatches it
+            placement = await self.gate.place(request, self._priority(headers), eligible=eligible)
         except NoEndpointError as err:
             where = "in the gateway's subset" if subset is not None else "in the pool"
             raise Refused(503, f"no ready endpoint {where}", kind="service_unavailable") from err
+        except admission_gate.Refused as err:
+            kind = "rate_limit_error" if err.status == 429 else "service_unavailable"
+            raise Refused(err.status, str(err), kind=kind, dropped="rejected-saturated") from err
         self.metrics.timed(time.perf_counter() - start)
         if placement.reason == ALL_OVERLOADED and _sheddable(headers.get(settings.priority_header)):
             self.router.finished(placement, now=time.monotonic())
@@ -180,6 +194,21 @@ class Picker:
         assert pick.placement is not None
         pick.released = True
         self.router.finished(pick.placement, now=time.monotonic())
+        self.gate.pump()  # its slot may let a waiting request go
+
+    def _priority(self, headers: Mapping[str, str]) -> PriorityClass:
+        """The admission class of GIE's integer priority: negative sheddable, positive critical, else (or
+        a class not configured) the default."""
+        value = headers.get(self.settings.priority_header, "").strip()
+        try:
+            level = int(value) if value else 0
+        except ValueError:
+            level = 0
+        name = "sheddable" if level < 0 else "critical" if level > 0 else None
+        try:
+            return self.gate.priority(name)
+        except UnknownClass:
+            return self.gate.priority(None)
 
     def _eligible(self, subset: Sequence[str] | None) -> set[str] | None:
         """The endpoint names whose ``ip:port`` the subset lists (None: no subset)."""

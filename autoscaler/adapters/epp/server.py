@@ -77,7 +77,9 @@ class EndpointPicker:
         self.router = AffinityRouter(settings.router_settings(profile), seed=seed)
         self.fleet = Fleet(settings.proxy_settings(), self.router)
         self.metrics = RouterMetrics(pool=settings.pool, router=self.router)
-        self.picker = Picker(settings, router=self.router, fleet=self.fleet, metrics=self.metrics)
+        self.picker = Picker(
+            settings, router=self.router, fleet=self.fleet, metrics=self.metrics, profile=profile
+        )
         self.health = health_aio.HealthServicer()
 
     @contextlib.asynccontextmanager
@@ -93,6 +95,7 @@ class EndpointPicker:
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         client = make_client(self.settings.proxy_settings())
         await self.fleet.start(client)
+        self.picker.gate.start()
         readiness = asyncio.create_task(self._follow_readiness(), name="epp:readiness")
         try:
             await server.start()
@@ -107,6 +110,7 @@ class EndpointPicker:
             with contextlib.suppress(asyncio.CancelledError):
                 await readiness
             await server.stop(None)
+            await self.picker.gate.stop()
             await self.fleet.stop()
             await client.close()
 

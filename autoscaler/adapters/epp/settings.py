@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoscaler.adapters.proxy.settings import Discovery, Hashing, PositiveSeconds, ProxySettings
 from autoscaler.profiles.schema import Profile
+from autoscaler.routing.admission import AdmissionSettings
 from autoscaler.routing.settings import RouterSettings
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -54,6 +55,9 @@ class EppSettings(BaseModel):
     # A request whose priority (this header, an integer) is negative is sheddable, as GIE's
     # InferenceObjective priorities are: 429 when every endpoint that could serve it is overloaded.
     priority_header: str = "x-gateway-inference-priority"
+    # The admission queue in front of the endpoints, as the proxy's; the priority header's integer picks the
+    # class: negative "sheddable", positive "critical", else the default (absent: the default).
+    admission: AdmissionSettings = AdmissionSettings()
     stream_chunk_bytes: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024)] = 64 * 1024
 
     @model_validator(mode="after")
