@@ -14,6 +14,10 @@ Example::
     hashing: {mode: approximate, block_tokens: 64}
     router:                                      # autoscaler.routing.settings.RouterSettings
       scorers: [{type: prefix-affinity, weight: 4.5}, {type: in-flight-tokens, weight: 2}]
+    admission:                                   # autoscaler.routing.admission.AdmissionSettings
+      wake_timeout_s: 300                        # at zero replicas, hold requests while the pool wakes
+      classes: [{name: interactive, rank: 0, ttl_s: 2}, {name: batch, rank: 1, ttl_s: 600}]
+      default_class: interactive                 # the header x-priority-class names another
 """
 
 from __future__ import annotations
