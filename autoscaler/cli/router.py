@@ -24,7 +24,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TypeVar, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 
 import pydantic
 import yaml
@@ -32,6 +32,10 @@ import yaml
 from autoscaler.adapters.proxy.settings import ProxySettings
 from autoscaler.config import yaml_errors
 from autoscaler.config.profiles import ProfileError, load_profile
+from autoscaler.profiles.schema import Profile
+
+if TYPE_CHECKING:
+    from autoscaler.adapters.proxy.app import Proxy
 
 Settings = TypeVar("Settings", bound=pydantic.BaseModel)
 
@@ -96,11 +100,34 @@ def run(args: argparse.Namespace) -> int:
         return 2
     _log_to_stderr(args.log_level)
     try:
-        app.run(settings, profile=profile)
+        app.run(build_proxy(settings, profile=profile))
     except OSError as err:  # the address is in use, not local, or not an address
         print(f"autoscaler router: cannot listen on {settings.host}:{settings.port}: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def build_proxy(settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> Proxy:
+    """The proxy wired from its settings: the router (``seed`` breaks its ties; ``profile``, the loaded
+    ``settings.profile`` if any, gives it and the admission queue their rates), the fleet that feeds the
+    router, the metrics, and the admission gate. aiohttp is imported here, not at the top, so that
+    ``--help`` works without the ``[router]`` extra."""
+    from autoscaler.adapters.admission_gate import AdmissionGate
+    from autoscaler.adapters.proxy.app import Proxy
+    from autoscaler.adapters.proxy.fleet import Fleet
+    from autoscaler.adapters.proxy.metrics import RouterMetrics
+    from autoscaler.routing.admission import AdmissionQueue, limits_from_profile
+    from autoscaler.routing.router import AffinityRouter
+
+    router = AffinityRouter(settings.router_settings(profile), seed=seed)
+    metrics = RouterMetrics(pool=settings.pool, router=router)
+    admission = AdmissionGate(
+        router,
+        AdmissionQueue(settings.admission, limits_from_profile(settings.admission, profile)),
+        pool=settings.pool,
+        registry=metrics.registry,
+    )
+    return Proxy(settings, router=router, fleet=Fleet(settings, router), metrics=metrics, admission=admission)
 
 
 def _run_epp(args: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -63,8 +63,7 @@ from autoscaler.adapters.proxy.fleet import Fleet
 from autoscaler.adapters.proxy.metrics import RouterMetrics
 from autoscaler.adapters.proxy.settings import IDLE_TIMEOUT_S, ProxySettings
 from autoscaler.adapters.proxy.stalls import EngineStalled
-from autoscaler.profiles.schema import Profile
-from autoscaler.routing.admission import AdmissionQueue, UnknownClass, limits_from_profile
+from autoscaler.routing.admission import UnknownClass
 from autoscaler.routing.interface import NoEndpointError, RouteRequest
 from autoscaler.routing.router import AffinityRouter, RoutedPlacement
 
@@ -143,20 +142,24 @@ def make_client(settings: ProxySettings) -> aiohttp.ClientSession:
 
 
 class Proxy:
-    """The request path. The upstream client exists between ``start`` and ``stop`` (it needs a loop)."""
+    """The request path over parts the composition root (``cli.router.build_proxy``) wires together: the
+    router, the fleet that feeds it, its metrics and the admission gate in front of it. The upstream client
+    exists between ``start`` and ``stop`` (it needs a loop)."""
 
-    def __init__(self, settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> None:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        router: AffinityRouter,
+        fleet: Fleet,
+        metrics: RouterMetrics,
+        admission: AdmissionGate,
+    ) -> None:
         self.settings = settings
-        self.router = AffinityRouter(settings.router_settings(profile), seed=seed)
-        self.fleet = Fleet(settings, self.router)
-        self.metrics = RouterMetrics(pool=settings.pool, router=self.router)
-        limits = limits_from_profile(settings.admission, profile)
-        self.admission = AdmissionGate(
-            self.router,
-            AdmissionQueue(settings.admission, limits),
-            pool=settings.pool,
-            registry=self.metrics.registry,
-        )
+        self.router = router
+        self.fleet = fleet
+        self.metrics = metrics
+        self.admission = admission
         self._client: aiohttp.ClientSession | None = None
         self._ids = itertools.count()
         self._turn = itertools.count()  # engines take turns tokenizing and listing models
@@ -275,11 +278,9 @@ class Proxy:
                 headers = {"Retry-After": str(refused.retry_after_s)}
                 kind = "rate_limit_exceeded" if refused.status == 429 else "service_unavailable"
                 return self._count(error(refused.status, str(refused), kind=kind, headers=headers))
-            try:  # released however this ends (a second release is a no-op)
+            with self._held(placement):
                 self.metrics.timed(time.perf_counter() - start)
                 answer = await self._forward(request, placement, raw, body, forward_headers)
-            finally:
-                self._release(placement)
             if answer is not None:
                 return answer
             start = time.perf_counter()
@@ -453,9 +454,15 @@ class Proxy:
     def _upstream_error(self, endpoint: str, kind: str) -> None:
         self.metrics.upstream_errors.labels(self.settings.pool, endpoint, kind).inc()
 
-    def _release(self, placement: RoutedPlacement) -> None:
-        self.router.finished(placement, now=time.monotonic())
-        self.admission.pump()  # its slot may let a waiting request go
+    @contextlib.contextmanager
+    def _held(self, placement: RoutedPlacement) -> Iterator[RoutedPlacement]:
+        """The placement, released from the router however the block ends (a second release is a
+        no-op); its slot may let a waiting request go."""
+        try:
+            yield placement
+        finally:
+            self.router.finished(placement, now=time.monotonic())
+            self.admission.pump()
 
     def _unavailable(self) -> web.Response:
         return error(
@@ -606,10 +613,8 @@ class _Runner(web.AppRunner):
         return server
 
 
-def build_app(settings: ProxySettings, *, seed: int = 0, profile: Profile | None = None) -> web.Application:
-    """The proxy as an aiohttp app (``app[PROXY]`` is its ``Proxy``); ``profile`` is the loaded
-    ``settings.profile``, if any."""
-    proxy = Proxy(settings, seed=seed, profile=profile)
+def build_app(proxy: Proxy) -> web.Application:
+    """The proxy as an aiohttp app (``app[PROXY]`` is ``proxy``), started and stopped with it."""
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         await proxy.start()
@@ -670,7 +675,7 @@ async def serving(
         await runner.cleanup()
 
 
-def run(settings: ProxySettings, *, profile: Profile | None) -> None:
+def run(proxy: Proxy) -> None:
     """Serve until SIGTERM or SIGINT, let in-flight requests finish, then end by that signal (as uvicorn
     does, so a supervisor sees why the process ended)."""
     try:
@@ -680,12 +685,13 @@ def run(settings: ProxySettings, *, profile: Profile | None) -> None:
     except ImportError:  # uvloop is optional (it builds on Linux and macOS only)
         runner = asyncio.Runner()
     with runner:
-        received = runner.run(_serve_until_signal(settings, profile))
+        received = runner.run(_serve_until_signal(proxy))
     signal.signal(received, signal.SIG_DFL)
     os.kill(os.getpid(), received)
 
 
-async def _serve_until_signal(settings: ProxySettings, profile: Profile | None) -> int:
+async def _serve_until_signal(proxy: Proxy) -> int:
+    settings = proxy.settings
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[int] = loop.create_future()
 
@@ -695,7 +701,7 @@ async def _serve_until_signal(settings: ProxySettings, profile: Profile | None) 
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, received, sig)
-    app = build_app(settings, profile=profile)
+    app = build_app(proxy)
     async with serving(
         app,
         host=settings.host,

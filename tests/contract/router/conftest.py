@@ -14,6 +14,7 @@ import uvicorn
 
 from autoscaler.adapters.proxy.app import PROXY, Proxy, build_app, serving
 from autoscaler.adapters.proxy.settings import ProxySettings
+from autoscaler.cli.router import build_proxy
 
 
 @asynccontextmanager
@@ -57,7 +58,7 @@ def proxy_for() -> ProxyFactory:
         settings = ProxySettings.model_validate(
             {"endpoints": discovery, "scrape_interval_s": 0.05, **overrides}
         )
-        app = build_app(settings, seed=7)
+        app = build_app(build_proxy(settings, seed=7))
         async with serving(
             app, host="127.0.0.1", port=0, shutdown_timeout_s=5, idle_timeout_s=settings.idle_timeout_s
         ) as port:

@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.adapters.proxy.app import PROXY, Proxy, build_app, serving
 from autoscaler.adapters.proxy.settings import ProxySettings
+from autoscaler.cli.router import build_proxy
 from tests.contract.router.conftest import serve
 from tests.contract.router.fake_engine import FakeEngine
 
@@ -80,7 +81,7 @@ class Target:
                     {"url": d_url, "name": "d", "phase": "decode"},
                 ]
                 settings = ProxySettings.model_validate({"endpoints": {"static": endpoints}, **LIMITS})
-                app = build_app(settings, seed=3)
+                app = build_app(build_proxy(settings, seed=3))
                 async with serving(
                     app,
                     host="127.0.0.1",
