@@ -16,8 +16,10 @@ import pytest
 
 from autoscaler.adapters.proxy.app import PROXY, Proxy, build_app, serving
 from autoscaler.adapters.proxy.settings import ProxySettings
+from autoscaler.adapters.router_metrics import parse_queue
 from autoscaler.cli.router import build_proxy
 from autoscaler.config.profiles import load_profile
+from autoscaler.core.observation import RouterQueue
 from autoscaler.emulator import server
 from autoscaler.emulator.settings import EmulatorSettings, Role
 from tests.contract.controller.conftest import (
@@ -113,3 +115,31 @@ async def test_a_request_at_zero_replicas_wakes_prefill_and_decode_and_completes
     assert answer.status_code == 200, answer.text
     assert json.loads(answer.content)["usage"]["completion_tokens"] == 8
     assert_everything_written_is_valid(kube)
+
+
+QUEUE_TEXT = """# TYPE autoscaler_router_queued_requests gauge
+autoscaler_router_queued_requests{pool="p",class="standard"} 3.0
+autoscaler_router_queued_requests{pool="p",class="critical"} 1.0
+# TYPE autoscaler_router_queued_tokens gauge
+autoscaler_router_queued_tokens{pool="p",class="standard",kind="prompt"} 3000.0
+autoscaler_router_queued_tokens{pool="p",class="standard",kind="output"} 300.0
+autoscaler_router_queued_tokens{pool="p",class="critical",kind="prompt"} 1000.0
+# TYPE autoscaler_router_shed_requests_total counter
+autoscaler_router_shed_requests_total{pool="p",class="standard",reason="expired"} 7.0
+# TYPE autoscaler_router_shed_requests_created gauge
+autoscaler_router_shed_requests_created{pool="p",class="standard",reason="expired"} 1.7e9
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        (QUEUE_TEXT, (RouterQueue(requests=4, prompt_tokens=4000, output_tokens=300), 7.0)),
+        ("# TYPE other gauge\nother 1\n", None),  # a router without the queue: nothing to read
+        (QUEUE_TEXT.replace(" 3.0\n", " -3.0\n", 1), None),  # not a queue's numbers
+        (QUEUE_TEXT.replace(" 7.0\n", " NaN\n"), (RouterQueue(4, 4000, 300), 0.0)),
+    ],
+    ids=["queued and shed", "no queue exported", "negative", "shed not a number"],
+)
+def test_router_queue_metrics_are_read_over_classes(text: str, want: object) -> None:
+    assert parse_queue(text) == want
