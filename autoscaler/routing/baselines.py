@@ -13,11 +13,11 @@ configured with llm-d's default weights (prefix 3, queue 2, KV 2).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 from autoscaler.core.phases import Phase
+from autoscaler.routing.counted import CountedPlacer
 from autoscaler.routing.index import BlockIndex
-from autoscaler.routing.interface import EndpointMetrics, NoEndpointError, Placement, RouteRequest
+from autoscaler.routing.interface import RouteRequest
 
 __all__ = ["CacheAwarePlacer", "CacheAwareSettings", "RoundRobinPlacer"]
 
@@ -27,104 +27,7 @@ CACHE_HIT = "cache-hit"  # cache-aware: longest prefix match above the threshold
 SMALLEST_TREE = "smallest-tree"  # cache-aware: match too short, the worker with the most spare cache
 
 
-class _Counted:
-    """Endpoint membership, draining and router-tracked in-flight counts; subclasses choose the endpoint.
-
-    ``_choose(names, request)`` picks among the non-draining endpoints of one pool (the serving pool, then
-    the prefill pool under P/D) and returns the chosen name, the reason and the cached-token estimate.
-    ``_placed`` hears where the request went (both endpoints under P/D).
-    """
-
-    def __init__(self) -> None:
-        self._phase: dict[str, Phase] = {}
-        self._in_flight: dict[str, int] = {}
-        self._open: dict[Phase, list[str]] = {phase: [] for phase in Phase}  # not draining, in added order
-        self._remote_prefill: dict[int | str, str] = {}  # request id -> prefill endpoint not done yet
-
-    def add_endpoint(self, name: str, *, phase: Phase, kv_capacity_tokens: int, now: float) -> None:
-        if name in self._phase:
-            raise ValueError(f"endpoint {name!r} is already known")
-        self._phase[name] = phase
-        self._in_flight[name] = 0
-        self._open[phase].append(name)
-        self._added(name)
-
-    def remove_endpoint(self, name: str) -> None:
-        phase = self._phase.pop(name, None)
-        if phase is None:
-            return
-        del self._in_flight[name]
-        if name in self._open[phase]:
-            self._open[phase].remove(name)
-        self._removed(name)
-
-    def set_draining(self, name: str, draining: bool) -> None:
-        open_names = self._open[self._phase[name]]
-        if draining and name in open_names:
-            open_names.remove(name)
-        elif not draining and name not in open_names:
-            open_names.append(name)
-
-    def update_metrics(self, name: str, metrics: EndpointMetrics, *, now: float) -> None:
-        """Load is the router's own in-flight count; scraped metrics are not used."""
-
-    def place(self, request: RouteRequest, *, now: float) -> Placement:
-        serving = self._open[Phase.DECODE] or self._open[Phase.AGGREGATED]
-        if not serving:
-            raise NoEndpointError("no ready, non-draining endpoint")
-        endpoint, reason, cached = self._choose(serving, request)
-        prefill = None
-        if self._open[Phase.DECODE] and self._open[Phase.PREFILL]:
-            prefill, _, cached = self._choose(self._open[Phase.PREFILL], request)
-            self._in_flight[prefill] += 1
-            self._remote_prefill[request.request_id] = prefill
-            self._placed(prefill, request)
-        self._in_flight[endpoint] += 1
-        self._placed(endpoint, request)
-        return Placement(
-            request=request, endpoint=endpoint, prefill_endpoint=prefill, cached_tokens=cached, reason=reason
-        )
-
-    def prefill_done(self, placement: Placement, *, now: float) -> None:
-        self._release_prefill(placement.request.request_id)
-
-    def finished(self, placement: Placement, *, now: float) -> None:
-        self._release_prefill(placement.request.request_id)
-        self._decrement(placement.endpoint)
-
-    def in_flight(self, name: str) -> int:
-        return self._in_flight.get(name, 0)
-
-    def endpoints(self, phase: Phase | None = None) -> Sequence[str]:
-        return [name for name, p in self._phase.items() if phase is None or p is phase]
-
-    # --- hooks -------------------------------------------------------------------------------------
-
-    def _choose(self, names: list[str], request: RouteRequest) -> tuple[str, str, int]:
-        raise NotImplementedError
-
-    def _added(self, name: str) -> None:
-        """A new endpoint (no state by default)."""
-
-    def _removed(self, name: str) -> None:
-        """An endpoint left (no state by default)."""
-
-    def _placed(self, name: str, request: RouteRequest) -> None:
-        """``request`` went to ``name`` (nothing to remember by default)."""
-
-    # --- internals ---------------------------------------------------------------------------------
-
-    def _release_prefill(self, request_id: int | str) -> None:
-        prefill = self._remote_prefill.pop(request_id, None)
-        if prefill is not None:
-            self._decrement(prefill)
-
-    def _decrement(self, name: str) -> None:
-        if name in self._in_flight:  # a removed endpoint is forgotten
-            self._in_flight[name] -= 1
-
-
-class RoundRobinPlacer(_Counted):
+class RoundRobinPlacer(CountedPlacer):
     """Each pool's open endpoints in turn, whatever their load or cache; implements ``Placer``.
 
     The cursor is per pool and counts placements, so an endpoint that drains or joins shifts the order by
@@ -166,7 +69,7 @@ class CacheAwareSettings:
             raise ValueError("block_tokens >= 1 and max_tree_tokens >= block_tokens")
 
 
-class CacheAwarePlacer(_Counted):
+class CacheAwarePlacer(CountedPlacer):
     """SGLang's cache-aware policy (``policies/cache_aware.rs``; reference/peers.md D.2); a ``Placer``.
 
     Per request, over the pool's open workers:
