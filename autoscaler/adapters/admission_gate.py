@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Container, Hashable
@@ -47,6 +48,12 @@ class Refused(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after_s = retry_after_s
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admitted:
+    placement: RoutedPlacement
+    waited_s: float  # in the queue (0 when placed at once): not part of the placement's own time
 
 
 class AdmissionGate:
@@ -105,14 +112,14 @@ class AdmissionGate:
 
     async def place(
         self, request: RouteRequest, priority: PriorityClass, *, eligible: Container[str] | None = None
-    ) -> RoutedPlacement:
+    ) -> Admitted:
         """A placement for ``request``, now or once the queue dispatches it; ``Refused`` otherwise."""
         key = next(self._keys)
         now = self._clock()
         verdict = self._queue.arrive(key, request, priority, self._endpoints(), now=now)
         if verdict is Verdict.DISPATCH:
             self._wait.labels(self._pool, priority.name).observe(0.0)
-            return self._placed(request, eligible)
+            return Admitted(self._placed(request, eligible), 0.0)
         if verdict is Verdict.NO_ENDPOINT:
             self._shed.labels(self._pool, priority.name, verdict.value).inc()
             raise NoEndpointError("no ready endpoint, and the pool does not wake")
@@ -121,7 +128,7 @@ class AdmissionGate:
         future: asyncio.Future[RoutedPlacement] = asyncio.get_running_loop().create_future()
         self._waiters[key] = future
         try:
-            return await future
+            return Admitted(await future, self._clock() - now)
         except asyncio.CancelledError:
             dispatched = not self._queue.remove(key, priority) and future.done() and not future.cancelled()
             if dispatched and future.exception() is None:  # placed, but its handler is gone

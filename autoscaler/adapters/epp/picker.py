@@ -121,14 +121,15 @@ class Picker:
         )
         eligible = self._eligible(subset)
         try:  # at once, or once the admission queue dispatches it
-            placement = await self.gate.place(request, self._priority(headers), eligible=eligible)
+            admitted = await self.gate.place(request, self._priority(headers), eligible=eligible)
         except NoEndpointError as err:
             where = "in the gateway's subset" if subset is not None else "in the pool"
             raise Refused(503, f"no ready endpoint {where}", kind="service_unavailable") from err
         except admission_gate.Refused as err:
             kind = "rate_limit_error" if err.status == 429 else "service_unavailable"
             raise Refused(err.status, str(err), kind=kind, dropped="rejected-saturated") from err
-        self.metrics.timed(time.perf_counter() - start)
+        placement = admitted.placement
+        self.metrics.timed(time.perf_counter() - start - admitted.waited_s)  # the choice, not the wait
         if placement.reason == ALL_OVERLOADED and _sheddable(headers.get(settings.priority_header)):
             self.router.finished(placement, now=time.monotonic())
             raise Refused(

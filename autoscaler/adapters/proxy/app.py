@@ -271,15 +271,16 @@ class Proxy:
         )
         for _attempt in range(settings.connect_attempts):
             try:  # at once, or once the admission queue dispatches it (the client hears nothing till then)
-                placement = await self.admission.place(route_request, priority)
+                admitted = await self.admission.place(route_request, priority)
             except NoEndpointError:
                 return self._count(self._unavailable())
             except Refused as refused:
                 headers = {"Retry-After": str(refused.retry_after_s)}
                 kind = "rate_limit_exceeded" if refused.status == 429 else "service_unavailable"
                 return self._count(error(refused.status, str(refused), kind=kind, headers=headers))
+            placement = admitted.placement
             with self._held(placement):
-                self.metrics.timed(time.perf_counter() - start)
+                self.metrics.timed(time.perf_counter() - start - admitted.waited_s)  # not the queue's wait
                 answer = await self._forward(request, placement, raw, body, forward_headers)
             if answer is not None:
                 return answer
