@@ -1,6 +1,7 @@
 """vLLM KV-cache events over ZMQ, decoded without vLLM, applied to the router's block index (precise mode).
 
-Wire format (vLLM ``vllm/distributed/kv_events.py``; reference/dependencies.md "KV events wire format"):
+Wire format (vLLM ``vllm/distributed/kv_events.py``; reference/dependencies.md "KV events wire format"; the
+structs are ``kv_wire``'s):
 
 - a PUB socket sends 3 frames per batch: ``topic``, ``seq`` (8 bytes, big-endian, per publisher from 0)
   and the payload;
@@ -33,45 +34,16 @@ import msgspec
 import zmq
 import zmq.asyncio
 
+from autoscaler.adapters.kv_wire import (
+    BlockHash,
+    BlockRemoved,
+    BlockStored,
+    KVEventBatch,
+    decode_batch,
+)
 from autoscaler.routing.hashing import external_hash
 
 log = logging.getLogger(__name__)
-
-BlockHash = int | bytes
-
-
-class BlockStored(msgspec.Struct, tag=True):
-    block_hashes: list[BlockHash]
-    parent_block_hash: BlockHash | None = None
-    token_ids: list[int] = []
-    block_size: int = 0
-    lora_id: int | None = None
-    medium: str | None = None
-    lora_name: str | None = None
-
-
-class BlockRemoved(msgspec.Struct, tag=True):
-    block_hashes: list[BlockHash]
-    medium: str | None = None
-
-
-class AllBlocksCleared(msgspec.Struct, tag=True):
-    pass
-
-
-class KVEventBatch(msgspec.Struct, array_like=True):
-    ts: float
-    events: list[BlockStored | BlockRemoved | AllBlocksCleared]
-    data_parallel_rank: int | None = None
-
-
-_decoder = msgspec.msgpack.Decoder(KVEventBatch)
-
-
-def decode_batch(payload: bytes) -> KVEventBatch:
-    """Decode one payload frame; raises ``msgspec.DecodeError`` (a ``ValueError``) when malformed."""
-    return _decoder.decode(payload)
-
 
 class BlockSink(Protocol):
     """Where decoded events go: the router's index (``AffinityRouter`` implements it)."""

@@ -1,7 +1,8 @@
 """KV-cache events in vLLM's wire format, published over ZMQ as the emulated prefix cache changes.
 
 The encoding mirrors vLLM's msgspec structs (``vllm/distributed/kv_events.py``; reference/dependencies.md
-"KV events wire format") field for field, so a consumer written for vLLM decodes them unchanged:
+"KV events wire format"; the structs are ``adapters.kv_wire``'s, which the router decodes) field for field,
+so a consumer written for vLLM decodes them unchanged:
 
 - an event is a msgpack map tagged ``"type"`` with defaults omitted: ``BlockStored`` always carries
   ``block_hashes``, ``parent_block_hash``, ``token_ids``, ``block_size``, ``lora_id``, ``medium`` and
@@ -27,41 +28,10 @@ from collections.abc import Iterable, Sequence
 import msgspec
 import zmq
 
+from autoscaler.adapters.kv_wire import BlockRemoved, BlockStored, Event, KVEventBatch
 from autoscaler.engine.prefix_cache import PrefixCache
 
 MEDIUM = "GPU"  # what vLLM's block pool reports, on CPU builds too
-
-
-class KVCacheEvent(msgspec.Struct, array_like=False, omit_defaults=True, gc=False, tag=True):
-    """vLLM's base event: a map tagged with the class name."""
-
-
-class BlockStored(KVCacheEvent):
-    block_hashes: list[int]
-    parent_block_hash: int | None
-    token_ids: list[int]
-    block_size: int
-    lora_id: int | None
-    medium: str | None
-    lora_name: str | None
-
-
-class BlockRemoved(KVCacheEvent):
-    block_hashes: list[int]
-    medium: str | None
-
-
-class AllBlocksCleared(KVCacheEvent):
-    pass
-
-
-Event = BlockStored | BlockRemoved | AllBlocksCleared
-
-
-class KVEventBatch(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
-    ts: float
-    events: list[Event]
-    data_parallel_rank: int | None = None
 
 
 class PromptBlocks(list[int]):
@@ -108,7 +78,7 @@ class RecordingPrefixCache(PrefixCache):
                 first, last = new[start], new[k - 1]
                 self.events.append(
                     BlockStored(
-                        block_hashes=hashes[first : last + 1],
+                        block_hashes=[*hashes[first : last + 1]],
                         parent_block_hash=hashes[first - 1] if first else None,
                         token_ids=list(hashes.token_ids[first * size : (last + 1) * size]),
                         block_size=size,
