@@ -56,6 +56,7 @@ def _fail(message: str, status: int = 2) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autoscaler.sim.clairvoyant import NAME as CLAIRVOYANT
     from autoscaler.sim.experiment import build_trace, run_experiment
     from autoscaler.sim.outputs import write_outputs
     from autoscaler.sim.policies import UnknownPolicy
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         trace = build_trace(scenario, base_dir=path.parent, trace_path=args.trace)
     except (ScenarioError, TraceError, ProfileError, ValueError, OSError) as exc:
         return _fail(str(exc))
-    bar = None if args.quiet else ProgressBar(sys.stderr)
+    bar = None if args.quiet else ProgressBar(sys.stderr, labels=(*scenario.policies, CLAIRVOYANT))
     try:
         experiment = run_experiment(scenario, trace=trace, progress=bar, jobs=args.jobs)
     except (UnknownPolicy, ProfileError) as exc:
@@ -94,5 +95,17 @@ def run(args: argparse.Namespace) -> int:
         print(note)
     for message in messages:
         print(message, file=sys.stderr)
-    print(f"results in {args.out}/ (summary.json, report.md)")
+    _where(args.out, plotted=(args.out / "replicas.png").is_file())
     return 0
+
+
+def _where(out: Path, *, plotted: bool) -> None:
+    """Where each output went, so nobody has to read the code to find the plots or the decision log."""
+    print(f"results in {out}/:")
+    print(f"  report     {out / 'report.md'} (the table, what each policy is, the plots)")
+    if plotted:
+        print(f"  plots      {out / 'replicas.png'}, {out / 'latency_cdf.png'}")
+    print(f"  numbers    {out / 'summary.json'}")
+    print(f"  decisions  {out / 'decisions'}/<policy>.jsonl (every decision with its reason)")
+    print(f"  timeline   {out / 'timeline'}/<policy>.csv (replicas per phase by state, at every scrape)")
+    print(f"  requests   {out / 'requests'}/<policy>.csv.gz (one row per request)")

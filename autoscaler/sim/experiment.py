@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import queue
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from autoscaler.sim.workloads.spec import build_workload
 from autoscaler.sim.workloads.trace import Trace
 
 __all__ = ["Experiment", "References", "build_trace", "instant_start", "run_experiment", "run_policy"]
+
+PROGRESS_POLL_S = 0.2  # how often the parent passes on the workers' progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,8 +214,9 @@ def run_experiment(
 ) -> Experiment:
     """Simulate each of ``scenario.policies`` and the clairvoyant on ``trace``, in ``jobs`` processes.
 
-    ``progress(label, fraction)`` follows each run (with ``jobs > 1``, only as each run ends). Runs are
-    independent and seeded alike, so the results do not depend on ``jobs``.
+    ``progress(label, fraction)`` follows each run as it goes (from worker processes too; the clairvoyant's
+    search reports only its end). Runs are independent and seeded alike, so the results do not depend on
+    ``jobs``.
     """
     profile = load_profile(scenario.profile)
     slo = scenario.slo.build()
@@ -253,18 +257,25 @@ def run_experiment(
     else:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(max_workers=min(jobs, len(names) + 1), mp_context=context) as pool:
+        with (
+            context.Manager() as manager,
+            ProcessPoolExecutor(max_workers=min(jobs, len(names) + 1), mp_context=context) as pool,
+        ):
+            reports: queue.Queue[tuple[str, float]] = manager.Queue()
             # The clairvoyant's search is the longest chain of runs: it starts first.
             searching = pool.submit(run_clairvoyant, scenario, trace=trace, floor=floor, feasible=feasible)
             futures: dict[Future[Any], str] = {searching: clairvoyant.NAME}
-            futures.update(
-                {pool.submit(run_policy, scenario, trace=trace, name=name): name for name in names}
-            )
-            for future in as_completed(futures):
-                if future is not searching:
-                    runs[futures[future]] = future.result()
-                if progress is not None:
-                    progress(futures[future], 1.0)
+            for name in names:
+                futures[pool.submit(_run_reporting, scenario, trace=trace, name=name, reports=reports)] = name
+            pending: set[Future[Any]] = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=PROGRESS_POLL_S, return_when=FIRST_COMPLETED)
+                _relay(reports, progress)
+                for future in done:
+                    if future is not searching:
+                        runs[futures[future]] = future.result()
+                    if progress is not None:
+                        progress(futures[future], 1.0)
             best = searching.result()
         runs = {name: runs[name] for name in names}
     hit_rates = [r.prefix_hit_tokens / r.prefix_query_tokens for r in runs.values() if r.prefix_query_tokens]
@@ -292,3 +303,30 @@ def run_experiment(
 
 def _bound(progress: Callable[[str, float], None], name: str) -> Callable[[float], None]:
     return lambda fraction: progress(name, fraction)
+
+
+def _run_reporting(
+    scenario: Scenario, *, trace: Trace, name: str, reports: queue.Queue[tuple[str, float]]
+) -> RunResult:
+    """``run_policy`` in a worker process, its progress sent to the parent in whole percents."""
+    sent = -1
+
+    def report(fraction: float) -> None:
+        nonlocal sent
+        percent = int(100 * fraction)
+        if percent != sent:
+            sent = percent
+            reports.put((name, fraction))
+
+    return run_policy(scenario, trace=trace, name=name, progress=report)
+
+
+def _relay(reports: queue.Queue[tuple[str, float]], progress: Callable[[str, float], None] | None) -> None:
+    """Pass on what the workers reported since the last call."""
+    while True:
+        try:
+            name, fraction = reports.get_nowait()
+        except queue.Empty:
+            return
+        if progress is not None:
+            progress(name, fraction)

@@ -16,7 +16,7 @@ from autoscaler.core.slo import Slo
 from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
 
-__all__ = ["NAMES", "PolicyContext", "UnknownPolicy", "build_policy"]
+__all__ = ["NAMES", "PolicyContext", "UnknownPolicy", "build_policy", "describe"]
 
 
 class UnknownPolicy(ValueError):
@@ -76,20 +76,52 @@ def _baseline(name: str) -> Callable[[PolicyContext], ScalingPolicy[Any]]:
     return build
 
 
-_REGISTRY: dict[str, Callable[[PolicyContext], ScalingPolicy[Any]]] = {
-    "ours": _ours,
-    "static": _baseline("static"),
-    "keda": _baseline("keda"),
-    "wva": _baseline("wva"),
-    "dynamo": _baseline("dynamo"),
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Entry:
+    build: Callable[[PolicyContext], ScalingPolicy[Any]]
+    description: str  # what the policy is, in words, for the report's reader
+
+
+_REGISTRY: dict[str, _Entry] = {
+    "ours": _Entry(
+        _ours,
+        "this project's policy: per phase, the fewest replicas whose modelled TTFT (a queue in front of "
+        "prefill) and ITL (decode batch and KV cache) meet the SLO at the load forecast over the replica "
+        "start-up time, calibrated by observed latency; up fast, down slowly",
+    ),
+    "static": _Entry(
+        _baseline("static"),
+        "no autoscaler: each phase keeps the scenario's initial replicas whatever the load",
+    ),
+    "keda": _Entry(
+        _baseline("keda"),
+        "KEDA as vLLM's production-stack ships it: the HPA keeps about 5 waiting requests per replica "
+        "(vllm:num_requests_waiting), so it grows only once requests already queue",
+    ),
+    "wva": _Entry(
+        _baseline("wva"),
+        "llm-d's Workload Variant Autoscaler: adds replicas when the tokens in use and queued pass 85 % of "
+        "the replicas' token capacity, removes them below 70 %, through an HPA (one down per minute)",
+    ),
+    "dynamo": _Entry(
+        _baseline("dynamo"),
+        "NVIDIA Dynamo's SLA planner in throughput mode: every 180 s, the observed rate times the tokens "
+        "per request over the profiled throughput per replica at the SLO, corrected by observed latency",
+    ),
 }
 
 NAMES = tuple(_REGISTRY)
 
 
+def describe(name: str) -> str:
+    """One sentence on what the policy is (an unknown name says so)."""
+    entry = _REGISTRY.get(name)
+    return entry.description if entry is not None else "a policy this version does not know"
+
+
 def build_policy(name: str, ctx: PolicyContext) -> ScalingPolicy[Any]:
     try:
-        factory = _REGISTRY[name]
+        factory = _REGISTRY[name].build
     except KeyError:
         raise UnknownPolicy(f"unknown policy {name!r}; known: {', '.join(NAMES)}") from None
     try:
