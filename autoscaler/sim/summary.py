@@ -67,6 +67,7 @@ def policy_metrics(
         "preemptions": int(run.preemptions.sum()),
         "rejected": run.rejected,  # refused at arrival: beyond the max model length
         "abandoned": run.abandoned,  # given up by their clients after the client time-out
+        "shed": run.shed,  # dropped by the router's queue past its time-to-live (429)
         "prefix_hit_rate": run.prefix_hit_tokens / query if query else 0.0,
     }
     metrics.update({f"gpu_hours_vs_{name}": _ratio(gpu_hours, ref) for name, ref in references.items()})
