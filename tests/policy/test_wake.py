@@ -159,3 +159,21 @@ def _decision(*, prefill: int, decode: int) -> Decision:
             Phase.DECODE: PhaseDecision(decode, 1, Reason.SCALE_DOWN, "idle"),
         },
     )
+
+
+def test_an_idle_pool_goes_to_zero_through_the_step_and_says_why() -> None:
+    """No request for long enough: the step's own scale-down (window, rate limit) takes both to zero."""
+    settings = make_settings(bounds=ZERO_TO_FOUR)
+    state = PolicyState()
+    serving = dict(IDLE, replicas=(1, 1, 0))
+    seen: list[dict[Phase, int]] = []
+    for t in range(0, 900, 30):
+        decision, state = step(
+            at(float(t), RouterQueue(0, 0, 0), prefill=serving, decode=serving), state, settings, now=float(t)
+        )
+        seen.append(decision.replicas())
+        if all(n == 0 for n in seen[-1].values()):
+            break
+    assert seen[-1] == {Phase.PREFILL: 0, Phase.DECODE: 0}, seen
+    assert all(n >= 1 for n in seen[0].values())  # not at once: idle for the scale-down window first
+    assert all(d.message for d in decision.phases.values())
