@@ -49,8 +49,9 @@ def _per_sequence_cost(profile: Profile, load: Load, context: FloatArray | None 
 BATCH_DISPERSION = 3.0
 """Variance of a replica's batch over its mean. Poisson arrivals alone would give 1; sequences reach decode in
 bursts (a packed prefill step finishes several prompts at once) and leave at heavy-tailed output lengths.
-Fitted against the simulator (benchmarks/model_vs_sim.py and the ITL checks behind it): with 3, ITL p90 near
-saturation is within 1 % of the simulated one, and a few per cent conservative at moderate load."""
+Fitted against the simulator (benchmarks/model_vs_sim.py and the ITL checks behind it; its figures are in
+benchmarks/results/model_vs_sim.json): with 3, ITL p90 near saturation matches the simulated one, and is
+slightly conservative at moderate load."""
 
 
 def batch_quantile(mean_batch: FloatArray, quantile: float) -> FloatArray:

@@ -29,7 +29,7 @@ STEP_BATCHING_SCV = 1.0
 A replica packs every waiting prompt into its next step, so a prompt arriving mid-step waits for the step in
 progress and then for its whole batch, not just its own tokens. That behaves like one more unit of squared
 service variability: fitted against the engine model (prompts of 690 to 6,000 tokens, token utilisation 0.3
-to 0.9), TTFT p90 is then within 8 % (median absolute error) instead of 31 % low.
+to 0.9), it turns a TTFT p90 far too low into a close one (``benchmarks/model_vs_sim.py``).
 """
 
 

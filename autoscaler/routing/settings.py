@@ -46,9 +46,9 @@ class PrefixAffinity(_Frozen):
 
     Weight 4.5: llm-d's share of the total (prefix 3 against queue 2 + KV 2, 3 of 7), kept now that the
     in-flight-token scorer adds 2 more of load. At llm-d's 3 the load terms outweighed affinity enough to
-    cost a point or two of hit rate on the Mooncake trace (``benchmarks/router_quality.py``: 0.947 of the
-    bound at 3, 0.963 at 4.5; p90 TTFT 1.63 s against 1.68 s); on the low-reuse default scenarios 3, 4.5 and
-    6 give the same SLO attainment and GPU-hours to within 0.1 point.
+    cost hit rate and TTFT on the Mooncake trace, while on the low-reuse default scenarios the weight makes
+    no difference to SLO attainment or GPU-hours (``benchmarks/router_quality.py`` and the policy suite;
+    their figures are in ``benchmarks/results/``).
     """
 
     type: Literal["prefix-affinity"] = "prefix-affinity"
@@ -61,9 +61,9 @@ class InFlightTokens(_Frozen):
     Load = the router's in-flight tokens there plus this prompt's uncached tokens there (the lookahead, which
     lets a cache hit lower the load an endpoint would carry, as llm-d's token-load scorer and Dynamo's cost
     do), divided by the endpoint's slow-start weight. Relative to the fleet as it is, not to a fixed
-    threshold: against a fixed 262,144 tokens, the 2k-40k tokens a replica actually carries at a realistic
-    load made twice the load cost 0.02-0.3 points, so stale scraped terms and a new endpoint's missing
-    shared prefix outweighed it (new prefill replicas sat idle for minutes; simulations/default.yaml).
+    threshold: against a fixed 262,144 tokens, the tokens a replica actually carries at a realistic load are
+    a small fraction, so twice the load barely moved the score and stale scraped terms and a new endpoint's
+    missing shared prefix outweighed it (new prefill replicas sat idle for minutes; simulations/default.yaml).
     """
 
     type: Literal["in-flight-tokens"] = "in-flight-tokens"

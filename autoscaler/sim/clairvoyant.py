@@ -6,7 +6,7 @@ never asks for more than ``max_replicas``. What it pays is the reference a polic
 
 How the counts are found, and why this way. The obvious source, the capacity model's sizing per window, is
 what the old oracle did, and it shares the model's errors: where the model under-sizes a phase, so does the
-reference, and a policy at 56 % attainment can look like 1.4x it. Here the simulator itself is the judge:
+reference, and a policy far below the SLO can look cheap against it. Here the simulator itself is the judge:
 
 1. start every window at the physical floor (``lower_bound``: work at full utilisation, no queueing model);
 2. simulate the whole trace with those counts;

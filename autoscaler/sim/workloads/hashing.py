@@ -11,9 +11,8 @@ is an ASSUMPTION, not data, calibrated on the Mooncake conversation trace (the o
 - every request's last block is its own (its new user turn), and all other blocks are fresh.
 Lengths are kept as given, so a follow-up shorter than its parent reuses only its own length's worth. In the
 real trace follow-ups are longer than their parents (28 blocks against 21), so on the same lengths drawn
-independently this model reuses about half as much: 17 % ideal hit rate on Mooncake's own arrivals and
-lengths against the real 36.6 %, and 27 % on the Azure conversation trace. Raise ``followup_probability``
-for a cache-friendlier workload.
+independently this model reuses about half as much as the real trace does (its ideal hit rate on
+Mooncake's own arrivals and lengths). Raise ``followup_probability`` for a cache-friendlier workload.
 
 Hashes are chained (block ``j``'s hash names the whole prefix up to ``j``), so equal hashes mean a reusable
 KV block, as in Mooncake's ``hash_ids``.
