@@ -139,6 +139,8 @@ class AdmissionGate:
 
     def pump(self) -> None:
         """Shed the requests that waited too long, then dispatch waiting ones while endpoints have room."""
+        if not self._waiters:  # nothing waits (the common case, on every release)
+            return
         now = self._clock()
         for expired, why in self._queue.expire(self._endpoints(), now=now):
             self._fail(expired, why)

@@ -110,6 +110,10 @@ class EndpointLimits:
     max_kv_fraction: float | None
     max_prefill_tokens: float | None = None  # a prefill endpoint's backlog of prompt tokens
 
+    @property
+    def unbounded(self) -> bool:
+        return self.max_requests is None and self.max_kv_fraction is None and self.max_prefill_tokens is None
+
 
 def limits_from_profile(settings: AdmissionSettings, profile: Profile | None) -> EndpointLimits:
     """The settings' limits, else the capacity model's: the batch cap and the KV headroom it plans with,
@@ -170,6 +174,8 @@ def room(
     """The endpoints ``request`` may be placed on (the router's ``eligible``): None when every endpoint has
     room (no restriction), empty when it cannot go anywhere yet: no serving endpoint has room, or (P/D)
     there are prefill endpoints and none has room for its prompt."""
+    if limits.unbounded:  # no profile, no limits set: any serving endpoint will do
+        return None if any_serving(endpoints) else frozenset()
     tokens = request.prompt_tokens + request.output_tokens
     fitting: list[str] = []
     serving = prefill = full = False
