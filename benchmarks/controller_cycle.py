@@ -25,11 +25,19 @@ from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.cli.controller import build_controller
 from autoscaler.controller.loop import ControllerSettings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test fakes live under tests/
-from tests.contract.controller.conftest import POOL, add_autoscaler, add_pool, autoscaler, heavy
-from tests.contract.controller.fake_prometheus import FakePrometheus
-from tests.contract.kubernetes.conftest import AUTOSCALERS, LEADER_WORKER_SETS, ManualClock
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the plain fakes under tests/fakes/
 from tests.fakes.kube_apiserver import FakeKubeApiServer
+from tests.fakes.prometheus_api import FakePrometheus
+from tests.fakes.serving import (
+    AUTOSCALERS,
+    LEADER_WORKER_SETS,
+    POOL,
+    ManualClock,
+    add_autoscaler,
+    add_pool,
+    autoscaler,
+    heavy,
+)
 
 
 async def measure(cycles: int) -> dict[str, float]:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import random
 import re
 import subprocess
@@ -25,6 +24,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+from _harness import cpu_seconds
 from prometheus_client.parser import text_string_to_metric_families
 
 MODEL = "bench"
@@ -45,12 +45,6 @@ def emulator(speed: float) -> Iterator[tuple[str, int]]:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def model_sums(client: httpx.AsyncClient) -> dict[str, float]:

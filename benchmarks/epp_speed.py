@@ -45,7 +45,7 @@ from typing import Any
 import grpc
 import grpc.aio
 import httpx
-import router_speed  # benchmarks/router_speed.py: the stub engine and the HTTP timing helpers
+from _harness import free_port, percentile, stub_engine_command, wait_ready
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
@@ -152,7 +152,7 @@ async def _measure(
         httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client,
     ):
         await _wait_serving(channel)
-        await router_speed._wait_ready(client, f"{proxy_url}/health")
+        await wait_ready(client, f"{proxy_url}/health")
         stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
         picked: list[float] = []
         direct: list[float] = []
@@ -171,15 +171,15 @@ async def _measure(
     for series in (picked, direct, proxied):
         series.sort()
     picker = {
-        "decision_p50_us": router_speed._percentile(picked, 0.5),
-        "decision_p99_us": router_speed._percentile(picked, 0.99),
+        "decision_p50_us": percentile(picked, 0.5),
+        "decision_p99_us": percentile(picked, 0.99),
         "decisions_per_second": decisions,
     }
     proxy = {
-        "added_p50_us": router_speed._percentile(proxied, 0.5) - router_speed._percentile(direct, 0.5),
-        "added_p99_us": router_speed._percentile(proxied, 0.99) - router_speed._percentile(direct, 0.99),
-        "direct_p50_us": router_speed._percentile(direct, 0.5),
-        "proxied_p50_us": router_speed._percentile(proxied, 0.5),
+        "added_p50_us": percentile(proxied, 0.5) - percentile(direct, 0.5),
+        "added_p99_us": percentile(proxied, 0.99) - percentile(direct, 0.99),
+        "direct_p50_us": percentile(direct, 0.5),
+        "proxied_p50_us": percentile(proxied, 0.5),
         "requests_per_second_at_32": proxy_rate,
     }
     return picker, proxy
@@ -237,8 +237,8 @@ async def _cpu_rows(bodies: list[bytes], *, warm: int) -> dict[str, float]:
             times.append(elapsed * 1e6)
     times.sort()
     return {
-        "decision_cpu_p50_us": router_speed._percentile(times, 0.5),
-        "decision_cpu_p99_us": router_speed._percentile(times, 0.99),
+        "decision_cpu_p50_us": percentile(times, 0.5),
+        "decision_cpu_p99_us": percentile(times, 0.99),
         "decision_cpu_mean_us": statistics.fmean(times),
     }
 
@@ -259,18 +259,18 @@ def main() -> None:
     bodies = _bodies(warm + measured, random.Random(42))
 
     cpu = asyncio.run(_cpu_rows(bodies, warm=warm))
-    engine_port, proxy_port, picker_port = (router_speed._free_port() for _ in range(3))
+    engine_port, proxy_port, picker_port = (free_port() for _ in range(3))
     engine_url = f"http://127.0.0.1:{engine_port}"
     with tempfile.TemporaryDirectory() as tmp:
         picker_config = Path(tmp) / "picker.yaml"
         picker_config.write_text(
             json.dumps(
                 {
-                    "metrics_port": router_speed._free_port(),
+                    "metrics_port": free_port(),
                     "scrape_interval_s": 3600,  # nothing listens there: one failed scrape, kept in rotation
                     "endpoints": {
                         "static": [
-                            {"url": f"http://127.0.0.1:{router_speed._free_port()}"} for _ in range(ENDPOINTS)
+                            {"url": f"http://127.0.0.1:{free_port()}"} for _ in range(ENDPOINTS)
                         ]
                     },
                 }
@@ -284,7 +284,7 @@ def main() -> None:
         )
         quiet = ["--host", "127.0.0.1", "--log-level", "warning"]
         processes = [
-            _spawn(router_speed.__file__, "--serve-engine", str(engine_port)),
+            subprocess.Popen(stub_engine_command(engine_port)),
             _spawn(
                 "-m",
                 "autoscaler",

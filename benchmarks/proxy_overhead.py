@@ -36,7 +36,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from _harness import cpu_seconds, free_port, percentile
 
 RATES = (50, 200, 500)  # requests per second
 MAX_IN_FLIGHT = 256  # the load's bound: a request that finds this many open waits (counted as "late")
@@ -307,12 +308,6 @@ async def open_loop(connections: Connections, *, rate: float, count: int, first_
 # --- the routers ----------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclasses.dataclass(frozen=True)
 class Router:
     name: str
@@ -384,20 +379,6 @@ def _processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 # --- the measurement ------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used (Linux; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _start_routers(
     backend_url: str, tmp: Path, started: list[subprocess.Popen[bytes]], missing: dict[str, str]
 ) -> dict[str, tuple[Router, subprocess.Popen[bytes]]]:
@@ -450,10 +431,10 @@ async def measure(*, quick: bool) -> dict[str, object]:
                     # Unmeasured: bring the connections (ours and the router's) back to this rate's level.
                     await open_loop(pools[name], rate=rate, count=max(5, rate // 10), first_id=next_id)
                     pid = pids.get(name)
-                    cpu_before = _cpu_seconds(pid) if pid else 0.0
+                    cpu_before = cpu_seconds(pid) if pid else 0.0
                     result = await open_loop(pools[name], rate=rate, count=count, first_id=next_id)
                     if pid:
-                        cpu[name][rate] += (_cpu_seconds(pid) - cpu_before) * 1000.0 / (count * rounds)
+                        cpu[name][rate] += (cpu_seconds(pid) - cpu_before) * 1000.0 / (count * rounds)
                     next_id += count
                     samples[name][rate] += result.ttfb_ms
                     late[name][rate] += result.late

@@ -33,7 +33,6 @@ import dataclasses
 import gc
 import json
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import httpx
 import proxy_overhead  # benchmarks/proxy_overhead.py: streaming overhead, ours vs the Rust routers
+from _harness import free_port, percentile, stub_engine_command, wait_ready
 
 from autoscaler.core.phases import Phase
 from autoscaler.routing import hashing
@@ -147,16 +147,12 @@ def _run(scenario: Scenario, *, warm: int, measured: int) -> dict[str, object]:
         "endpoints": len(names),
         "blocks_per_prompt": scenario.prompt_tokens // scenario.block_tokens,
         "placements": len(samples),
-        "p50_us": statistics.median(_percentile(r, 0.50) for r in rounds),
-        "p99_us": statistics.median(_percentile(r, 0.99) for r in rounds),
-        "p99_worst_round_us": max(_percentile(r, 0.99) for r in rounds),
-        "p99_pooled_us": _percentile(pooled, 0.99),
+        "p50_us": statistics.median(percentile(r, 0.50) for r in rounds),
+        "p99_us": statistics.median(percentile(r, 0.99) for r in rounds),
+        "p99_worst_round_us": max(percentile(r, 0.99) for r in rounds),
+        "p99_pooled_us": percentile(pooled, 0.99),
         "mean_us": statistics.fmean(samples),
     }
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[int(q * (len(ordered) - 1))]
 
 
 def _hashing_rows(repeats: int) -> list[dict[str, object]]:
@@ -192,38 +188,6 @@ def _timer_noise(repeats: int) -> dict[str, float]:
     return {"p50_us": times[len(times) // 2], "p99_us": times[int(0.99 * (len(times) - 1))]}
 
 
-ENGINE_ANSWER = b'{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"ok"}]}'
-ENGINE_METRICS = (
-    "vllm:num_requests_waiting 0\nvllm:num_requests_running 1\nvllm:kv_cache_usage_perc 0.1\n"
-    'vllm:cache_config_info{block_size="16",num_gpu_blocks="4096"} 1\n'
-)
-
-
-def _serve_engine(port: int) -> None:
-    """A stub engine that answers at once: the proxy's own cost is what remains."""
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    async def complete(request: Request) -> Response:
-        await request.body()
-        return Response(ENGINE_ANSWER, media_type="application/json")
-
-    async def metrics(request: Request) -> Response:
-        return Response(ENGINE_METRICS, media_type="text/plain; version=0.0.4")
-
-    app = Starlette(routes=[Route("/v1/completions", complete, methods=["POST"]), Route("/metrics", metrics)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _latencies(client: httpx.AsyncClient, url: str, count: int, body: bytes) -> list[float]:
     times = []
     for _ in range(count):
@@ -248,25 +212,14 @@ async def _throughput(
     return count / (time.perf_counter() - start)
 
 
-async def _wait_ready(client: httpx.AsyncClient, url: str) -> None:
-    for _ in range(600):
-        try:
-            if (await client.get(url)).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
 async def _proxy_row(requests: int) -> dict[str, float]:
-    engine_port, proxy_port = _free_port(), _free_port()
+    engine_port, proxy_port = free_port(), free_port()
     engine_url, proxy_url = f"http://127.0.0.1:{engine_port}", f"http://127.0.0.1:{proxy_port}"
     body = json.dumps({"model": "m", "prompt": "a shared system prompt " * 200, "max_tokens": 1}).encode()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "router.yaml"
         config.write_text(f"endpoints:\n  static:\n    - url: {engine_url}\n")
-        engine = subprocess.Popen([sys.executable, __file__, "--serve-engine", str(engine_port)])
+        engine = subprocess.Popen(stub_engine_command(engine_port))
         proxy = subprocess.Popen(
             [
                 sys.executable,
@@ -285,8 +238,8 @@ async def _proxy_row(requests: int) -> dict[str, float]:
         )
         try:
             async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
-                await _wait_ready(client, f"{engine_url}/metrics")
-                await _wait_ready(client, f"{proxy_url}/health")
+                await wait_ready(client, f"{engine_url}/metrics")
+                await wait_ready(client, f"{proxy_url}/health")
                 await _latencies(client, proxy_url, 50, body)  # warm up both hops' connections
                 direct = await _latencies(client, engine_url, requests, body)
                 proxied = await _latencies(client, proxy_url, requests, body)
@@ -296,11 +249,11 @@ async def _proxy_row(requests: int) -> dict[str, float]:
                 process.terminate()
                 process.wait(timeout=30)
     return {
-        "direct_p50_ms": _percentile(direct, 0.5),
-        "direct_p99_ms": _percentile(direct, 0.99),
-        "proxied_p50_ms": _percentile(proxied, 0.5),
-        "proxied_p99_ms": _percentile(proxied, 0.99),
-        "overhead_p50_ms": _percentile(proxied, 0.5) - _percentile(direct, 0.5),
+        "direct_p50_ms": percentile(direct, 0.5),
+        "direct_p99_ms": percentile(direct, 0.99),
+        "proxied_p50_ms": percentile(proxied, 0.5),
+        "proxied_p99_ms": percentile(proxied, 0.99),
+        "overhead_p50_ms": percentile(proxied, 0.5) - percentile(direct, 0.5),
         "requests_per_s_at_32": rps,
     }
 
@@ -311,11 +264,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer placements per scenario")
     parser.add_argument("--out", default="router_speed.json", help="where to write the JSON result")
-    parser.add_argument("--serve-engine", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_engine:
-        _serve_engine(args.serve_engine)
-        return
     warm, measured = (2_000, 3_000) if args.quick else (10_000, 20_000)
 
     rows = [_run(s, warm=warm, measured=measured) for s in SCENARIOS]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from benchmarks import proxy_overhead as po
+import proxy_overhead as po
 
 
 async def test_backend_streams_events_over_keep_alive_connections() -> None:

@@ -34,10 +34,10 @@ from tests.contract.controller.conftest import (
     pods,
     replicas,
 )
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.controller.fake_router import FakeRouterMetrics
 from tests.fakes.kube_apiserver import FakeKubeApiServer, RecordedRequest
 from tests.fakes.kube_resources import PODS
+from tests.fakes.prometheus_api import FakePrometheus
 
 Grant = tuple[str, str, str]  # (apiGroup, resource or resource/subresource, verb)
 _PATH = re.compile(

@@ -30,7 +30,7 @@ import pytest
 import yaml
 import zmq
 
-from tests.e2e import vllm_server
+from tests.fakes import vllm_server
 from tests.integration.prometheus_server import prometheus_server
 
 POOL = "e2e"

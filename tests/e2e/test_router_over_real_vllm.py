@@ -26,7 +26,7 @@ from autoscaler.core.phases import Phase
 from autoscaler.profiles.schema import ProvenanceKind
 from autoscaler.routing.hashing import precise_block_hashes
 from tests.e2e.conftest import POOL, Stack
-from tests.e2e.vllm_server import BLOCK_SIZE, SERVED_NAME
+from tests.fakes.vllm_server import BLOCK_SIZE, SERVED_NAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

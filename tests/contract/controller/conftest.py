@@ -17,24 +17,23 @@ from autoscaler.adapters.prometheus_signals import PrometheusSignals
 from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.adapters.router_metrics import RouterLoadReader
 from autoscaler.cli.controller import build_controller
-from autoscaler.config.autoscaler_resource import API_VERSION, KIND
 from autoscaler.controller.loop import Controller, ControllerSettings
 from autoscaler.controller.signals import SignalReader
 from autoscaler.core import ports
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.controller.fake_router import FakeRouterMetrics
-from tests.contract.kubernetes.conftest import (
-    AUTOSCALERS,
-    LEADER_WORKER_SETS,
-    ManualClock,
-    add_deployment,
-    assert_valid,
-)
+from tests.contract.kubernetes.conftest import assert_valid
 from tests.fakes.kube_apiserver import FakeKubeApiServer, running_server
 from tests.fakes.kube_resources import EVENTS, PODS
+from tests.fakes.prometheus_api import FakePrometheus
+from tests.fakes.serving import AUTOSCALERS, LEADER_WORKER_SETS, ManualClock
+from tests.fakes.serving import POOL as POOL
+from tests.fakes.serving import add_autoscaler as add_autoscaler
+from tests.fakes.serving import add_pool as add_pool
+from tests.fakes.serving import autoscaler as autoscaler
+from tests.fakes.serving import heavy as heavy
+from tests.fakes.serving import idle as idle
 
 CRD = Path(__file__).resolve().parents[3] / "charts/inference-autoscaler/crds/inferenceautoscalers.yaml"
-POOL = "llama"
 
 
 @pytest.fixture
@@ -90,46 +89,6 @@ def make_controller(
         )
 
     return make
-
-
-def add_pool(kube: FakeKubeApiServer, *, prefill: int = 1, decode: int = 1) -> None:
-    add_deployment(kube, f"{POOL}-prefill", replicas=prefill)
-    add_deployment(kube, f"{POOL}-decode", replicas=decode)
-
-
-def autoscaler(*, mode: str = "direct", max_replicas: int = 8, **spec: Any) -> dict[str, Any]:
-    """An InferenceAutoscaler for the pool's two Deployments; scale-down not stabilized nor rate-limited."""
-
-    def phase(name: str) -> dict[str, Any]:
-        ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{POOL}-{name}"}
-        return {"scaleTargetRef": ref, "minReplicas": 1, "maxReplicas": max_replicas}
-
-    body: dict[str, Any] = {
-        "mode": mode,
-        "profile": {"name": "llama-3.1-8b/h100-tp1"},
-        "slo": {"ttft": {"seconds": 1.0, "percentile": 90}, "itl": {"seconds": 0.05, "percentile": 90}},
-        "phases": {"prefill": phase("prefill"), "decode": phase("decode")},
-        "behavior": {
-            "scaleDown": {"stabilizationWindowSeconds": 0, "percent": 100},
-            "drainTimeoutSeconds": 60,
-        },
-    }
-    body.update(spec)
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": POOL}, "spec": body}
-
-
-def add_autoscaler(kube: FakeKubeApiServer, obj: dict[str, Any]) -> dict[str, Any]:
-    return kube.create(AUTOSCALERS, obj)
-
-
-def heavy(prom: FakePrometheus) -> None:
-    for phase in ("prefill", "decode"):
-        prom.load(POOL, phase, rate=100.0)
-
-
-def idle(prom: FakePrometheus) -> None:
-    for phase in ("prefill", "decode"):
-        prom.load(POOL, phase, rate=0.0)
 
 
 def replicas(kube: FakeKubeApiServer, phase: str) -> int:

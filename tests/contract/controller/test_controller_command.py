@@ -30,10 +30,10 @@ from tests.contract.controller.conftest import (
     replicas,
     status,
 )
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.external_metrics.conftest import pki  # noqa: F401  (the throwaway CA, as a fixture)
 from tests.fakes.kube_apiserver import FakeKubeApiServer
 from tests.fakes.kube_resources import LEASES
+from tests.fakes.prometheus_api import FakePrometheus
 from tests.integration.prometheus_server import free_port
 
 

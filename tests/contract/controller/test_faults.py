@@ -35,10 +35,10 @@ from tests.contract.controller.conftest import (
     replicas,
     status,
 )
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.kubernetes.conftest import AUTOSCALERS, ManualClock
 from tests.fakes.kube_apiserver import FakeKubeApiServer
 from tests.fakes.kube_resources import DEPLOYMENTS
+from tests.fakes.prometheus_api import FakePrometheus
 
 DECODE_SCALE = f"/deployments/{POOL}-decode/scale$"
 

@@ -22,10 +22,10 @@ from tests.contract.controller.conftest import (
     replicas,
     status,
 )
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.kubernetes.conftest import ManualClock
 from tests.fakes.kube_apiserver import FakeKubeApiServer
 from tests.fakes.kube_resources import LEASES
+from tests.fakes.prometheus_api import FakePrometheus
 
 DURATION_S = 15
 

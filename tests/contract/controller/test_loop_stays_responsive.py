@@ -27,8 +27,8 @@ from tests.contract.controller.conftest import (
     autoscaler,
     condition,
 )
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.fakes.kube_apiserver import FakeKubeApiServer
+from tests.fakes.prometheus_api import FakePrometheus
 
 MAX_LOOP_GAP_S = 0.1
 

@@ -11,8 +11,8 @@ import pytest
 from autoscaler.adapters.prometheus import ReaderSettings, SignalsUnavailable
 from autoscaler.adapters.prometheus_signals import PrometheusSignals
 from tests.contract.controller.conftest import POOL
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.external_metrics.conftest import pki  # noqa: F401  (the throwaway CA, as a fixture)
+from tests.fakes.prometheus_api import FakePrometheus
 
 
 @pytest.fixture

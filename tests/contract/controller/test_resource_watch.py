@@ -19,9 +19,9 @@ from tests.contract.controller.conftest import (
     heavy,
     status,
 )
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.kubernetes.conftest import AUTOSCALERS
 from tests.fakes.kube_apiserver import FakeKubeApiServer
+from tests.fakes.prometheus_api import FakePrometheus
 
 
 class WallClock:

@@ -33,8 +33,8 @@ from tests.contract.controller.conftest import (
     replicas,
     status,
 )
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.fakes.kube_apiserver import FakeKubeApiServer
+from tests.fakes.prometheus_api import FakePrometheus
 
 pytestmark = pytest.mark.timeout(60)
 PROFILE = load_profile("llama-3.1-8b/h100-tp1")

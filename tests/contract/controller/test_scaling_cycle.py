@@ -23,11 +23,11 @@ from tests.contract.controller.conftest import (
     replicas,
     status,
 )
-from tests.contract.controller.fake_prometheus import FakePrometheus
 from tests.contract.controller.fake_router import FakeRouterMetrics
 from tests.contract.kubernetes.conftest import ManualClock, add_statefulset
 from tests.fakes.kube_apiserver import FakeKubeApiServer
 from tests.fakes.kube_resources import HPAS, PODS, STATEFULSETS
+from tests.fakes.prometheus_api import FakePrometheus
 
 
 def _annotations(kube: FakeKubeApiServer, phase: str) -> dict[str, dict[str, Any]]:

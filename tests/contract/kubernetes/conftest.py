@@ -14,40 +14,17 @@ import pytest
 from kubernetes import client as sync_client
 from kubernetes.aio import client
 
-from autoscaler.adapters.kubernetes.workload import OPT_IN_LABEL, OPT_IN_VALUE
 from tests.fakes.kube_apiserver import FakeKubeApiServer, running_server
-from tests.fakes.kube_resources import DEPLOYMENTS, STATEFULSETS, ScalePaths, custom_resource
+from tests.fakes.kube_resources import STATEFULSETS
+from tests.fakes.serving import AUTOSCALERS as AUTOSCALERS
+from tests.fakes.serving import LEADER_WORKER_SETS as LEADER_WORKER_SETS
+from tests.fakes.serving import OPTED_IN
+from tests.fakes.serving import ManualClock as ManualClock
+from tests.fakes.serving import add_deployment as add_deployment
+from tests.fakes.serving import deployment as deployment
 
 # Kubernetes versions whose schemas every written object must satisfy (oldest supported and newest target).
 KUBERNETES_VERSIONS = ("1.29.0", "1.35.0")
-
-LEADER_WORKER_SETS = custom_resource(
-    group="leaderworkerset.x-k8s.io",
-    version="v1",
-    plural="leaderworkersets",
-    kind="LeaderWorkerSet",
-    scale=ScalePaths(label_selector="status.hpaPodSelector"),
-)
-AUTOSCALERS = custom_resource(
-    group="inference-autoscaler.io",
-    version="v1alpha1",
-    plural="inferenceautoscalers",
-    kind="InferenceAutoscaler",
-)
-
-
-class ManualClock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self, start: float = 1_780_000_000.0) -> None:
-        self.value = start
-
-    def now(self) -> float:
-        return self.value
-
-    def advance(self, seconds: float) -> None:
-        self.value += seconds
-
 
 @pytest.fixture
 def kube() -> Iterator[FakeKubeApiServer]:
@@ -66,26 +43,6 @@ def sync_api(kube: FakeKubeApiServer) -> Iterator[sync_client.ApiClient]:
         yield api
 
 
-OPTED_IN = {OPT_IN_LABEL: OPT_IN_VALUE}  # every workload built here: its owner lets the controller scale it
-
-
-def deployment(name: str, *, replicas: int, app: str | None = None) -> dict[str, Any]:
-    labels = {"app": app or name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": {**labels, **OPTED_IN}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.33.0"}]},
-            },
-        },
-    }
-
-
 def statefulset(name: str, *, replicas: int, parallel: bool = False) -> dict[str, Any]:
     spec = deployment(name, replicas=replicas)["spec"]
     spec.update(serviceName=name, podManagementPolicy="Parallel" if parallel else "OrderedReady")
@@ -101,10 +58,6 @@ def leader_worker_set(name: str, *, replicas: int) -> dict[str, Any]:
         "spec": {"replicas": replicas, "leaderWorkerTemplate": {"size": 2}},
         "status": {"replicas": replicas, "hpaPodSelector": f"leaderworkerset.sigs.k8s.io/name={name}"},
     }
-
-
-def add_deployment(kube: FakeKubeApiServer, name: str, *, replicas: int) -> dict[str, Any]:
-    return kube.create(DEPLOYMENTS, deployment(name, replicas=replicas))
 
 
 def add_statefulset(
