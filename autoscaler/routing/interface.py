@@ -39,6 +39,18 @@ class Placement:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RoutedPlacement(Placement):
+    """A ``Placement`` that also says why P/D prefilled where it did (``pd.REMOTE``, ``pd.SHORT``, ...).
+
+    Empty for aggregated serving. The affinity router returns it (``autoscaler.routing.router``, which
+    re-exports it); it lives here, in a module mypyc leaves alone, because a class mypyc compiles cannot
+    subclass one with ``__slots__`` (``benchmarks/build_compiled.py`` compiles the router).
+    """
+
+    prefill_reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class EndpointMetrics:
     """What a scrape of an engine's /metrics says (vLLM names in comments)."""
 

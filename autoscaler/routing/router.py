@@ -27,7 +27,6 @@ Everything is O(prompt blocks + endpoints x scorers) with no per-endpoint alloca
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections import OrderedDict
@@ -40,6 +39,7 @@ from autoscaler.routing import pd, scorers
 from autoscaler.routing.endpoint import Endpoint
 from autoscaler.routing.index import BlockIndex
 from autoscaler.routing.interface import EndpointMetrics, NoEndpointError, Placement, RouteRequest
+from autoscaler.routing.interface import RoutedPlacement as RoutedPlacement  # re-exported
 from autoscaler.routing.settings import IndexSource, RouterSettings
 
 AFFINITY = "affinity"
@@ -51,16 +51,6 @@ _BASE_SCORE = attrgetter("base_score")
 # A request's prompt or output tokens beyond this are refused: far past any context window, and small
 # enough that any sum of them stays an exact float (the estimates divide them; 10**400 would overflow).
 MAX_REQUEST_TOKENS = 1 << 40
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RoutedPlacement(Placement):
-    """A ``Placement`` that also says why P/D prefilled where it did (``pd.REMOTE``, ``pd.SHORT``, ...).
-
-    Empty for aggregated serving.
-    """
-
-    prefill_reason: str = ""
 
 
 class _Pool:
