@@ -7,8 +7,9 @@
   served), the first request's TTFT against the start-up time plus one control interval, and the replicas
   at the end (back to zero).
 
-``python benchmarks/flow_control.py [--quick] [--out benchmarks/results/flow_control.json]``; ``--quick``
-shortens both workloads (a smoke run; the figures to report come from the full run).
+``python benchmarks/flow_control.py [--quick] [--seeds N] [--out benchmarks/results/flow_control.json]``;
+``--quick`` shortens both workloads (a smoke run; the figures to report come from the full run), ``--seeds``
+runs each at its seed and the next ones (workload draws and start-up delays).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from autoscaler.config.profiles import load_profile
+from autoscaler.core.phases import Phase
 from autoscaler.sim.driver import RunResult
 from autoscaler.sim.experiment import build_trace, run_policy
-from autoscaler.sim.scenario import Scenario, load_scenario
+from autoscaler.sim.scenario import Scenario, load_scenario, with_overrides
 
 SIMULATIONS = Path(__file__).resolve().parents[1] / "simulations"
 
@@ -83,9 +85,12 @@ def idle_then_burst(scenario: Scenario) -> dict[str, Any]:
     first_arrival = float(run.arrival_s[first])
     idle_gpu_s = sum(life.seconds(first_arrival) for life in run.lifetimes) * profile.gpus_per_replica
     woken = [life for life in run.lifetimes if life.created >= first_arrival]
-    wake_delay = min(life.created for life in woken) - first_arrival
-    first_ready = {life.phase: life.ready_at for life in sorted(woken, key=lambda life: -life.created)}
-    startup = max(first_ready.values()) - min(life.created for life in woken)
+    woke_at = min(life.created for life in woken)
+    wake_delay = woke_at - first_arrival
+    # The first request is served once a serving (decode) replica is ready: without a prefill replica yet,
+    # the decode replica prefills it itself.
+    ready = min(life.ready_at for life in woken if life.phase is not Phase.PREFILL)
+    startup = ready - woke_at
     ttft = float(run.ttft_s[first])
     wake = next(d for d in run.decisions if d.time >= first_arrival)
     return {
@@ -94,8 +99,8 @@ def idle_then_burst(scenario: Scenario) -> dict[str, Any]:
         "gpu_hours_while_idle": idle_gpu_s / 3600.0,
         "first_arrival_s": first_arrival,
         "first_request_ttft_s": ttft,
-        # From the first arrival to the controller's wake (at most one control interval), then the slower
-        # phase's start-up (drawn per replica: 120 +/- 30 s for this profile), then the request itself.
+        # From the first arrival to the controller's wake (at most one control interval), then the first
+        # serving replica's start-up (drawn per replica: 120 +/- 30 s for this profile), then the request.
         "wake_delay_s": wake_delay,
         "startup_of_first_replicas_s": startup,
         "ttft_beyond_wake_and_startup_s": ttft - wake_delay - startup,
@@ -110,7 +115,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter workloads (a smoke run)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/flow_control.json"))
+    parser.add_argument("--seeds", type=int, default=1, help="each scenario at its seed and the next ones")
     args = parser.parse_args()
+    if not 1 <= args.seeds <= 20:
+        parser.error("--seeds must be within 1..20")
     crowd = load_scenario(SIMULATIONS / "flash-crowd-10x.yaml")
     idle = load_scenario(SIMULATIONS / "idle-then-burst.yaml")
     if args.quick:
@@ -118,8 +126,14 @@ def main() -> None:
         idle = _quick(idle, 780, [[0, 0], [599, 0], [600, 2], [780, 2]])
     result = {
         "quick": args.quick,
-        "flash_crowd_10x": flash_crowd(crowd),
-        "idle_then_burst": idle_then_burst(idle),
+        "flash_crowd_10x": {
+            f"seed {seed}": flash_crowd(with_overrides(crowd, seed=seed))
+            for seed in range(crowd.seed, crowd.seed + args.seeds)
+        },
+        "idle_then_burst": {
+            f"seed {seed}": idle_then_burst(with_overrides(idle, seed=seed))
+            for seed in range(idle.seed, idle.seed + args.seeds)
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
