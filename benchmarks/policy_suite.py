@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from autoscaler.sim.experiment import build_trace, run_experiment
+from autoscaler.sim.policies import NAMES
 from autoscaler.sim.scenario import Scenario, load_scenario, with_overrides
 from autoscaler.sim.suite import scenario_entry
 from autoscaler.sim.summary import clean, summary
@@ -106,7 +107,8 @@ def _cell(policy: dict[str, Any]) -> str:
 
 def table(result: dict[str, Any]) -> str:
     entries = result["scenarios"]
-    names = next(iter(entries.values()))["policies"].keys() if entries else []
+    present = next(iter(entries.values()))["policies"] if entries else {}
+    names = [name for name in NAMES if name in present]  # ours first, then the baselines
     header = ["scenario", "feasible", "clairvoyant", "GPU-h C/floor", *names]
     rows = [header]
     for scenario, entry in entries.items():
