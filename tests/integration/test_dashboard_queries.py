@@ -3,9 +3,10 @@ rules``) and answers series (``promtool query instant``) from a real Prometheus 
 
 Bounded, loopback only: two emulated vLLM replicas (prefill and decode) behind the router in P/D, the
 controller (in process, against the fake API server) deciding for their pool and serving its gauges, one
-Prometheus scraping all four every second; 4 requests/s for at most 40 s, one malformed request for the
-refusals panel. A query that answers nothing names its panel: either the dashboard asks for a series no
-component exports, or a label or name drifted.
+Prometheus scraping all four every second; 4 requests/s for at most 40 s. For the refusals panel: one
+malformed request, and a burst the router's admission queue (one request per endpoint, one waiting) sheds.
+A query that answers nothing names its panel: either the dashboard asks for a series no component exports,
+or a label or name drifted.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.timeout(180)
 
 RATE_INTERVAL = "10s"  # ten 1 s scrapes: every rate has samples once the load has run that long
 RATE = 4.0
+BURST = 8  # at once, against one request per endpoint and one waiting: most are shed (429)
 LOAD_S = 40.0
 MODEL = "emulated-llama"
 PROFILE = "llama-3.1-8b/h100-tp1"
@@ -122,11 +124,13 @@ async def _load(router: str, *, seconds: float) -> None:
         )
         assert bad.status_code == 400
 
-        async def one(i: int) -> None:
+        async def one(i: int) -> int:
             prompt = " ".join(f"w{i}-{j % 89}" for j in range(1500))
             body = {"model": MODEL, "prompt": prompt, "max_tokens": 16, "ignore_eos": True}
-            await http.post("/v1/completions", json=body)
+            return (await http.post("/v1/completions", json=body)).status_code
 
+        burst = await asyncio.gather(*(one(-1 - i) for i in range(BURST)))
+        assert 429 in burst, burst
         tasks = []
         start = time.monotonic()
         for i in range(int(RATE * seconds)):
@@ -171,6 +175,7 @@ async def test_every_panel_answers_series_from_the_engines_the_router_and_the_co
                 {"url": decode, "name": "d", "phase": "decode"},
             ]
         },
+        "admission": {"max_requests_per_endpoint": 1, "max_queued_requests": 1},
     }
     (tmp_path / "router.yaml").write_text(yaml.safe_dump(config))
     with ExitStack() as stack:
