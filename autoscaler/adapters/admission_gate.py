@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
 import time
 from collections.abc import Callable, Container, Hashable
 
@@ -33,6 +34,8 @@ from autoscaler.routing.admission import (
 from autoscaler.routing.endpoint import Endpoint
 from autoscaler.routing.interface import NoEndpointError, RouteRequest
 from autoscaler.routing.router import AffinityRouter, RoutedPlacement
+
+log = logging.getLogger(__name__)
 
 QUEUED_REQUESTS = "autoscaler_router_queued_requests"
 QUEUED_TOKENS = "autoscaler_router_queued_tokens"
@@ -150,7 +153,7 @@ class AdmissionGate:
                 continue
             try:
                 placement = self._placed(waiting.request, None)
-            except NoEndpointError as error:
+            except (NoEndpointError, ValueError) as error:  # the handler answers it, as if placed at once
                 future.set_exception(error)
                 continue
             self._wait.labels(self._pool, waiting.priority.name).observe(now - waiting.since)
@@ -182,9 +185,14 @@ class AdmissionGate:
         return [router.endpoint(name) for name in router.endpoints()]
 
     async def _tick(self) -> None:
+        """Expiry and late dispatch; a failure is logged and the next tick tries again (a dead ticker
+        would leave requests waiting until some other request finishes)."""
         while True:
             await asyncio.sleep(self._queue.settings.tick_s)
-            self.pump()
+            try:
+                self.pump()
+            except Exception:
+                log.exception("admission queue: pump failed")
 
 
 class _QueueCollector(Collector):
