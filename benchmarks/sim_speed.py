@@ -20,16 +20,22 @@ JSON says which).
   order swapped every round, ``--rounds`` rounds), so that a change's speed-up is measured on the machine as
   it is at that moment rather than against a figure from another day. ``speedup`` is REF's median wall time
   over this tree's, ``cpu_speedup`` the same in CPU time, and ``same_result`` whether both trees' runs
-  ended identically (same served count and end time).
+  ended identically (the same digest of everything a run returns; served count and end time for a
+  revision whose benchmark has no digest). ``--against pure`` times this tree with and without
+  the compiled build alternately instead (run under ``build_compiled.py --run``, below);
+- ``compiled``: whether the hot modules ran compiled: an opt-in mypyc build of the same sources
+  (``benchmarks/build_compiled.py``; the package itself always imports its pure-Python modules).
 
     python benchmarks/sim_speed.py [--quick] [--out FILE] [--trace PATH] [--router least-loaded|affinity]
-                                   [--against REF [--rounds N]]
+                                   [--against REF|pure [--rounds N]]
+    python benchmarks/build_compiled.py --run benchmarks/sim_speed.py [...]   # after building it once
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import io
 import json
 import os
@@ -51,7 +57,7 @@ from autoscaler.core.slo import LatencyTarget, Slo
 from autoscaler.routing.interface import Placer
 from autoscaler.routing.least_loaded import LeastLoadedPlacer
 from autoscaler.sim import policies
-from autoscaler.sim.driver import SimSettings, simulate
+from autoscaler.sim.driver import RunResult, SimSettings, simulate
 from autoscaler.sim.workloads import hashing, transforms
 from autoscaler.sim.workloads.curves import Steps
 from autoscaler.sim.workloads.generators import curve_arrivals, synthetic_trace
@@ -64,6 +70,7 @@ AZURE = REPO.parent / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
 RATE_SCALE = 20.0
 MILLION = 1_000_000
 PHASES = (Phase.PREFILL, Phase.DECODE)
+PURE = "pure"  # --against pure: this tree without the compiled build
 
 
 def workload(path: Path, rng: np.random.Generator) -> Trace:
@@ -142,27 +149,45 @@ def run(trace: Trace, *, policy_name: str, router: str) -> dict[str, Any]:
         "wall_s": wall,
         "cpu_s": cpu,
         "served": int(result.finished.sum()),
+        "digest": _digest(result),
     }
+
+
+def _digest(result: RunResult) -> str:
+    """SHA-256 of what a run returns (per-request latencies, cache hits, decisions, the timeline), so that
+    two builds or revisions are compared by their bytes, not only by their end time."""
+    digest = hashlib.sha256()
+    for array in (result.ttft_s, result.itl_s, result.e2e_s, result.cached_tokens, result.preemptions):
+        digest.update(array.tobytes())
+    digest.update(result.timeline.time_s.tobytes())
+    digest.update(repr((result.end_s, result.gpu_seconds, result.scale_events, result.decisions)).encode())
+    return digest.hexdigest()
 
 
 def against(refs: str, *, rounds: int, trace: Path, router: str) -> dict[str, Any]:
     """Time the 20x trace alternately at two trees (see the docstring)."""
     ref, _, new = refs.partition("..")
+    compiled = _compiled()  # "this" runs as this process does, compiled or not
     with tempfile.TemporaryDirectory(prefix="sim-speed-") as tmp:
+        this = _archive(new, Path(tmp) / "new") if new else REPO
         trees = {
-            "this": _archive(new, Path(tmp) / "new") if new else REPO,
-            ref: _archive(ref, Path(tmp) / "ref"),
+            "this": (this, compiled),
+            ref: (REPO, False) if ref == PURE else (_archive(ref, Path(tmp) / "ref"), False),
         }
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for k in range(rounds):
             for name in list(trees) if k % 2 == 0 else list(reversed(trees)):
-                runs[name].append(_run_tree(trees[name], trace=trace, router=router))
+                tree, with_build = trees[name]
+                runs[name].append(_run_tree(tree, trace=trace, router=router, compiled=with_build))
     walls = {name: statistics.median(r["wall_s"] for r in found) for name, found in runs.items()}
     cpus = {name: statistics.median(r["cpu_s"] for r in found) for name, found in runs.items()}
-    ends = {(r["served"], r["simulated_s"]) for found in runs.values() for r in found}
+    # Revisions from before ``run`` returned a digest are compared by served count and end time alone.
+    ends = {(r["served"], r["simulated_s"], r.get("digest")) for found in runs.values() for r in found}
+    if any("digest" not in r for found in runs.values() for r in found):
+        ends = {end[:2] for end in ends}
     return {
         "ref": ref,
-        "this": new or "working tree",
+        "this": (new or "working tree") + (" compiled" if compiled else ""),
         "rounds": rounds,
         "this_wall_s": [round(r["wall_s"], 3) for r in runs["this"]],
         "ref_wall_s": [round(r["wall_s"], 3) for r in runs[ref]],
@@ -184,12 +209,14 @@ def _archive(ref: str, into: Path) -> Path:
     return into
 
 
-def _run_tree(tree: Path, *, trace: Path, router: str) -> dict[str, Any]:
-    """One run of the 20x trace by the package and this benchmark as they are in ``tree``, in a fresh
-    process; the wall and CPU times it measured around the simulation alone."""
+def _run_tree(tree: Path, *, trace: Path, router: str, compiled: bool) -> dict[str, Any]:
+    """One run of the 20x trace by the package and this benchmark as they are in ``tree`` (its hot modules
+    from the compiled build if ``compiled``), in a fresh process; the wall and CPU times it measured around
+    the simulation alone."""
     code = (  # CPU time taken here, around ``run``, so that revisions whose ``run`` has none compare too
         "import json, sys, time, numpy as np; from pathlib import Path; sys.path.insert(0, 'benchmarks'); "
-        "import sim_speed as b; t = b.workload(Path(sys.argv[1]), np.random.default_rng(0)); "
+        + ("import build_compiled; build_compiled.activate(); " if compiled else "")
+        + "import sim_speed as b; t = b.workload(Path(sys.argv[1]), np.random.default_rng(0)); "
         "c = time.process_time(); r = b.run(t, policy_name='ours', router=sys.argv[2]); "
         "r['cpu_s'] = time.process_time() - c; print(json.dumps(r))"
     )
@@ -206,6 +233,13 @@ def _run_tree(tree: Path, *, trace: Path, router: str) -> dict[str, Any]:
     return found
 
 
+def _compiled() -> bool:
+    """Whether this process runs the compiled build's modules (``build_compiled.activate``)."""
+    from autoscaler.routing import router
+
+    return not router.__file__.endswith(".py")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -216,7 +250,9 @@ def main() -> None:
     parser.add_argument("--policy", default="ours", choices=policies.NAMES)
     parser.add_argument("--router", default="least-loaded", choices=("least-loaded", "affinity"))
     parser.add_argument(
-        "--against", metavar="REF[..NEW]", help="also time revision REF alternately with this tree (or NEW)"
+        "--against",
+        metavar="REF[..NEW]",
+        help=f"also time revision REF alternately with this tree (or NEW); {PURE!r}: without the build",
     )
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds with --against (1..50)")
     args = parser.parse_args()
@@ -228,6 +264,7 @@ def main() -> None:
     best = min(runs, key=lambda r: r["wall_s"])
     result: dict[str, Any] = {
         "workload": f"{trace.name} at {RATE_SCALE:g}x its rate",
+        "compiled": _compiled(),
         "policy": args.policy,
         "router": args.router,
         "requests": best["requests"],
