@@ -53,7 +53,7 @@ from autoscaler.adapters.publishing import DesiredReplicasBoard
 from autoscaler.adapters.router_metrics import RouterLoadReader
 from autoscaler.cli import checks
 from autoscaler.controller import logs
-from autoscaler.controller.cycle import Cluster
+from autoscaler.controller.cycle import ClusterClients
 from autoscaler.controller.health import ControllerMetrics
 from autoscaler.controller.loop import KIND, Controller, ControllerSettings
 from autoscaler.controller.signals import SignalReader
@@ -206,7 +206,7 @@ def build_controller(
     """The controller with its clients, every Kubernetes one over ``api_client`` with the settings' request
     time-out (the Lease's no longer than a renewal period, so a slow API server cannot outlast the lease)."""
     timeout = settings.request_timeout_s
-    cluster = Cluster(
+    cluster = ClusterClients(
         resources=CustomResources(api_client, KIND, timeout_s=timeout),
         scales=ScaleClient(api_client, timeout_s=timeout),
         pods=PodClient(api_client, timeout_s=timeout),

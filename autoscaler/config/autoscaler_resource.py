@@ -26,7 +26,8 @@ from autoscaler.adapters.prometheus import ROUTER_QUERIES, ReaderSettings, Signa
 from autoscaler.config.profiles import NAME_PATTERN, ProfileError, load_named_profile
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
-from autoscaler.policy.settings import Behavior, Bounds, PolicySettings, RateLimit
+from autoscaler.policy.bounds import ReplicaBounds
+from autoscaler.policy.settings import Behavior, PolicySettings, RateLimit
 from autoscaler.profiles.schema import Profile
 
 GROUP, VERSION, KIND, PLURAL = (
@@ -244,7 +245,7 @@ class AutoscalerResource:
         if spec.gpus_per_replica is not None:
             profile = profile.model_copy(update={"gpus_per_replica": spec.gpus_per_replica})
         bounds = {
-            phase: Bounds(
+            phase: ReplicaBounds(
                 minimum=spec.phases.of(phase).min_replicas, maximum=spec.phases.of(phase).max_replicas
             )
             for phase in self.mode.phases

@@ -68,7 +68,7 @@ class Memory:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Cluster:
+class ClusterClients:
     """The I/O a cycle uses."""
 
     resources: CustomResources
@@ -92,7 +92,7 @@ class Hold(Exception):
 class Reconciler:
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: ClusterClients,
         *,
         leading: Callable[[], bool],
         on_scale: Callable[[AutoscalerResource, Phase, Scaled], None] = lambda *_: None,

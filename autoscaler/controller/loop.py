@@ -31,7 +31,7 @@ from autoscaler.adapters.kubernetes.workload import OPT_IN_LABEL, OPT_IN_VALUE
 from autoscaler.config.autoscaler_resource import GROUP, PLURAL, VERSION, AutoscalerResource
 from autoscaler.controller.actuation import Scaled
 from autoscaler.controller.backoff import Backoff
-from autoscaler.controller.cycle import Cluster, Reconciler
+from autoscaler.controller.cycle import ClusterClients, Reconciler
 from autoscaler.controller.health import ControllerMetrics, HealthServer
 from autoscaler.controller.leadership import LeaderGate
 from autoscaler.core import ports
@@ -66,7 +66,7 @@ class Controller:
         self,
         *,
         settings: ControllerSettings,
-        cluster: Cluster,
+        cluster: ClusterClients,
         elector: LeaseElector,
         clock: ports.Clock,
         metrics: ControllerMetrics | None = None,

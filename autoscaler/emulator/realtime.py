@@ -31,7 +31,7 @@ from autoscaler.emulator import metrics as vm
 from autoscaler.emulator.kv_events import KvEventPublisher, PromptBlocks, RecordingPrefixCache
 from autoscaler.emulator.settings import EmulatorSettings
 from autoscaler.engine.replica import ReplicaEngine, Segment
-from autoscaler.engine.sequence import Sequence as EngineSequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.hashing import precise_block_hashes
 

@@ -41,7 +41,7 @@ import math
 from collections import deque
 
 from autoscaler.engine.prefix_cache import PrefixCache
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.profiles.schema import Profile
 
 __all__ = ["ReplicaEngine", "Segment"]
@@ -139,17 +139,17 @@ class ReplicaEngine:
         self.prefill_only = prefill_only
         self.block_tokens = block_tokens  # tokens per prefix-cache block (the trace's hash granularity)
         self.cache = PrefixCache()
-        self.waiting: deque[Sequence] = deque()
-        self.running: dict[int, Sequence] = {}  # admission order: the last one is preempted first
-        self._prefilling: deque[Sequence] = deque()  # running sequences whose KV is not complete yet
+        self.waiting: deque[EngineSequence] = deque()
+        self.running: dict[int, EngineSequence] = {}  # admission order: the last one is preempted first
+        self._prefilling: deque[EngineSequence] = deque()  # running sequences whose KV is not complete yet
         self._prefill_alloc = 0  # KV tokens reserved by prefilling sequences
-        self._decode_heap: list[tuple[int, int, int, Sequence]] = []  # (finish step, uid, epoch, seq)
+        self._decode_heap: list[tuple[int, int, int, EngineSequence]] = []  # (finish step, uid, epoch, seq)
         self._n_decoding = 0
         self._ctx_base_sum = 0  # decoding context in total = _ctx_base_sum + _n_decoding * vstep
         self.vstep = 0
-        self._pending_first: list[Sequence] = []  # decoding sequences that await their first token
-        self._packed: list[tuple[Sequence, int]] = []
-        self._aborting: list[Sequence] = []  # running sequences to drop at the end of the current segment
+        self._pending_first: list[EngineSequence] = []  # decoding sequences that await their first token
+        self._packed: list[tuple[EngineSequence, int]] = []
+        self._aborting: list[EngineSequence] = []  # running sequences to drop at the current segment's end
         self._kind = _IDLE
         self._seg_t = 0.0
         self._dt = 0.0
@@ -191,13 +191,13 @@ class ReplicaEngine:
     def segment(self) -> Segment:
         return Segment(first_step=self.vstep, start=self._seg_t, step_s=self._dt, steps=self._seg_steps)
 
-    def fits(self, seq: Sequence) -> bool:
+    def fits(self, seq: EngineSequence) -> bool:
         """Whether the sequence's whole context can ever be held here (else it would be preempted forever)."""
         return seq.prompt_tokens + seq.output_tokens <= self._capacity
 
     # --- driving -----------------------------------------------------------------------------------------
 
-    def admit(self, seq: Sequence, now: float) -> bool:
+    def admit(self, seq: EngineSequence, now: float) -> bool:
         """Queue ``seq`` at ``now``; returns True when ``next_event_time()`` changed."""
         self.waiting.append(seq)
         kind = self._kind
@@ -210,7 +210,7 @@ class ReplicaEngine:
             return self._cut_segment(now)
         return False
 
-    def abort(self, seq: Sequence, now: float) -> bool:
+    def abort(self, seq: EngineSequence, now: float) -> bool:
         """Drop ``seq`` (a client went away) at ``now``; returns True when ``next_event_time()`` changed.
 
         A waiting sequence leaves at once. A running one leaves at the next step boundary (the end of the
@@ -233,9 +233,9 @@ class ReplicaEngine:
             return True
         return False
 
-    def advance(self, now: float) -> list[Sequence]:
+    def advance(self, now: float) -> list[EngineSequence]:
         """Run to the planned event (``now`` is ``next_event_time()``); returns the sequences that left."""
-        out: list[Sequence] = []
+        out: list[EngineSequence] = []
         if self._kind == _IDLE:
             return out
         end = self._seg_t + self._seg_steps * self._dt
@@ -252,7 +252,7 @@ class ReplicaEngine:
 
     # --- internals -----------------------------------------------------------------------------------------
 
-    def _settle(self, end: float, out: list[Sequence]) -> None:
+    def _settle(self, end: float, out: list[EngineSequence]) -> None:
         steps = self._seg_steps
         if self._pending_first:
             first = self._seg_t + self._dt
@@ -284,7 +284,7 @@ class ReplicaEngine:
                 seq.finish_time = end
                 out.append(seq)
 
-    def _prefilled(self, seq: Sequence, now: float, out: list[Sequence]) -> None:
+    def _prefilled(self, seq: EngineSequence, now: float, out: list[EngineSequence]) -> None:
         if seq.prefill_done_time != seq.prefill_done_time:
             seq.prefill_done_time = now
         if self.prefill_only:
@@ -302,18 +302,18 @@ class ReplicaEngine:
             return
         self._start_decoding(seq)
 
-    def _start_decoding(self, seq: Sequence) -> None:
+    def _start_decoding(self, seq: EngineSequence) -> None:
         step0 = self.vstep - seq.generated
         seq.step0 = step0
         self._ctx_base_sum += seq.prompt_tokens - step0
         self._n_decoding += 1
         heapq.heappush(self._decode_heap, (step0 + seq.output_tokens, seq.uid, seq.epoch, seq))
 
-    def _stop_decoding(self, seq: Sequence) -> None:
+    def _stop_decoding(self, seq: EngineSequence) -> None:
         self._ctx_base_sum -= seq.prompt_tokens - seq.step0
         self._n_decoding -= 1
 
-    def _release(self, seq: Sequence) -> None:
+    def _release(self, seq: EngineSequence) -> None:
         del self.running[seq.uid]
         if seq.block_hashes:
             self.cache.unpin(seq.block_hashes)
@@ -359,7 +359,7 @@ class ReplicaEngine:
                 if seq.first_token_time != seq.first_token_time:
                     self._pending_first.append(seq)
 
-    def _stop_running(self, seq: Sequence) -> None:
+    def _stop_running(self, seq: EngineSequence) -> None:
         """Take a running sequence out of the batch, keeping the tokens it generated, its KV freed."""
         if seq.computed < seq.target:
             self._prefilling.remove(seq)

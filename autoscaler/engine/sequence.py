@@ -6,12 +6,12 @@ sequence moves between replicas (prefill, then decode) carrying its timings with
 
 from __future__ import annotations
 
-from collections.abc import Sequence as Seq
+from collections.abc import Sequence
 
-__all__ = ["Sequence"]
+__all__ = ["EngineSequence"]
 
 
-class Sequence:
+class EngineSequence:
     """Progress of one request. Token counts are ints; times are the driver's seconds (NaN until known)."""
 
     __slots__ = (
@@ -39,7 +39,7 @@ class Sequence:
         prompt_tokens: int,
         output_tokens: int,
         arrival: float,
-        block_hashes: Seq[int] = (),
+        block_hashes: Sequence[int] = (),
     ) -> None:
         self.uid = uid
         self.prompt_tokens = prompt_tokens

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 from autoscaler.core.phases import Phase
-from autoscaler.policy.settings import Bounds
+from autoscaler.policy.bounds import ReplicaBounds
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ def split(
     wanted: Mapping[Phase, int],
     budget_gpus: int,
     gpus_per_replica: int,
-    bounds: Mapping[Phase, Bounds],
+    bounds: Mapping[Phase, ReplicaBounds],
     served_fraction: Callable[[Phase, int], float],
 ) -> Split | None:
     """The allocation within the budget that maximises SLO attainment; None if ``wanted`` already fits."""

@@ -6,17 +6,8 @@ import dataclasses
 
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
+from autoscaler.policy.bounds import ReplicaBounds
 from autoscaler.profiles.schema import Profile
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Bounds:
-    minimum: int = 1
-    maximum: int = 64
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.minimum <= self.maximum:
-            raise ValueError(f"need 0 <= min <= max replicas, got min={self.minimum} max={self.maximum}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,7 +97,7 @@ class PolicySettings:
     profile: Profile
     slo: Slo
     mode: ServingMode
-    bounds: dict[Phase, Bounds]
+    bounds: dict[Phase, ReplicaBounds]
     control_interval_s: float = 30.0
     gpu_budget: int | None = None  # GPUs shared by all phases of the pool
     max_signal_age_s: float = 90.0

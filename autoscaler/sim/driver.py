@@ -39,7 +39,7 @@ from autoscaler.core.decision import Decision
 from autoscaler.core.observation import RouterQueue
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.policy.actuation import DEFAULT_DRAIN_TIMEOUT_S
 from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
@@ -148,7 +148,7 @@ class RunResult:
 class _Flight:
     __slots__ = ("placement", "seq")
 
-    def __init__(self, seq: Sequence, placement: Placement) -> None:
+    def __init__(self, seq: EngineSequence, placement: Placement) -> None:
         self.seq = seq
         self.placement = placement
 
@@ -207,9 +207,9 @@ class _Run:
         self.serving = Phase.DECODE if Phase.DECODE in settings.mode.phases else Phase.AGGREGATED
         self.heap: list[tuple[float, int, int, Any, int]] = []
         self.tick = itertools.count()
-        self.backlog: deque[Sequence] = deque()
+        self.backlog: deque[EngineSequence] = deque()
         self.admission = _admission(settings, profile, placer)
-        self.queued: dict[Hashable, Sequence] = {}  # waiting in the admission queue, by uid
+        self.queued: dict[Hashable, EngineSequence] = {}  # waiting in the admission queue, by uid
         self.shed_at: deque[float] = deque()  # when the queue shed requests, over the last rate window
         self.flights: dict[int, _Flight] = {}
         n = len(trace)
@@ -221,7 +221,7 @@ class _Run:
         self.preempted = [0] * n
         self.done = 0
         self.closed = bytearray(n)  # 1 once a request is done with: finished, failed, refused or abandoned
-        self.clients: deque[Sequence] = deque()  # in arrival order, for the client time-out
+        self.clients: deque[EngineSequence] = deque()  # in arrival order, for the client time-out
         self.timer_set = math.isinf(settings.client_timeout_s)  # a _TIMEOUT is in the heap, or none is needed
         self.arrived = 0
         self.rejected = 0
@@ -319,7 +319,9 @@ class _Run:
             output = outputs[i]
             self.arrived += 1
             blocks = hashes[offsets[i] : offsets[i + 1]] if hashes is not None and offsets is not None else ()
-            seq = Sequence(i, prompt_tokens=prompt, output_tokens=output, arrival=now, block_hashes=blocks)
+            seq = EngineSequence(
+                i, prompt_tokens=prompt, output_tokens=output, arrival=now, block_hashes=blocks
+            )
             i += 1
             if prompt + seq.output_tokens > max_len:  # vLLM refuses it (400): never simulated
                 self.done += 1
@@ -337,7 +339,7 @@ class _Run:
 
     # --- event handlers ------------------------------------------------------------------------------------
 
-    def _dispatch(self, seq: Sequence, now: float) -> bool:
+    def _dispatch(self, seq: EngineSequence, now: float) -> bool:
         request = RouteRequest(
             request_id=seq.uid,
             prompt_tokens=seq.prompt_tokens,
@@ -392,7 +394,7 @@ class _Run:
         )
 
     def _place(
-        self, seq: Sequence, request: RouteRequest, eligible: frozenset[str] | None, now: float
+        self, seq: EngineSequence, request: RouteRequest, eligible: frozenset[str] | None, now: float
     ) -> bool:
         placer = self.placer
         placement: Placement
@@ -422,7 +424,7 @@ class _Run:
         self._admit(self.cluster.replicas[target], seq, now)
         return True
 
-    def _admit(self, replica: SimReplica, seq: Sequence, now: float) -> None:
+    def _admit(self, replica: SimReplica, seq: EngineSequence, now: float) -> None:
         if replica.engine.admit(seq, now):
             self._reschedule(replica)
 
@@ -500,7 +502,7 @@ class _Run:
         if clients:
             self._push(clients[0].arrival + limit, _TIMEOUT)
 
-    def _abandon(self, seq: Sequence, now: float) -> None:
+    def _abandon(self, seq: EngineSequence, now: float) -> None:
         """The client went away: the engine holding the request drops it (vLLM aborts it and frees its KV,
         counting it finished with reason "abort"), the router forgets it, and it is a miss."""
         self.closed[seq.uid] = 1

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence as Seq
+from collections.abc import Sequence
 
 import numpy as np
 
 from autoscaler.engine.replica import ReplicaEngine
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.profiles.calibration import Stage
 from autoscaler.profiles.schema import Profile
 
@@ -48,7 +48,7 @@ def _block_hashes(stage: Stage, group: int, prompt: int, block: int) -> list[int
     return [hash((shape, group, -1 if j < shared else prompt, j)) for j in range(full)]
 
 
-def replay_stages(profile: Profile, stages: Seq[Stage], *, seed: int = 0) -> list[StageLatency]:
+def replay_stages(profile: Profile, stages: Sequence[Stage], *, seed: int = 0) -> list[StageLatency]:
     """Run the stages back to back on one replica; latencies per stage (see the module docstring).
 
     A profile's ``client`` latency (what the client sees beyond the engine's first-token time) is added to
@@ -60,7 +60,7 @@ def replay_stages(profile: Profile, stages: Seq[Stage], *, seed: int = 0) -> lis
     block = profile.block_size
     engine = ReplicaEngine(profile, block_tokens=block)
     rng = np.random.default_rng(seed)
-    seqs: list[tuple[int, Sequence]] = []
+    seqs: list[tuple[int, EngineSequence]] = []
     start = 0.0
     uid = 0
     for index, stage in enumerate(stages):
@@ -71,7 +71,7 @@ def replay_stages(profile: Profile, stages: Seq[Stage], *, seed: int = 0) -> lis
             seqs.append(
                 (
                     index,
-                    Sequence(
+                    EngineSequence(
                         uid,
                         prompt_tokens=stage.prompt_tokens,
                         output_tokens=stage.output_tokens,

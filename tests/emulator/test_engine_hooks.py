@@ -8,12 +8,12 @@ import pytest
 
 from autoscaler.engine.prefix_cache import PrefixCache
 from autoscaler.engine.replica import ReplicaEngine
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.profiles.schema import Profile
 
 
-def _drain(engine: ReplicaEngine) -> list[Sequence]:
-    done: list[Sequence] = []
+def _drain(engine: ReplicaEngine) -> list[EngineSequence]:
+    done: list[EngineSequence] = []
     while math.isfinite(engine.next_event_time()):
         done.extend(engine.advance(engine.next_event_time()))
     return done
@@ -21,8 +21,8 @@ def _drain(engine: ReplicaEngine) -> list[Sequence]:
 
 def test_abort_of_a_decoding_sequence_frees_it_at_the_next_step(profile: Profile) -> None:
     engine = ReplicaEngine(profile)
-    kept = Sequence(0, prompt_tokens=100, output_tokens=50, arrival=0.0)
-    gone = Sequence(1, prompt_tokens=100, output_tokens=500, arrival=0.0)
+    kept = EngineSequence(0, prompt_tokens=100, output_tokens=50, arrival=0.0)
+    gone = EngineSequence(1, prompt_tokens=100, output_tokens=500, arrival=0.0)
     engine.admit(kept, 0.0)
     engine.admit(gone, 0.0)  # joins the step after ``kept``'s prefill
     engine.advance(engine.next_event_time())
@@ -39,8 +39,8 @@ def test_abort_of_a_decoding_sequence_frees_it_at_the_next_step(profile: Profile
 
 def test_abort_of_a_waiting_sequence_removes_it(profile: Profile) -> None:
     engine = ReplicaEngine(profile, kv_capacity_tokens=1000)
-    first = Sequence(0, prompt_tokens=900, output_tokens=5, arrival=0.0)
-    queued = Sequence(1, prompt_tokens=900, output_tokens=5, arrival=0.0)
+    first = EngineSequence(0, prompt_tokens=900, output_tokens=5, arrival=0.0)
+    queued = EngineSequence(1, prompt_tokens=900, output_tokens=5, arrival=0.0)
     engine.admit(first, 0.0)
     engine.admit(queued, 0.0)
     assert engine.num_waiting == 1
@@ -51,7 +51,7 @@ def test_abort_of_a_waiting_sequence_removes_it(profile: Profile) -> None:
 
 def test_segment_times_each_token_of_a_decoding_sequence(profile: Profile) -> None:
     engine = ReplicaEngine(profile)
-    seq = Sequence(0, prompt_tokens=200, output_tokens=10, arrival=0.0)
+    seq = EngineSequence(0, prompt_tokens=200, output_tokens=10, arrival=0.0)
     engine.admit(seq, 0.0)
     engine.advance(engine.next_event_time())
     seg = engine.segment

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 from autoscaler.engine.replica import ReplicaEngine
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 
 
-def run(engine: ReplicaEngine, arrivals: list[tuple[float, Sequence]]) -> list[Sequence]:
+def run(engine: ReplicaEngine, arrivals: list[tuple[float, EngineSequence]]) -> list[EngineSequence]:
     """Admit each sequence at its time and advance the engine through every event; returns finish order."""
     pending = sorted(arrivals, key=lambda item: item[0])
-    done: list[Sequence] = []
+    done: list[EngineSequence] = []
     while pending or math.isfinite(engine.next_event_time()):
         if pending and pending[0][0] <= engine.next_event_time():
             at, seq = pending.pop(0)

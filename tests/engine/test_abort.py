@@ -7,7 +7,7 @@ import math
 import pytest
 
 from autoscaler.engine.replica import ReplicaEngine
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.profiles.schema import Profile
 
 
@@ -20,8 +20,8 @@ def _engine(profile: Profile, *, max_seqs: int | None = None) -> ReplicaEngine:
     return ReplicaEngine(profile)
 
 
-def _until(engine: ReplicaEngine, time: float) -> list[Sequence]:
-    left: list[Sequence] = []
+def _until(engine: ReplicaEngine, time: float) -> list[EngineSequence]:
+    left: list[EngineSequence] = []
     while engine.next_event_time() <= time:
         left += engine.advance(engine.next_event_time())
     return left
@@ -39,8 +39,8 @@ def test_an_aborted_request_leaves_and_frees_its_kv(
     profile: Profile, name: str, abort_at: float, state: str
 ) -> None:
     engine = _engine(profile, max_seqs=1)
-    first = Sequence(0, prompt_tokens=8000, output_tokens=2000, arrival=0.0)
-    second = Sequence(1, prompt_tokens=500, output_tokens=10, arrival=0.0)
+    first = EngineSequence(0, prompt_tokens=8000, output_tokens=2000, arrival=0.0)
+    second = EngineSequence(1, prompt_tokens=500, output_tokens=10, arrival=0.0)
     engine.admit(first, 0.0)
     engine.admit(second, 0.0)
     _until(engine, abort_at)

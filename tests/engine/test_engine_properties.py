@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from autoscaler.config.profiles import load_profile
 from autoscaler.engine.replica import ReplicaEngine
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 
 PROFILE = load_profile("llama-3.1-8b/h100-tp1")
 
@@ -36,15 +36,17 @@ def test_every_request_finishes_with_consistent_times_and_kv_within_capacity(
     workload: list[tuple[float, int, int, list[int]]], capacity: int, prefill_only: bool, received: bool
 ) -> None:
     engine = ReplicaEngine(PROFILE, kv_capacity_tokens=capacity, block_tokens=512, prefill_only=prefill_only)
-    arrivals: list[tuple[float, Sequence]] = []
+    arrivals: list[tuple[float, EngineSequence]] = []
     now = 0.0
     for uid, (gap, prompt, output, hashes) in enumerate(workload):
         now += gap
-        seq = Sequence(uid, prompt_tokens=prompt, output_tokens=output, arrival=now, block_hashes=hashes)
+        seq = EngineSequence(
+            uid, prompt_tokens=prompt, output_tokens=output, arrival=now, block_hashes=hashes
+        )
         if received and not prefill_only:
             seq.computed = seq.target  # a decode replica: KV arrives from a prefill replica
         arrivals.append((now, seq))
-    left: list[Sequence] = []
+    left: list[EngineSequence] = []
     pending = list(arrivals)
     while pending or math.isfinite(engine.next_event_time()):
         if pending and pending[0][0] <= engine.next_event_time():

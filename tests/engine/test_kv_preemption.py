@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from autoscaler.engine.replica import ReplicaEngine
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.profiles.schema import Profile
 from tests.engine.helpers import run
 
 
 def test_admission_waits_until_the_context_fits(profile: Profile) -> None:
     engine = ReplicaEngine(profile, kv_capacity_tokens=1500)
-    first = Sequence(0, prompt_tokens=1000, output_tokens=20, arrival=0.0)
-    second = Sequence(1, prompt_tokens=1000, output_tokens=20, arrival=0.0)
+    first = EngineSequence(0, prompt_tokens=1000, output_tokens=20, arrival=0.0)
+    second = EngineSequence(1, prompt_tokens=1000, output_tokens=20, arrival=0.0)
     run(engine, [(0.0, first), (0.0, second)])
     assert second.first_token_time > first.finish_time
     assert engine.preemptions == 0
@@ -19,8 +19,8 @@ def test_admission_waits_until_the_context_fits(profile: Profile) -> None:
 
 def test_decode_growth_preempts_the_newest_and_it_is_recomputed(profile: Profile) -> None:
     engine = ReplicaEngine(profile, kv_capacity_tokens=1100)
-    old = Sequence(0, prompt_tokens=500, output_tokens=200, arrival=0.0)
-    new = Sequence(1, prompt_tokens=500, output_tokens=200, arrival=0.0)
+    old = EngineSequence(0, prompt_tokens=500, output_tokens=200, arrival=0.0)
+    new = EngineSequence(1, prompt_tokens=500, output_tokens=200, arrival=0.0)
     done = run(engine, [(0.0, old), (0.0, new)])
     assert engine.preemptions >= 1
     assert new.preemptions >= 1 and old.preemptions == 0
@@ -32,7 +32,8 @@ def test_decode_growth_preempts_the_newest_and_it_is_recomputed(profile: Profile
 def test_kv_use_never_exceeds_capacity(profile: Profile) -> None:
     engine = ReplicaEngine(profile, kv_capacity_tokens=5000)
     seqs = [
-        Sequence(i, prompt_tokens=300 + 37 * i, output_tokens=100 + 13 * i, arrival=0.0) for i in range(12)
+        EngineSequence(i, prompt_tokens=300 + 37 * i, output_tokens=100 + 13 * i, arrival=0.0)
+        for i in range(12)
     ]
     pending = [(0.01 * i, seq) for i, seq in enumerate(seqs)]
     peak = 0

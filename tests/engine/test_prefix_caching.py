@@ -6,7 +6,7 @@ import pytest
 
 from autoscaler.engine.prefix_cache import PrefixCache
 from autoscaler.engine.replica import ReplicaEngine
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.profiles.schema import Profile
 from tests.engine.helpers import run
 
@@ -38,8 +38,8 @@ def test_pinned_blocks_are_never_evicted() -> None:
 
 def test_second_request_with_the_same_prefix_prefills_only_the_rest(profile: Profile) -> None:
     engine = ReplicaEngine(profile, block_tokens=512)
-    first = Sequence(0, prompt_tokens=1100, output_tokens=1, arrival=0.0, block_hashes=[7, 8, 9])
-    second = Sequence(1, prompt_tokens=1100, output_tokens=1, arrival=1.0, block_hashes=[7, 8, 10])
+    first = EngineSequence(0, prompt_tokens=1100, output_tokens=1, arrival=0.0, block_hashes=[7, 8, 9])
+    second = EngineSequence(1, prompt_tokens=1100, output_tokens=1, arrival=1.0, block_hashes=[7, 8, 10])
     run(engine, [(0.0, first), (1.0, second)])
     assert second.cached_tokens == 1024
     pairs = 1100**2 - 1024**2
@@ -50,7 +50,7 @@ def test_second_request_with_the_same_prefix_prefills_only_the_rest(profile: Pro
 
 def test_a_fully_cached_prompt_still_computes_its_last_token(profile: Profile) -> None:
     engine = ReplicaEngine(profile, block_tokens=512)
-    first = Sequence(0, prompt_tokens=1024, output_tokens=1, arrival=0.0, block_hashes=[7, 8])
-    again = Sequence(1, prompt_tokens=1024, output_tokens=1, arrival=1.0, block_hashes=[7, 8])
+    first = EngineSequence(0, prompt_tokens=1024, output_tokens=1, arrival=0.0, block_hashes=[7, 8])
+    again = EngineSequence(1, prompt_tokens=1024, output_tokens=1, arrival=1.0, block_hashes=[7, 8])
     run(engine, [(0.0, first), (1.0, again)])
     assert again.cached_tokens == 1023

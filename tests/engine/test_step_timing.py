@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autoscaler.engine.replica import ReplicaEngine
-from autoscaler.engine.sequence import Sequence
+from autoscaler.engine.sequence import EngineSequence
 from autoscaler.profiles.schema import Profile
 from tests.engine.helpers import run
 
@@ -16,7 +16,7 @@ def _prefill_step(profile: Profile, tokens: int, *, done: int = 0, batch: int = 
 
 
 def test_one_request_prefills_in_one_step_then_decodes_one_token_per_step(profile: Profile) -> None:
-    seq = Sequence(0, prompt_tokens=100, output_tokens=10, arrival=0.0)
+    seq = EngineSequence(0, prompt_tokens=100, output_tokens=10, arrival=0.0)
     run(ReplicaEngine(profile), [(0.0, seq)])
     prefill = _prefill_step(profile, 100)
     decode = profile.step_time(prefill_tokens=0, attention_pairs=0, batch=1, context=101)
@@ -26,7 +26,7 @@ def test_one_request_prefills_in_one_step_then_decodes_one_token_per_step(profil
 
 def test_long_prompt_is_chunked_by_the_token_budget(profile: Profile) -> None:
     budget = profile.max_num_batched_tokens
-    seq = Sequence(0, prompt_tokens=2 * budget + 10, output_tokens=1, arrival=0.0)
+    seq = EngineSequence(0, prompt_tokens=2 * budget + 10, output_tokens=1, arrival=0.0)
     run(ReplicaEngine(profile), [(0.0, seq)])
     expected = (
         _prefill_step(profile, budget)
@@ -38,8 +38,8 @@ def test_long_prompt_is_chunked_by_the_token_budget(profile: Profile) -> None:
 
 
 def test_two_short_prompts_share_one_prefill_step(profile: Profile) -> None:
-    first = Sequence(0, prompt_tokens=300, output_tokens=1, arrival=0.0)
-    second = Sequence(1, prompt_tokens=200, output_tokens=1, arrival=0.0)
+    first = EngineSequence(0, prompt_tokens=300, output_tokens=1, arrival=0.0)
+    second = EngineSequence(1, prompt_tokens=200, output_tokens=1, arrival=0.0)
     engine = ReplicaEngine(profile)
     run(engine, [(0.0, first), (0.0, second)])
     # The first admission starts a step alone; the second waits for the next step boundary.
@@ -48,8 +48,8 @@ def test_two_short_prompts_share_one_prefill_step(profile: Profile) -> None:
 
 
 def test_arrival_during_decoding_joins_at_the_next_step_boundary(profile: Profile) -> None:
-    first = Sequence(0, prompt_tokens=100, output_tokens=50, arrival=0.0)
-    second = Sequence(1, prompt_tokens=100, output_tokens=1, arrival=0.0)
+    first = EngineSequence(0, prompt_tokens=100, output_tokens=50, arrival=0.0)
+    second = EngineSequence(1, prompt_tokens=100, output_tokens=1, arrival=0.0)
     prefill = _prefill_step(profile, 100)
     decode = profile.step_time(prefill_tokens=0, attention_pairs=0, batch=1, context=101)
     arrival = prefill + 2.5 * decode
@@ -61,7 +61,7 @@ def test_arrival_during_decoding_joins_at_the_next_step_boundary(profile: Profil
 
 
 def test_prefill_only_replica_hands_over_at_prefill_end(profile: Profile) -> None:
-    seq = Sequence(0, prompt_tokens=1000, output_tokens=100, arrival=0.0)
+    seq = EngineSequence(0, prompt_tokens=1000, output_tokens=100, arrival=0.0)
     left = run(ReplicaEngine(profile, prefill_only=True), [(0.0, seq)])
     assert left == [seq]
     assert seq.prefill_done_time == pytest.approx(_prefill_step(profile, 1000))
@@ -70,7 +70,7 @@ def test_prefill_only_replica_hands_over_at_prefill_end(profile: Profile) -> Non
 
 
 def test_decode_replica_produces_the_first_token_after_one_decode_step(profile: Profile) -> None:
-    seq = Sequence(0, prompt_tokens=1000, output_tokens=3, arrival=0.0)
+    seq = EngineSequence(0, prompt_tokens=1000, output_tokens=3, arrival=0.0)
     seq.computed = seq.target  # KV received from a prefill replica
     run(ReplicaEngine(profile), [(1.0, seq)])
     decode = profile.step_time(prefill_tokens=0, attention_pairs=0, batch=1, context=1000)

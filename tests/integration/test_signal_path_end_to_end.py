@@ -20,7 +20,7 @@ import yaml
 from autoscaler.adapters import prometheus
 from autoscaler.core.observation import PhaseSignals, ReplicaCounts
 from autoscaler.core.phases import Phase, ServingMode
-from autoscaler.policy.settings import Bounds
+from autoscaler.policy.bounds import ReplicaBounds
 from autoscaler.policy.state import PolicyState
 from autoscaler.policy.step import step
 from tests.integration.processes import autoscaler_process
@@ -109,7 +109,7 @@ def test_observation_follows_the_load_and_prometheus_loss_holds(tmp_path: Path) 
         with pytest.raises(prometheus.SignalsUnavailable):
             reader.read(now=time.time())
         stale = prometheus.observation(pool=POOL, values={}, replicas=counts, now=time.time())
-        settings = make_settings(mode=ServingMode.AGGREGATED, bounds={Phase.AGGREGATED: Bounds(1, 8)})
+        settings = make_settings(mode=ServingMode.AGGREGATED, bounds={Phase.AGGREGATED: ReplicaBounds(1, 8)})
         decision, _ = step(stale, PolicyState(), settings, now=stale.time)
         assert decision.phases[Phase.AGGREGATED].replicas == 2
         assert decision.phases[Phase.AGGREGATED].reason == "HoldMissingSignals"

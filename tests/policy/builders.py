@@ -9,7 +9,8 @@ from autoscaler.config.profiles import load_profile
 from autoscaler.core.observation import Observation, PhaseSignals, ReplicaCounts
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
-from autoscaler.policy.settings import Bounds, PolicySettings
+from autoscaler.policy.bounds import ReplicaBounds
+from autoscaler.policy.settings import PolicySettings
 
 PROFILE = load_profile("llama-3.1-8b/h100-tp1")
 SLO = Slo(ttft=LatencyTarget(1.0), itl=LatencyTarget(0.05))
@@ -44,6 +45,6 @@ def make_settings(**overrides: Any) -> PolicySettings:
         profile=PROFILE,
         slo=SLO,
         mode=ServingMode.DISAGGREGATED,
-        bounds={Phase.PREFILL: Bounds(1, 32), Phase.DECODE: Bounds(1, 32)},
+        bounds={Phase.PREFILL: ReplicaBounds(1, 32), Phase.DECODE: ReplicaBounds(1, 32)},
     )
     return dataclasses.replace(base, **overrides)

@@ -11,7 +11,8 @@ from autoscaler.capacity import plan as planning
 from autoscaler.capacity.load import Load
 from autoscaler.core.decision import Reason
 from autoscaler.core.phases import Phase, ServingMode
-from autoscaler.policy.settings import Bounds, Forecast, PolicySettings
+from autoscaler.policy.bounds import ReplicaBounds
+from autoscaler.policy.settings import Forecast, PolicySettings
 from autoscaler.policy.state import PhaseState, PolicyState
 from autoscaler.policy.step import Autoscaler, step
 from tests.policy.builders import SLO, make_settings, observation, phase_signals
@@ -188,7 +189,7 @@ def test_calibration_is_bounded() -> None:
 
 
 def test_aggregated_pool_has_one_phase() -> None:
-    settings = make_settings(mode=ServingMode.AGGREGATED, bounds={Phase.AGGREGATED: Bounds(1, 40)})
+    settings = make_settings(mode=ServingMode.AGGREGATED, bounds={Phase.AGGREGATED: ReplicaBounds(1, 40)})
     sig = phase_signals(rate=50.0, replicas=(1, 1, 0))
     decision, _ = step(observation(0.0, aggregated=sig), PolicyState(), settings, now=0.0)
     assert set(decision.phases) == {Phase.AGGREGATED}
@@ -207,9 +208,11 @@ def test_same_inputs_same_outputs() -> None:
 
 def test_settings_reject_a_budget_below_the_minimums() -> None:
     with pytest.raises(ValueError, match="budget"):
-        make_settings(gpu_budget=1, bounds={Phase.PREFILL: Bounds(1, 4), Phase.DECODE: Bounds(1, 4)})
+        make_settings(
+            gpu_budget=1, bounds={Phase.PREFILL: ReplicaBounds(1, 4), Phase.DECODE: ReplicaBounds(1, 4)}
+        )
 
 
 def test_settings_need_bounds_for_every_phase() -> None:
     with pytest.raises(ValueError, match="bounds missing"):
-        dataclasses.replace(make_settings(), bounds={Phase.PREFILL: Bounds()})
+        dataclasses.replace(make_settings(), bounds={Phase.PREFILL: ReplicaBounds()})

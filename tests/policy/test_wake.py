@@ -13,12 +13,12 @@ from autoscaler.core.decision import Decision, PhaseDecision, Reason
 from autoscaler.core.observation import Observation, RouterQueue
 from autoscaler.core.phases import Phase
 from autoscaler.policy import wake
-from autoscaler.policy.settings import Bounds
+from autoscaler.policy.bounds import ReplicaBounds
 from autoscaler.policy.state import PolicyState
 from autoscaler.policy.step import step
 from tests.policy.builders import make_settings, observation, phase_signals
 
-ZERO_TO_FOUR = {Phase.PREFILL: Bounds(0, 4), Phase.DECODE: Bounds(0, 4)}
+ZERO_TO_FOUR = {Phase.PREFILL: ReplicaBounds(0, 4), Phase.DECODE: ReplicaBounds(0, 4)}
 # What a phase with no replica reports: nothing (no engine to scrape, the router placed nothing).
 SILENT: dict[str, Any] = dict(
     replicas=(0, 0, 0), rate=None, prompt_tokens_mean=None, output_tokens_mean=None, queue_length=None
@@ -112,21 +112,21 @@ def test_the_step_keeps_the_woken_pool_up_after_the_queue_drains() -> None:
 @dataclasses.dataclass(frozen=True)
 class SleepCase:
     name: str
-    prefill_bounds: Bounds
+    prefill_bounds: ReplicaBounds
     prefill_replicas: int
     want_prefill: int
     reason: Reason | None
 
 
 SLEEP_CASES = [
-    SleepCase("idle and decode at zero: prefill follows", Bounds(0, 4), 1, 0, Reason.DEACTIVATED),
-    SleepCase("idle but prefill's minimum is 1: it stays", Bounds(1, 4), 1, 1, None),
+    SleepCase("idle and decode at zero: prefill follows", ReplicaBounds(0, 4), 1, 0, Reason.DEACTIVATED),
+    SleepCase("idle but prefill's minimum is 1: it stays", ReplicaBounds(1, 4), 1, 1, None),
 ]
 
 
 @pytest.mark.parametrize("case", SLEEP_CASES, ids=lambda c: c.name)
 def test_idle_phases_go_to_zero_together(case: SleepCase) -> None:
-    settings = make_settings(bounds={Phase.PREFILL: case.prefill_bounds, Phase.DECODE: Bounds(0, 4)})
+    settings = make_settings(bounds={Phase.PREFILL: case.prefill_bounds, Phase.DECODE: ReplicaBounds(0, 4)})
     decision = wake.together(
         _decision(prefill=case.prefill_replicas, decode=0),
         at(0.0, RouterQueue(0, 0, 0), prefill=dict(IDLE), decode=dict(IDLE, replicas=(0, 0, 0))),

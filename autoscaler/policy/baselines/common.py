@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 
 from autoscaler.core.decision import PhaseDecision, Reason
 from autoscaler.core.phases import Phase
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ReplicaBounds:
-    """Min/max replicas of one phase's replica set (HPA minReplicas/maxReplicas, KEDA min/maxReplicaCount)."""
-
-    minimum: int
-    maximum: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.minimum <= self.maximum:
-            raise ValueError(f"replica bounds need 0 <= minimum <= maximum, got {self}")
-
-    def clamp(self, replicas: int) -> int:
-        return max(self.minimum, min(self.maximum, replicas))
+from autoscaler.policy.bounds import ReplicaBounds
 
 
 def bounds_for(bounds: Mapping[Phase, ReplicaBounds], phase: Phase) -> ReplicaBounds:

@@ -61,7 +61,8 @@ from autoscaler.core.decision import Decision, PhaseDecision, Reason, direction
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import Slo
-from autoscaler.policy.baselines.common import ReplicaBounds, bounds_for, finite, hold
+from autoscaler.policy.baselines.common import bounds_for, finite, hold
+from autoscaler.policy.bounds import ReplicaBounds
 from autoscaler.profiles.schema import Profile
 
 LEGACY_MAX_GPU_BUDGET = 8  # defaults.py of the legacy planner

@@ -31,7 +31,7 @@ import enum
 import math
 
 from autoscaler.core.decision import Reason, direction
-from autoscaler.policy.baselines.common import ReplicaBounds
+from autoscaler.policy.bounds import ReplicaBounds
 
 
 class RateKind(enum.StrEnum):
@@ -46,7 +46,7 @@ class SelectPolicy(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RateLimit:
+class HpaScalingPolicy:
     """One HPA scaling policy: change by at most ``value`` pods or percent per ``period_s``."""
 
     kind: RateKind
@@ -57,7 +57,7 @@ class RateLimit:
 @dataclasses.dataclass(frozen=True, slots=True)
 class ScalingRules:
     stabilization_window_s: float
-    policies: tuple[RateLimit, ...]
+    policies: tuple[HpaScalingPolicy, ...]
     select: SelectPolicy = SelectPolicy.MAX
 
     @property
@@ -74,9 +74,11 @@ class HpaBehavior:
 DEFAULT_BEHAVIOR = HpaBehavior(
     scale_up=ScalingRules(
         stabilization_window_s=0.0,
-        policies=(RateLimit(RateKind.PERCENT, 100, 15.0), RateLimit(RateKind.PODS, 4, 15.0)),
+        policies=(HpaScalingPolicy(RateKind.PERCENT, 100, 15.0), HpaScalingPolicy(RateKind.PODS, 4, 15.0)),
     ),
-    scale_down=ScalingRules(stabilization_window_s=300.0, policies=(RateLimit(RateKind.PERCENT, 100, 15.0),)),
+    scale_down=ScalingRules(
+        stabilization_window_s=300.0, policies=(HpaScalingPolicy(RateKind.PERCENT, 100, 15.0),)
+    ),
 )
 """autoscaling/v2 defaults (kubernetes.io HPA docs, "Default Behavior"; peers.md E.5)."""
 

@@ -34,7 +34,8 @@ from autoscaler.core.decision import Decision, PhaseDecision, Reason
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.policy.baselines import hpa
-from autoscaler.policy.baselines.common import ReplicaBounds, bounds_for, finite
+from autoscaler.policy.baselines.common import bounds_for, finite
+from autoscaler.policy.bounds import ReplicaBounds
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -47,15 +47,16 @@ from autoscaler.core.decision import Decision, PhaseDecision, Reason
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.policy.baselines import hpa
-from autoscaler.policy.baselines.common import ReplicaBounds, bounds_for, finite, hold
+from autoscaler.policy.baselines.common import bounds_for, finite, hold
+from autoscaler.policy.bounds import ReplicaBounds
 from autoscaler.profiles.schema import Profile
 
 SAMPLE_BEHAVIOR = hpa.HpaBehavior(
     scale_up=hpa.ScalingRules(
-        stabilization_window_s=0.0, policies=(hpa.RateLimit(hpa.RateKind.PODS, 10, 15.0),)
+        stabilization_window_s=0.0, policies=(hpa.HpaScalingPolicy(hpa.RateKind.PODS, 10, 15.0),)
     ),
     scale_down=hpa.ScalingRules(
-        stabilization_window_s=300.0, policies=(hpa.RateLimit(hpa.RateKind.PODS, 1, 60.0),)
+        stabilization_window_s=300.0, policies=(hpa.HpaScalingPolicy(hpa.RateKind.PODS, 1, 60.0),)
     ),
 )
 """HPA behaviour of WVA's samples (llm-d.md 1.5 and 1.8)."""

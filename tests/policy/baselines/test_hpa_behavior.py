@@ -6,8 +6,8 @@ import pytest
 
 from autoscaler.core.decision import Reason
 from autoscaler.policy.baselines import hpa
-from autoscaler.policy.baselines.common import ReplicaBounds
 from autoscaler.policy.baselines.wva import SAMPLE_BEHAVIOR
+from autoscaler.policy.bounds import ReplicaBounds
 
 BOUNDS = ReplicaBounds(1, 10)
 
