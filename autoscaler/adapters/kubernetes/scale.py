@@ -65,11 +65,7 @@ class ScaleClient:
                 scale = await read(target.name, target.namespace, _request_timeout=self._timeout_s)
             else:
                 raw = await self._custom.get_namespaced_custom_object_scale(
-                    target.group,
-                    target.version,
-                    target.namespace,
-                    target.plural,
-                    target.name,
+                    *_path(target),
                     _request_timeout=self._timeout_s,
                 )
                 scale = _scale_from_dict(raw)
@@ -79,11 +75,7 @@ class ScaleClient:
         """The workload's own labels (the Scale carries none): where its owner says it may be scaled."""
         with errors.translated(f"read {target}"):
             raw = await self._custom.get_namespaced_custom_object(
-                target.group,
-                target.version,
-                target.namespace,
-                target.plural,
-                target.name,
+                *_path(target),
                 _request_timeout=self._timeout_s,
             )
         labels = ((raw or {}).get("metadata") or {}).get("labels") if isinstance(raw, dict) else None
@@ -115,11 +107,7 @@ class ScaleClient:
             _, replace = self._apps_methods(target.kind)
             return await replace(target.name, target.namespace, body, **options)
         raw = await self._custom.replace_namespaced_custom_object_scale(
-            target.group,
-            target.version,
-            target.namespace,
-            target.plural,
-            target.name,
+            *_path(target),
             body.to_dict(serialize=True),
             **options,
         )
@@ -156,3 +144,8 @@ def _state(target: WorkloadRef, scale: client.V1Scale) -> ScaleState:
         selector=(status.selector if status is not None else None) or "",
         resource_version=(meta.resource_version if meta is not None else None) or "",
     )
+
+
+def _path(target: WorkloadRef) -> tuple[str, str, str, str, str]:
+    """A custom workload's place in the API: group, version, namespace, plural, name."""
+    return target.group, target.version, target.namespace, target.plural, target.name
