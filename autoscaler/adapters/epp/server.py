@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
-import os
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +33,7 @@ from autoscaler.adapters.epp.settings import EppSettings
 from autoscaler.adapters.proxy.app import make_client, serving
 from autoscaler.adapters.proxy.fleet import Fleet
 from autoscaler.adapters.proxy.metrics import RouterMetrics
+from autoscaler.adapters.until_signal import run_until_signal
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.router import AffinityRouter
 
@@ -148,28 +149,10 @@ class EndpointPicker:
 
 def run(settings: EppSettings, *, profile: Profile | None) -> None:
     """Serve until SIGTERM or SIGINT, let open streams finish, then end by that signal."""
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:  # uvloop is optional
-        runner = asyncio.Runner()
-    with runner:
-        received = runner.run(_serve_until_signal(settings, profile))
-    signal.signal(received, signal.SIG_DFL)
-    os.kill(os.getpid(), received)
+    run_until_signal(functools.partial(_serve, settings, profile))
 
 
-async def _serve_until_signal(settings: EppSettings, profile: Profile | None) -> int:
-    loop = asyncio.get_running_loop()
-    stop: asyncio.Future[int] = loop.create_future()
-
-    def received(sig: int) -> None:
-        if not stop.done():
-            stop.set_result(sig)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, received, sig)
+async def _serve(settings: EppSettings, profile: Profile | None, stop: asyncio.Future[int]) -> None:
     picker = EndpointPicker(settings, profile=profile)
     async with picker.serve(
         host=settings.host, grpc_port=settings.port, metrics_port=settings.metrics_port
@@ -182,4 +165,3 @@ async def _serve_until_signal(settings: EppSettings, profile: Profile | None) ->
         )
         signum = await stop
         log.info("signal %s: finishing open streams", signal.Signals(signum).name)
-    return signum

@@ -41,10 +41,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -63,6 +63,7 @@ from autoscaler.adapters.proxy.fleet import Fleet
 from autoscaler.adapters.proxy.metrics import RouterMetrics
 from autoscaler.adapters.proxy.settings import IDLE_TIMEOUT_S, ProxySettings
 from autoscaler.adapters.proxy.stalls import EngineStalled
+from autoscaler.adapters.until_signal import run_until_signal
 from autoscaler.routing.admission import UnknownClass
 from autoscaler.routing.interface import NoEndpointError, RouteRequest
 from autoscaler.routing.router import AffinityRouter, RoutedPlacement
@@ -677,31 +678,12 @@ async def serving(
 
 
 def run(proxy: Proxy) -> None:
-    """Serve until SIGTERM or SIGINT, let in-flight requests finish, then end by that signal (as uvicorn
-    does, so a supervisor sees why the process ended)."""
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:  # uvloop is optional (it builds on Linux and macOS only)
-        runner = asyncio.Runner()
-    with runner:
-        received = runner.run(_serve_until_signal(proxy))
-    signal.signal(received, signal.SIG_DFL)
-    os.kill(os.getpid(), received)
+    """Serve until SIGTERM or SIGINT, let in-flight requests finish, then end by that signal."""
+    run_until_signal(functools.partial(_serve, proxy))
 
 
-async def _serve_until_signal(proxy: Proxy) -> int:
+async def _serve(proxy: Proxy, stop: asyncio.Future[int]) -> None:
     settings = proxy.settings
-    loop = asyncio.get_running_loop()
-    stop: asyncio.Future[int] = loop.create_future()
-
-    def received(sig: int) -> None:
-        if not stop.done():
-            stop.set_result(sig)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, received, sig)
     app = build_app(proxy)
     async with serving(
         app,
@@ -713,4 +695,3 @@ async def _serve_until_signal(proxy: Proxy) -> int:
         log.info("router listening on %s:%d", settings.host, port)
         signum = await stop
         log.info("signal %s: finishing in-flight requests", signal.Signals(signum).name)
-    return signum
