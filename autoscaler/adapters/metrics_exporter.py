@@ -35,21 +35,13 @@ KEDA's Prometheus trigger::
           activationThreshold: "0.5"   # active while desired >= 1
           # add exported_namespace="serving" to the selector when two namespaces reuse a name
 
-prometheus-adapter (external rule) and a plain HPA::
+prometheus-adapter (external rule), then a plain HPA whose ``metrics`` are as in ``external_metrics``::
 
     rules:
       external:
         - seriesQuery: 'autoscaler_desired_replicas{autoscaler!="", phase!=""}'
           resources: {overrides: {exported_namespace: {resource: namespace}}}
           metricsQuery: max(<<.Series>>{<<.LabelMatchers>>}) by (autoscaler, phase)
-    ---
-    metrics:
-      - type: External
-        external:
-          metric:
-            name: autoscaler_desired_replicas
-            selector: {matchLabels: {autoscaler: llama, phase: decode}}
-          target: {type: AverageValue, averageValue: "1"}
 
 When Prometheus scrapes the controller through Kubernetes service discovery, the target's own ``namespace``
 label wins and ours is stored as ``exported_namespace`` (unless the scrape job sets ``honor_labels``); the
