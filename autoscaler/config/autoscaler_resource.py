@@ -197,6 +197,18 @@ class AutoscalerSpec(_Spec):
     behavior: BehaviorSpec = BehaviorSpec()
     router: RouterSpec = RouterSpec()
 
+    @pydantic.model_validator(mode="after")
+    def _zero_needs_the_router(self) -> Self:
+        # At zero replicas no engine reports and the router places nothing: the requests its admission
+        # queue holds are the only demand there is, read from its metrics (policy.wake).
+        at_zero = [p.value for p in self.phases.mode.phases if self.phases.of(p).min_replicas == 0]
+        if at_zero and self.router.metrics_url is None:
+            raise ValueError(
+                f"minReplicas 0 ({', '.join(at_zero)}) needs router.metricsUrl: at zero replicas the "
+                "router's queue is the only demand the controller can see, and nothing would wake the pool"
+            )
+        return self
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AutoscalerResource:
