@@ -109,43 +109,21 @@ def _row(name: str, m: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+def _reference_row(name: str, ref: dict[str, Any], *, vs_floor: str) -> tuple[str, ...]:
+    """A computed reference's row: GPU-hours and their ratios only (nothing of it was run)."""
+    ratios = (_num(ref["gpu_hours"]), _num(ref["gpu_hours_vs_clairvoyant"]), vs_floor)
+    return (name, *[""] * 6, *ratios, "")
+
+
 def _rows(data: dict[str, Any]) -> list[tuple[str, ...]]:
     rows = [_row(name, m) for name, m in data["policies"].items()]
     refs = data["references"]
     rows.append(_row("clairvoyant", refs["clairvoyant"]))
     floor = refs["lower_bound"]
-    rows.append(
-        (
-            "lower bound",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            _num(floor["gpu_hours"]),
-            _num(floor["gpu_hours_vs_clairvoyant"]),
-            "1.00",
-            "",
-        )
-    )
+    rows.append(_reference_row("lower bound", floor, vs_floor="1.00"))
     model = refs["model_oracle"]
     model_vs_floor = model["gpu_hours"] / floor["gpu_hours"] if floor["gpu_hours"] else math.nan
-    rows.append(
-        (
-            "model oracle",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            _num(model["gpu_hours"]),
-            _num(model["gpu_hours_vs_clairvoyant"]),
-            _num(model_vs_floor),
-            "",
-        )
-    )
+    rows.append(_reference_row("model oracle", model, vs_floor=_num(model_vs_floor)))
     return rows
 
 
