@@ -24,13 +24,14 @@ row numbers, and the heap breaks time ties by a per-run counter.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import heapq
 import itertools
 import math
 import random
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from typing import Any, assert_never
 
 import numpy as np
 import numpy.typing as npt
@@ -62,14 +63,19 @@ __all__ = ["RunResult", "SimSettings", "Timeline", "simulate"]
 
 FloatArray = npt.NDArray[np.float64]
 
-_REPLICA = 0
-_TRANSFER = 1
-_READY = 2
-_SCRAPE = 3
-_CONTROL = 4
-_ROUTER_METRICS = 5
-_STARTED = 6
-_TIMEOUT = 7
+
+
+class _Event(enum.Enum):
+    """What a heap entry is due for. Entries order by (time, insertion tick), never by kind."""
+
+    REPLICA = enum.auto()  # a replica's engine reaches its next event (stale when its version moved on)
+    TRANSFER = enum.auto()  # a request's KV arrives at its decode replica
+    READY = enum.auto()  # a starting replica becomes ready
+    STARTED = enum.auto()  # a pending replica's container starts
+    TIMEOUT = enum.auto()  # the oldest waiting client's patience runs out
+    SCRAPE = enum.auto()  # Prometheus scrapes the engines
+    ROUTER_METRICS = enum.auto()  # the router reads the engines' metrics
+    CONTROL = enum.auto()  # the control loop steps the policy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,7 +211,7 @@ class _Run:
         )
         self.counted = self.scraper.counted
         self.serving = Phase.DECODE if Phase.DECODE in settings.mode.phases else Phase.AGGREGATED
-        self.heap: list[tuple[float, int, int, Any, int]] = []
+        self.heap: list[tuple[float, int, _Event, Any, int]] = []
         self.tick = itertools.count()
         self.backlog: deque[EngineSequence] = deque()
         self.admission = _admission(settings, profile, placer)
@@ -222,7 +228,7 @@ class _Run:
         self.done = 0
         self.closed = bytearray(n)  # 1 once a request is done with: finished, failed, refused or abandoned
         self.clients: deque[EngineSequence] = deque()  # in arrival order, for the client time-out
-        self.timer_set = math.isinf(settings.client_timeout_s)  # a _TIMEOUT is in the heap, or none is needed
+        self.timer_set = math.isinf(settings.client_timeout_s)  # a TIMEOUT is in the heap, or none is needed
         self.arrived = 0
         self.rejected = 0
         self.abandoned = 0
@@ -236,14 +242,14 @@ class _Run:
 
     # --- heap helpers ------------------------------------------------------------------------------------
 
-    def _push(self, time: float, kind: int, obj: Any = None, version: int = 0) -> None:
+    def _push(self, time: float, kind: _Event, obj: Any = None, version: int = 0) -> None:
         heapq.heappush(self.heap, (time, next(self.tick), kind, obj, version))
 
     def _reschedule(self, replica: SimReplica) -> None:
         replica.version += 1
         when = replica.engine.next_event_time()
         if when != math.inf:
-            heapq.heappush(self.heap, (when, next(self.tick), _REPLICA, replica, replica.version))
+            heapq.heappush(self.heap, (when, next(self.tick), _Event.REPLICA, replica, replica.version))
 
     # --- the loop -------------------------------------------------------------------------------------------
 
@@ -257,9 +263,9 @@ class _Run:
         for phase, replicas in settings.initial_replicas.items():
             for _, _, replica in cluster.scale_to(phase, replicas, now=0.0).started:
                 cluster.mark_ready(replica, 0.0)
-        self._push(0.0, _SCRAPE)
-        self._push(settings.control_interval_s, _CONTROL)
-        self._push(0.0, _ROUTER_METRICS)
+        self._push(0.0, _Event.SCRAPE)
+        self._push(settings.control_interval_s, _Event.CONTROL)
+        self._push(0.0, _Event.ROUTER_METRICS)
         policy_state = self.policy.initial_state()
 
         arrivals = trace.arrival_s.tolist()
@@ -279,30 +285,30 @@ class _Run:
                 now, _, kind, obj, version = pop(heap)
                 if now > stop_at:
                     break
-                if kind == _REPLICA:
+                if kind is _Event.REPLICA:
                     if version == obj.version:
                         self._advance(obj, now)
-                elif kind == _TRANSFER:
+                elif kind is _Event.TRANSFER:
                     if obj.seq.uid in self.flights:  # else it failed with its replica meanwhile
                         self._admit(self.cluster.replicas[obj.placement.endpoint], obj.seq, now)
-                elif kind == _READY:
+                elif kind is _Event.READY:
                     if cluster.mark_ready(obj, now):
                         self._flush_backlog(now)
                         self._pump(now)
-                elif kind == _STARTED:
+                elif kind is _Event.STARTED:
                     cluster.mark_started(obj)
-                elif kind == _TIMEOUT:
+                elif kind is _Event.TIMEOUT:
                     self._time_out(now)
-                elif kind == _SCRAPE:
+                elif kind is _Event.SCRAPE:
                     self.scraper.scrape(now)
                     self._record_timeline(now)
                     if i < n or self.done < n:
-                        self._push(now + settings.scrape.scrape_interval_s, _SCRAPE)
-                elif kind == _ROUTER_METRICS:
+                        self._push(now + settings.scrape.scrape_interval_s, _Event.SCRAPE)
+                elif kind is _Event.ROUTER_METRICS:
                     self._report_engine_metrics(now)
                     if i < n or self.done < n:
-                        self._push(now + settings.router_metrics_interval_s, _ROUTER_METRICS)
-                else:
+                        self._push(now + settings.router_metrics_interval_s, _Event.ROUTER_METRICS)
+                elif kind is _Event.CONTROL:
                     observation = self.scraper.observe(now)
                     if self.admission is not None:
                         observation = dataclasses.replace(observation, router_queue=self._router_queue(now))
@@ -310,7 +316,9 @@ class _Run:
                     self.decisions.append(decision)
                     self._apply(decision.replicas(), now)
                     if i < n or self.done < n:
-                        self._push(now + settings.control_interval_s, _CONTROL)
+                        self._push(now + settings.control_interval_s, _Event.CONTROL)
+                else:
+                    assert_never(kind)
                 continue
             if i >= n:
                 break
@@ -330,7 +338,7 @@ class _Run:
             else:
                 self.clients.append(seq)
                 if not self.timer_set:
-                    self._push(now + settings.client_timeout_s, _TIMEOUT)
+                    self._push(now + settings.client_timeout_s, _Event.TIMEOUT)
                     self.timer_set = True
                 self._dispatch(seq, now)
             if progress is not None and i % report_every == 0:
@@ -454,7 +462,7 @@ class _Run:
                     self.placer.prefill_done(flight.placement, now=now)
                     self._pump(now)  # its prefill backlog shrank
                     done = now + self.transfer_latency_s + self.transfer_s_per_token * seq.prompt_tokens
-                    heapq.heappush(self.heap, (done, next(self.tick), _TRANSFER, flight, 0))
+                    heapq.heappush(self.heap, (done, next(self.tick), _Event.TRANSFER, flight, 0))
             else:
                 for seq in left:
                     flight = flights.pop(seq.uid, None)
@@ -500,7 +508,7 @@ class _Run:
                 self._abandon(seq, now)
         self.timer_set = bool(clients)
         if clients:
-            self._push(clients[0].arrival + limit, _TIMEOUT)
+            self._push(clients[0].arrival + limit, _Event.TIMEOUT)
 
     def _abandon(self, seq: EngineSequence, now: float) -> None:
         """The client went away: the engine holding the request drops it (vLLM aborts it and frees its KV,
@@ -538,8 +546,8 @@ class _Run:
                 self.scale_events += 1
             for starts_at, ready_at, replica in resize.started:
                 if starts_at > now:
-                    self._push(starts_at, _STARTED, replica)
-                self._push(ready_at, _READY, replica)
+                    self._push(starts_at, _Event.STARTED, replica)
+                self._push(ready_at, _Event.READY, replica)
             for replica in resize.cut_short:
                 self._fail_on(replica, now)
 
