@@ -90,6 +90,7 @@ class AdmissionGate:
             registry=registry,
         )
         registry.register(_QueueCollector(pool, queue))
+        self._wait_by_class: dict[str, Histogram] = {}
 
     @property
     def settings(self) -> AdmissionSettings:
@@ -119,10 +120,11 @@ class AdmissionGate:
         """A placement for ``request``, now or once the queue dispatches it; ``Refused`` otherwise."""
         key = next(self._keys)
         now = self._clock()
-        verdict = self._queue.arrive(key, request, priority, self._endpoints(), now=now)
+        endpoints = self._endpoints()
+        verdict, fitting = self._queue.admit(key, request, priority, endpoints, now=now)
         if verdict is Verdict.DISPATCH:
-            self._wait.labels(self._pool, priority.name).observe(0.0)
-            return Admitted(self._placed(request, eligible), 0.0)
+            self._waited(priority.name).observe(0.0)
+            return Admitted(self._placed(request, fitting, eligible), 0.0)
         if verdict is Verdict.NO_ENDPOINT:
             self._shed.labels(self._pool, priority.name, verdict.value).inc()
             raise NoEndpointError("no ready endpoint, and the pool does not wake")
@@ -145,22 +147,33 @@ class AdmissionGate:
         if not self._waiters:  # nothing waits (the common case, on every release)
             return
         now = self._clock()
-        for expired, why in self._queue.expire(self._endpoints(), now=now):
+        endpoints = self._endpoints()  # records updated in place: the list holds while none joins or leaves
+        for expired, why in self._queue.expire(endpoints, now=now):
             self._fail(expired, why)
-        while (waiting := self._queue.next_ready(self._endpoints())) is not None:
+        while (waiting := self._queue.next_ready(endpoints)) is not None:
             future = self._waiters.get(waiting.key)
             if future is None or future.done():
                 continue
             try:
-                placement = self._placed(waiting.request, None)
+                fitting = room(endpoints, self._queue.limits, waiting.request)
+                placement = self._placed(waiting.request, fitting, None)
             except (NoEndpointError, ValueError) as error:  # the handler answers it, as if placed at once
                 future.set_exception(error)
                 continue
-            self._wait.labels(self._pool, waiting.priority.name).observe(now - waiting.since)
+            self._waited(waiting.priority.name).observe(now - waiting.since)
             future.set_result(placement)
 
-    def _placed(self, request: RouteRequest, eligible: Container[str] | None) -> RoutedPlacement:
-        fitting = room(self._endpoints(), self._queue.limits, request)
+    def _waited(self, name: str) -> Histogram:
+        """The class's wait histogram, looked up once (``labels()`` takes a lock and a dict lookup)."""
+        child = self._wait_by_class.get(name)
+        if child is None:
+            child = self._wait_by_class[name] = self._wait.labels(self._pool, name)
+        return child
+
+    def _placed(
+        self, request: RouteRequest, fitting: frozenset[str] | None, eligible: Container[str] | None
+    ) -> RoutedPlacement:
+        """Placed with the router, on the endpoints with room (``fitting``; None: any) the caller allows."""
         if eligible is not None and fitting is not None:
             fitting = frozenset(name for name in fitting if name in eligible)
         return self._router.place(request, now=self._clock(), eligible=fitting or eligible)

@@ -259,21 +259,35 @@ class AdmissionQueue:
     ) -> Verdict:
         """Dispatch now, queue (remembering ``key``) or refuse. Nothing of an equal or better class waiting
         is overtaken: a request dispatches at once only if none of them is queued."""
-        endpoints = tuple(endpoints)
-        tokens = request.prompt_tokens + request.output_tokens
+        return self.admit(key, request, priority, endpoints, now=now)[0]
+
+    def admit(
+        self,
+        key: Hashable,
+        request: RouteRequest,
+        priority: PriorityClass,
+        endpoints: Iterable[Endpoint],
+        *,
+        now: float,
+    ) -> tuple[Verdict, frozenset[str] | None]:
+        """``arrive``, with the endpoints a dispatched request may go to (``room``, worked out once)."""
+        endpoints = endpoints if isinstance(endpoints, list | tuple) else tuple(endpoints)
         if not any_serving(endpoints):
             if self.settings.wake_timeout_s == 0:
-                return Verdict.NO_ENDPOINT
-        elif not self._ahead_of(priority) and has_room(endpoints, self.limits, request):
-            return Verdict.DISPATCH
+                return Verdict.NO_ENDPOINT, None
+        elif not self._ahead_of(priority):
+            fitting = room(endpoints, self.limits, request)
+            if fitting != frozenset():
+                return Verdict.DISPATCH, fitting
+        tokens = request.prompt_tokens + request.output_tokens
         if (
             self._requests >= self.settings.max_queued_requests
             or self._total_tokens + tokens > self.settings.max_queued_tokens
         ):
-            return Verdict.FULL
+            return Verdict.FULL, None
         self._classes[priority.name][key] = Waiting(key=key, request=request, priority=priority, since=now)
         self._count(priority.name, 1, tokens, request.prompt_tokens)
-        return Verdict.QUEUED
+        return Verdict.QUEUED, None
 
     def remove(self, key: Hashable, priority: PriorityClass) -> bool:
         """Forget a waiting request (its client left); False when it was not waiting."""
