@@ -84,3 +84,14 @@ def test_idle_pool_at_zero_wakes_on_its_first_request_and_loses_nothing() -> Non
     assert all(
         d.reason.value == "Activated" and "woken from zero" in d.message for d in decision.phases.values()
     )
+
+
+def test_same_seed_same_result_with_the_router_queue(crowd_runs: dict[bool, RunResult]) -> None:
+    again = run_policy(CROWD, trace=build_trace(CROWD, base_dir=SIMULATIONS), name="ours")
+    first = crowd_runs[True]
+    assert np.array_equal(again.ttft_s, first.ttft_s, equal_nan=True)
+    assert (again.gpu_seconds, again.shed, again.abandoned) == (
+        first.gpu_seconds,
+        first.shed,
+        first.abandoned,
+    )
