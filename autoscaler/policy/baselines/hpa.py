@@ -55,7 +55,7 @@ class HpaScalingPolicy:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ScalingRules:
+class HpaScalingRules:
     stabilization_window_s: float
     policies: tuple[HpaScalingPolicy, ...]
     select: SelectPolicy = SelectPolicy.MAX
@@ -67,16 +67,16 @@ class ScalingRules:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HpaBehavior:
-    scale_up: ScalingRules
-    scale_down: ScalingRules
+    scale_up: HpaScalingRules
+    scale_down: HpaScalingRules
 
 
 DEFAULT_BEHAVIOR = HpaBehavior(
-    scale_up=ScalingRules(
+    scale_up=HpaScalingRules(
         stabilization_window_s=0.0,
         policies=(HpaScalingPolicy(RateKind.PERCENT, 100, 15.0), HpaScalingPolicy(RateKind.PODS, 4, 15.0)),
     ),
-    scale_down=ScalingRules(
+    scale_down=HpaScalingRules(
         stabilization_window_s=300.0, policies=(HpaScalingPolicy(RateKind.PERCENT, 100, 15.0),)
     ),
 )
@@ -219,7 +219,7 @@ def _rate_limit(
     return desired, None, ""
 
 
-def _period_limit(current: int, rules: ScalingRules, state: HpaState, now: float, *, up: bool) -> int:
+def _period_limit(current: int, rules: HpaScalingRules, state: HpaState, now: float, *, up: bool) -> int:
     """``calculateScaleUpLimitWithScalingRules`` / ``calculateScaleDownLimitWithBehaviors``."""
     if rules.select is SelectPolicy.DISABLED:
         return current

@@ -52,10 +52,10 @@ from autoscaler.policy.bounds import ReplicaBounds
 from autoscaler.profiles.schema import Profile
 
 SAMPLE_BEHAVIOR = hpa.HpaBehavior(
-    scale_up=hpa.ScalingRules(
+    scale_up=hpa.HpaScalingRules(
         stabilization_window_s=0.0, policies=(hpa.HpaScalingPolicy(hpa.RateKind.PODS, 10, 15.0),)
     ),
-    scale_down=hpa.ScalingRules(
+    scale_down=hpa.HpaScalingRules(
         stabilization_window_s=300.0, policies=(hpa.HpaScalingPolicy(hpa.RateKind.PODS, 1, 60.0),)
     ),
 )
