@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build" / "compiled"
 MANIFEST = "manifest.json"
-# Placement and the engine model: about two thirds of a simulation's time with the affinity router.
+# Placement, the engine model and the event loop: most of a simulation's time with the affinity router.
 HOT = (
     "autoscaler.engine.prefix_cache",
     "autoscaler.engine.replica",
@@ -42,6 +42,7 @@ HOT = (
     "autoscaler.routing.pd",
     "autoscaler.routing.router",
     "autoscaler.routing.scorers",
+    "autoscaler.sim.driver",
 )
 
 
