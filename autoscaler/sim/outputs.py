@@ -54,7 +54,7 @@ def write_outputs(experiment: Experiment, out_dir: Path) -> tuple[dict[str, Any]
         )
         text = io.StringIO()
         np.savetxt(text, table, fmt=_FORMATS, delimiter=",", header=_COLUMNS, comments="")
-        # Level 3: within 10 % of the smallest output in an eighth of the time of the default 9.
+        # Level 3: nearly the smallest output in a fraction of the time of the default 9.
         packed = gzip.compress(text.getvalue().encode(), compresslevel=3, mtime=0)
         (requests_dir / f"{name}.csv.gz").write_bytes(packed)
         _write_timeline(run, out_dir / "timeline" / f"{name}.csv")
