@@ -32,7 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build" / "compiled"
 MANIFEST = "manifest.json"
-# Placement, the engine model and the event loop: most of a simulation's time with the affinity router.
+# Placement and the engine model: most of a simulation's time with the affinity router. Not the event loop
+# (sim/driver.py): its results are frozen dataclasses, which mypyc compiles into classes that cannot be
+# unpickled (their __setstate__ assigns fields), and the experiment hands results between processes.
 HOT = (
     "autoscaler.engine.prefix_cache",
     "autoscaler.engine.replica",
@@ -42,7 +44,6 @@ HOT = (
     "autoscaler.routing.pd",
     "autoscaler.routing.router",
     "autoscaler.routing.scorers",
-    "autoscaler.sim.driver",
 )
 
 
