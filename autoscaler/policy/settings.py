@@ -77,7 +77,7 @@ class Calibration:
     """
 
     enabled: bool = True
-    smoothing: float = 0.2
+    smoothing: float = 0.5  # weight of each settled observation: a model error is learned within minutes
     # Only slower than the profile: the model's percentiles are deliberately conservative at moderate load,
     # so evidence of a faster engine is biased there; a faster engine is better re-profiled
     # (`autoscaler profile`).
