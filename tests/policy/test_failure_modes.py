@@ -210,3 +210,23 @@ def test_replicas_ordered_for_a_spike_are_not_held_by_the_stabilization_window()
     assert Adjustment.SPIKE_SERVED in at_spike.adjustments
     assert at_spike.replicas > decisions[5].phases[Phase.PREFILL].replicas
     assert after.replicas < at_spike.replicas  # back down within a minute, not after the 3-minute window
+
+
+@pytest.mark.parametrize(
+    ("swing", "more_prefill"),
+    [(0.0, False), (0.5, True)],
+    ids=["smooth rate: Poisson assumed", "rate dispersed beyond Poisson: bursts priced"],
+)
+def test_a_rate_dispersed_beyond_poisson_gets_headroom_for_its_bursts(
+    swing: float, more_prefill: bool
+) -> None:
+    """Live, vLLM gives no inter-arrival CV: a rate that disperses far more than Poisson counts would over
+    a window is bursty; the dispersion widens the forecast's band and raises the arrival CV the queueing
+    model prices (the same mean, more prefill)."""
+    shape = [0.0, 0.6, -0.4, 0.3, -0.7, 0.5, -0.2, 0.0]  # bursts of a client mix, mean zero
+    rates = [40.0 * (1.0 + swing * x) for x in shape]
+    smooth = [{"prefill": {"rate": 40.0, "arrival_cv": None}, "decode": {"rate": 40.0}}] * 8
+    steps = [{"prefill": {"rate": r, "arrival_cv": None}, "decode": {"rate": r}} for r in rates]
+    base, got = run_phases(smooth)[-1], run_phases(steps)[-1]
+    grew = got.phases[Phase.PREFILL].replicas > base.phases[Phase.PREFILL].replicas
+    assert grew is more_prefill
