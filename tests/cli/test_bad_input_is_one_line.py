@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,13 @@ CASES = {
 }
 
 
+@pytest.mark.timeout(60)  # a huge rate once ran out of memory after minutes; refused input returns at once
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_exits_2_with_one_line(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv, message = CASES[case]
-    started = time.perf_counter()
     assert main(["simulate", *argv(tmp_path), "--quiet", "--out", str(tmp_path / "out")]) == 2
-    assert time.perf_counter() - started < 10
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -77,9 +76,7 @@ def test_bad_input_exits_2_with_one_line(
     argv = list(BASE)
     for flag, value in change.items():
         argv[argv.index(flag) + 1] = value
-    started = time.perf_counter()
     assert main(argv) == 2
-    assert time.perf_counter() - started < 1.0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert message in err
