@@ -28,19 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import nnls
 
-from autoscaler.profiles.schema import (
-    DecodeModel,
-    KvCache,
-    KvTransfer,
-    Limits,
-    PositiveQuantity,
-    PrefillModel,
-    Profile,
-    ProvenanceKind,
-    Quantity,
-    Startup,
-    StepModel,
-)
+from autoscaler.profiles import schema
+from autoscaler.profiles.schema import PositiveQuantity, Profile, ProvenanceKind, Quantity
 
 __all__ = [
     "DecodeSample",
@@ -171,21 +160,21 @@ def measured_profile(
         accelerator=facts.accelerator,
         tensor_parallel=facts.tensor_parallel,
         gpus_per_replica=facts.tensor_parallel,
-        step=StepModel(
+        step=schema.StepModel(
             base_s=positive(fit.base_s, ProvenanceKind.MEASURED, f"{source}; {fit_note}"),
         ),
-        prefill=PrefillModel(
+        prefill=schema.PrefillModel(
             per_token_s=positive(
                 fit.prefill_per_token_s, ProvenanceKind.MEASURED, f"{source}; TTFT vs prompt length"
             ),
             per_attention_pair_s=measured(fit.prefill_per_attention_pair_s, "TTFT vs prompt length"),
             per_step_s=measured(fit.prefill_per_step_s, "TTFT intercept over the decode step's"),
         ),
-        decode=DecodeModel(
+        decode=schema.DecodeModel(
             per_sequence_s=measured(fit.decode_per_sequence_s, "inter-token time vs batch size"),
             per_context_token_s=measured(fit.decode_per_context_token_s, "inter-token time vs context"),
         ),
-        kv_cache=KvCache(
+        kv_cache=schema.KvCache(
             capacity_tokens=positive(
                 facts.kv_capacity_tokens,
                 ProvenanceKind.MEASURED,
@@ -196,7 +185,7 @@ def measured_profile(
             ),
             bytes_per_token=positive(facts.kv_bytes_per_token, ProvenanceKind.DERIVED, facts.kv_bytes_source),
         ),
-        kv_transfer=KvTransfer(
+        kv_transfer=schema.KvTransfer(
             bandwidth_bytes_per_s=positive(
                 5.0e10, ProvenanceKind.ASSUMED, "not measurable on one aggregated engine; 400 Gb/s NIC"
             ),
@@ -204,13 +193,13 @@ def measured_profile(
                 value=0.002, kind=ProvenanceKind.ASSUMED, source="not measurable on one aggregated engine"
             ),
         ),
-        limits=Limits(
+        limits=schema.Limits(
             max_num_seqs=positive(facts.max_num_seqs, ProvenanceKind.ASSUMED, facts.limits_source),
             max_num_batched_tokens=positive(
                 facts.max_num_batched_tokens, ProvenanceKind.ASSUMED, facts.limits_source
             ),
         ),
-        startup=Startup(
+        startup=schema.Startup(
             mean_s=positive(startup_s, ProvenanceKind.ASSUMED, "given to autoscaler profile (--startup-s)"),
             spread_s=Quantity(value=0.0, kind=ProvenanceKind.ASSUMED, source="not measured"),
         ),

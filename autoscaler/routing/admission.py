@@ -248,19 +248,6 @@ class AdmissionQueue:
     def __len__(self) -> int:
         return self._requests
 
-    def arrive(
-        self,
-        key: Hashable,
-        request: RouteRequest,
-        priority: PriorityClass,
-        endpoints: Iterable[Endpoint],
-        *,
-        now: float,
-    ) -> Verdict:
-        """Dispatch now, queue (remembering ``key``) or refuse. Nothing of an equal or better class waiting
-        is overtaken: a request dispatches at once only if none of them is queued."""
-        return self.admit(key, request, priority, endpoints, now=now)[0]
-
     def admit(
         self,
         key: Hashable,
@@ -270,7 +257,9 @@ class AdmissionQueue:
         *,
         now: float,
     ) -> tuple[Verdict, frozenset[str] | None]:
-        """``arrive``, with the endpoints a dispatched request may go to (``room``, worked out once)."""
+        """Dispatch now, queue (remembering ``key``) or refuse, with the endpoints a dispatched request may
+        go to (``room``, worked out once). Nothing of an equal or better class waiting is overtaken: a
+        request dispatches at once only if none of them is queued."""
         endpoints = endpoints if isinstance(endpoints, list | tuple) else tuple(endpoints)
         if not any_serving(endpoints):
             if self.settings.wake_timeout_s == 0:

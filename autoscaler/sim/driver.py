@@ -175,27 +175,24 @@ def simulate(
     )
 
 
+@dataclasses.dataclass(eq=False)
 class _Run:
-    def __init__(
-        self,
-        trace: Trace,
-        *,
-        profile: Profile,
-        policy: ScalingPolicy[Any],
-        placer: Placer,
-        settings: SimSettings,
-        seed: int,
-    ) -> None:
-        self.trace = trace
-        self.profile = profile
-        self.policy = policy
-        self.placer = placer
-        self.settings = settings
+    """One replay: the arguments of ``simulate`` and the state the event loop moves."""
+
+    trace: Trace
+    profile: Profile
+    policy: ScalingPolicy[Any]
+    placer: Placer
+    settings: SimSettings
+    seed: int
+
+    def __post_init__(self) -> None:
+        trace, profile, placer, settings = self.trace, self.profile, self.placer, self.settings
         self.cluster = Cluster(
             profile,
             phases=settings.mode.phases,
             placer=placer,
-            rng=random.Random(seed),
+            rng=random.Random(self.seed),
             block_tokens=trace.block_tokens,
             pending_delay_s=settings.pending_delay_s,
             drain_timeout_s=settings.drain_timeout_s,
@@ -360,7 +357,7 @@ class _Run:
         self._pump(now)  # shed what waited too long first
         endpoints = self._endpoints()
         priority = admission.settings.of(None)  # one class: the simulated clients send no header
-        if admission.arrive(seq.uid, request, priority, endpoints, now=now) is Verdict.QUEUED:
+        if admission.admit(seq.uid, request, priority, endpoints, now=now)[0] is Verdict.QUEUED:
             self.queued[seq.uid] = seq
             return False
         return self._place(seq, request, room(endpoints, admission.limits, request), now)

@@ -122,7 +122,7 @@ def test_higher_class_first_then_arrival_order() -> None:
     q = queue()
     s = q.settings
     for key, cls in [(1, "sheddable"), (2, "standard"), (3, "critical"), (4, "standard"), (5, "critical")]:
-        assert q.arrive(key, request(key), s.of(cls), FULL, now=0.0) is Verdict.QUEUED
+        assert q.admit(key, request(key), s.of(cls), FULL, now=0.0)[0] is Verdict.QUEUED
     order = []
     while (w := q.next_ready(FREE)) is not None:
         order.append(w.key)
@@ -176,8 +176,8 @@ ARRIVE_CASES = [
 def test_arrival_verdicts(case: ArriveCase) -> None:
     q = queue(**case.settings)
     for i, cls in enumerate(case.queued_before):
-        q.arrive(("before", i), request(i), q.settings.of(cls), FULL, now=0.0)
-    assert q.arrive("new", request(99), q.settings.of(case.cls), case.endpoints, now=1.0) is case.want
+        q.admit(("before", i), request(i), q.settings.of(cls), FULL, now=0.0)[0]
+    assert q.admit("new", request(99), q.settings.of(case.cls), case.endpoints, now=1.0)[0] is case.want
     assert len(q) == len(case.queued_before) + (case.want is Verdict.QUEUED)
 
 
@@ -223,7 +223,7 @@ EXPIRY_CASES = [
 def test_expiry_by_class_ttl_and_wake_timeout(case: ExpiryCase) -> None:
     q = queue(wake_timeout_s=case.wake_timeout_s)
     for cls in ("critical", "standard", "sheddable"):
-        assert q.arrive(cls, request(0), q.settings.of(cls), FULL, now=0.0) is Verdict.QUEUED
+        assert q.admit(cls, request(0), q.settings.of(cls), FULL, now=0.0)[0] is Verdict.QUEUED
     shed = q.expire(case.endpoints, now=case.now)
     assert [(w.key, why) for w, why in shed] == case.want
     assert len(q) == 3 - len(case.want)
@@ -232,7 +232,7 @@ def test_expiry_by_class_ttl_and_wake_timeout(case: ExpiryCase) -> None:
 def test_ttl_runs_from_the_wake_for_requests_held_through_a_cold_start() -> None:
     q = queue(wake_timeout_s=300)
     standard = q.settings.of("standard")  # TTL 30 s
-    assert q.arrive("cold", request(0), standard, [], now=0.0) is Verdict.QUEUED
+    assert q.admit("cold", request(0), standard, [], now=0.0)[0] is Verdict.QUEUED
     assert q.expire([], now=200.0) == []
     assert q.expire(FULL, now=210.0) == []  # woke at 210 s: 30 s from now
     assert q.expire(FULL, now=239.0) == []
@@ -242,8 +242,8 @@ def test_ttl_runs_from_the_wake_for_requests_held_through_a_cold_start() -> None
 def test_removed_request_leaves_no_trace_in_the_tallies() -> None:
     q = queue()
     standard = q.settings.of("standard")
-    q.arrive("a", request(1, tokens=70), standard, FULL, now=0.0)
-    q.arrive("b", request(2, tokens=30), standard, FULL, now=0.0)
+    q.admit("a", request(1, tokens=70), standard, FULL, now=0.0)[0]
+    q.admit("b", request(2, tokens=30), standard, FULL, now=0.0)[0]
     assert q.remove("a", standard) is True
     assert q.remove("a", standard) is False
     assert q.tally()["standard"].requests == 1 and q.tally()["standard"].tokens == 30
@@ -254,8 +254,8 @@ def test_removed_request_leaves_no_trace_in_the_tallies() -> None:
 def test_head_is_not_overtaken_by_smaller_requests() -> None:
     q = queue()
     standard = q.settings.of("standard")
-    q.arrive("big", request(1, tokens=4_950), standard, FULL, now=0.0)
-    q.arrive("small", request(2, tokens=1), standard, FULL, now=0.0)
+    q.admit("big", request(1, tokens=4_950), standard, FULL, now=0.0)[0]
+    q.admit("small", request(2, tokens=1), standard, FULL, now=0.0)[0]
     assert q.next_ready(FREE) is None  # 100 + 4,950 tokens pass half of 10,000
     assert q.next_ready([endpoint("new")]).key == "big"  # type: ignore[union-attr]
 
