@@ -25,8 +25,7 @@ VERBS: dict[str, Verb] = {
     "plan": Verb(module="plan", help="size prefill and decode replicas for a load and an SLO (one shot)"),
     "profile": Verb(
         module="profile",
-        help="measure a live vLLM engine and write a performance profile (measured)",
-        extra="router",
+        help="derive a performance profile from config.json, or measure a live vLLM engine ([router])",
     ),
     "simulate": Verb(
         module="simulate",

@@ -3,12 +3,15 @@ options or one line naming the extra it needs (never a traceback)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from autoscaler.cli.main import VERBS, main
+from tests.cli.test_profile_derive import QWEN3_14B
 
 # Import roots of what only the router, controller and dev extras install (pyproject.toml).
 NOT_IN_SIM = (
@@ -46,6 +49,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def _sim_only(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", SIM_ONLY, *argv], capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_help_lists_the_options_with_every_extra_installed(
     verb: str, capsys: pytest.CaptureFixture[str]
@@ -58,9 +65,7 @@ def test_help_lists_the_options_with_every_extra_installed(
 
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_help_with_only_the_sim_extra_helps_or_names_the_extra(verb: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SIM_ONLY, verb, "--help"], capture_output=True, text=True, timeout=60
-    )
+    done = _sim_only([verb, "--help"])
     extra = VERBS[verb].extra
     if done.returncode == 0:
         assert f"usage: autoscaler {verb}" in done.stdout
@@ -81,3 +86,20 @@ def test_a_missing_dependency_names_the_extra_in_one_line(
     assert main(["controller", "--help"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'inference-autoscaler[controller]'" in err
+
+
+def test_profile_derive_runs_with_only_the_sim_extra_and_measuring_names_the_router_extra(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(QWEN3_14B))
+    out = tmp_path / "derived.yaml"
+    derive = ["profile", "derive", "--config", str(config), "--gpu", "h100", "--out", str(out)]
+    done = _sim_only(derive)
+    assert done.returncode == 0, done.stderr
+    assert out.exists()
+    measure = ["profile", "--endpoint", "http://127.0.0.1:9", "--accelerator", "cpu"]
+    measure += ["--max-num-seqs", "4", "--max-num-batched-tokens", "1024"]
+    done = _sim_only(measure)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "inference-autoscaler[router]" in done.stderr, done.stderr
