@@ -57,14 +57,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from autoscaler.adapters.admission_gate import AdmissionGate, Refused
+from autoscaler.adapters.admission_gate import AdmissionGate, Admitted, Refused
 from autoscaler.adapters.proxy import prompts
 from autoscaler.adapters.proxy.fleet import Fleet
 from autoscaler.adapters.proxy.metrics import RouterMetrics
 from autoscaler.adapters.proxy.settings import IDLE_TIMEOUT_S, ProxySettings
 from autoscaler.adapters.proxy.stalls import EngineStalled
 from autoscaler.adapters.until_signal import run_until_signal
-from autoscaler.routing.admission import UnknownClass
+from autoscaler.routing.admission import PriorityClass, UnknownClass
 from autoscaler.routing.interface import NoEndpointError, RouteRequest
 from autoscaler.routing.router import AffinityRouter, RoutedPlacement
 
@@ -116,6 +116,18 @@ class BodyTooLarge(Exception):
 
 class _StreamCut(Exception):
     """Raised out of a handler whose answer already started, to have the connection closed (quietly)."""
+
+
+class _Besides:
+    """Every endpoint name but the given ones (a ``Container`` for the router's ``eligible``)."""
+
+    __slots__ = ("_left_out",)
+
+    def __init__(self, left_out: set[str]) -> None:
+        self._left_out = left_out
+
+    def __contains__(self, name: object) -> bool:
+        return name not in self._left_out
 
 
 T = TypeVar("T")
@@ -270,9 +282,10 @@ class Proxy:
             ),
             session_id=request.headers.get(settings.session_header),
         )
+        failed: set[str] = set()  # engines that answered nothing to this request: placed elsewhere if any
         for _attempt in range(settings.connect_attempts):
             try:  # at once, or once the admission queue dispatches it (the client hears nothing till then)
-                admitted = await self.admission.place(route_request, priority)
+                admitted = await self._place(route_request, priority, failed)
             except NoEndpointError:
                 return self._count(self._unavailable())
             except Refused as refused:
@@ -285,9 +298,20 @@ class Proxy:
                 answer = await self._forward(request, placement, raw, body, forward_headers)
             if answer is not None:
                 return answer
+            failed.add(placement.endpoint)
             start = time.perf_counter()
         log.warning("no engine answered after %d attempts: 502", settings.connect_attempts)
         return self._count(error(502, "no engine answered", kind="upstream_error"))
+
+    async def _place(self, request: RouteRequest, priority: PriorityClass, failed: set[str]) -> Admitted:
+        """Admit and place ``request`` away from the engines that already answered it nothing (a dead engine
+        stays in rotation until its next scrape); on those only when no other engine could take it."""
+        if failed:
+            try:
+                return await self.admission.place(request, priority, eligible=_Besides(failed))
+            except NoEndpointError:
+                pass
+        return await self.admission.place(request, priority)
 
     async def _forward(
         self,
