@@ -1,14 +1,14 @@
 """The Prometheus reader: every pool's raw metric families in one batch of PromQL queries.
 
-The reader fetches what the engines (or our router) count, not what they mean: per (pool, phase), the
-increase over the rate window of each counter and of each histogram bucket (``sum by (pool, phase, le)``),
-and the gauges summed at the evaluation time. ``autoscaler.core.derivation`` turns those families into the
+The reader fetches what the engines (or our router) count, not what they mean: per (pool, phase), the increase
+over the rate window of each counter and of each histogram bucket (``sum by (pool, phase, le)``), and the
+gauges summed at the evaluation time. ``autoscaler.core.signal_derivation`` turns those families into the
 policy's signals, the same code the simulator calls on the families it counts, so a field means the same in
-both drivers. One query per family, grouped ``by (pool, phase)``, so the cost of a control cycle does not
-grow with the number of pools. The pool and phase of a series come from target labels that the scrape
-configuration attaches (a ServiceMonitor relabelling pod labels, or static ``labels:`` in a plain scrape
-config); the label names are settings. Metric names accept both vLLM spellings, ``vllm:x`` and ``vllm_x``
-(an OpenMetrics scrape through prometheus-client >= 0.23 rewrites the colon), through ``__name__`` regexes.
+both drivers. One query per family, grouped ``by (pool, phase)``, so the cost of a control cycle does not grow
+with the number of pools. The pool and phase of a series come from target labels that the scrape configuration
+attaches (a ServiceMonitor relabelling pod labels, or static ``labels:`` in a plain scrape config); the label
+names are settings. Metric names accept both vLLM spellings, ``vllm:x`` and ``vllm_x`` (an OpenMetrics scrape
+through prometheus-client >= 0.23 rewrites the colon), through ``__name__`` regexes.
 
 Queries are ``string.Template`` strings (``$window``, ``$by``) so that PromQL's own braces need no escaping,
 and every one can be overridden for engines with other metric names. A query that fails (Prometheus down,
@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoscaler.core.derivation import derive, phase_signals
 from autoscaler.core.families import Histogram, PhaseFamilies
 from autoscaler.core.observation import Observation, ReplicaCounts
 from autoscaler.core.phases import Phase
+from autoscaler.core.signal_derivation import derive, phase_signals
 
 if TYPE_CHECKING:
     import requests

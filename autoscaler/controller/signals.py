@@ -13,7 +13,7 @@ from autoscaler.adapters.prometheus import ReaderSettings
 from autoscaler.core.phases import Phase
 
 Values = Mapping[tuple[str, Phase], Mapping[str, float]]
-"""Per (pool, phase), the signals ``core.derivation`` derived from Prometheus' families, by field name."""
+"""Per (pool, phase), the signals ``core.signal_derivation`` derived from Prometheus' families, by name."""
 
 
 class SignalReader(Protocol):

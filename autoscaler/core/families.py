@@ -1,7 +1,7 @@
 """Raw metric families of one pool and phase over one rate window: what both drivers measure.
 
-The policy's signals are derived from these by one pure function (``autoscaler.core.derivation``), so the
-live controller and the simulator cannot disagree on what a field means: the live reader fills a
+The policy's signals are derived from these by one pure function (``autoscaler.core.signal_derivation``),
+so the live controller and the simulator cannot disagree on what a field means: the live reader fills a
 ``PhaseFamilies`` from Prometheus (``increase(...[window])`` per counter and per histogram bucket, gauges at
 the evaluation time, each ``sum by`` pool and phase), and the simulator fills one from the counters and
 gauges its engines expose at its scrapes, bucketed at vLLM's own boundaries.

@@ -2,7 +2,7 @@
 
 The live controller reads counters, histogram buckets and gauges that Prometheus scraped every
 ``scrape_interval_s``, takes their increase over ``rate_window_s``, and reads them up to ``delay_s`` late;
-``autoscaler.core.derivation`` turns those families into the signals. The simulator keeps the same
+``autoscaler.core.signal_derivation`` turns those families into the signals. The simulator keeps the same
 families, counted where vLLM (or our router) counts them, samples them at its scrapes, and calls the same
 derivation on the newest sample at least ``delay_s`` old and the oldest one inside the rate window before it.
 No signal reaches the policy by another path.
@@ -36,10 +36,10 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from autoscaler.core.derivation import derive, phase_signals
 from autoscaler.core.families import Histogram, PhaseFamilies
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
+from autoscaler.core.signal_derivation import derive, phase_signals
 from autoscaler.core.slo import Slo
 from autoscaler.core.vllm_buckets import ITL_BUCKETS, TTFT_BUCKETS, buckets_1_2_5
 from autoscaler.sim.cluster import Cluster, ReplicaState

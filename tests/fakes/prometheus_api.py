@@ -1,11 +1,11 @@
 """A fake of Prometheus' instant-query API (``GET /api/v1/query``), over real HTTP on 127.0.0.1.
 
 A test sets the signals it wants the policy to see, per pool and phase (``arrival_rate``,
-``prompt_tokens_mean``, ``output_tokens_mean``, ``prefix_hit_rate``, ``queue_length``, ``kv_usage``,
-``ttft``, ``itl``); the fake answers the reader's raw-family queries (``autoscaler.adapters.prometheus``)
-with counter increases, histogram buckets and gauges from which ``autoscaler.core.derivation`` gives those
-signals back, recognising each query by the metric it reads. ``newest_sample`` is the query time unless a
-test makes the signals stale; ``fail_status`` makes every query fail as a broken Prometheus would.
+``prompt_tokens_mean``, ``output_tokens_mean``, ``prefix_hit_rate``, ``queue_length``, ``kv_usage``, ``ttft``,
+``itl``); the fake answers the reader's raw-family queries (``autoscaler.adapters.prometheus``) with counter
+increases, histogram buckets and gauges from which ``autoscaler.core.signal_derivation`` gives those signals
+back, recognising each query by the metric it reads. ``newest_sample`` is the query time unless a test makes
+the signals stale; ``fail_status`` makes every query fail as a broken Prometheus would.
 """
 
 from __future__ import annotations

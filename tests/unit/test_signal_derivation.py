@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from autoscaler.core.derivation import derive, histogram_quantile, phase_signals
 from autoscaler.core.families import Histogram, PhaseFamilies
 from autoscaler.core.observation import ReplicaCounts
+from autoscaler.core.signal_derivation import derive, histogram_quantile, phase_signals
 from autoscaler.policy.signals import problem
 
 BOUNDS = (0.1, 0.25, 0.5, 1.0)
