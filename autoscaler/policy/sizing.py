@@ -5,9 +5,10 @@
   then ask for replicas without end (up to ``max_replicas``, for nothing); instead the policy sizes for the
   same percentile over the requests that can meet it, and states the share that cannot.
 - **Decode context.** The KV a running sequence holds is read from the engines (KV in use over sequences
-  running) where they report it over enough sequences to average and it exceeds the model's figure, which
-  assumes prompt and output lengths independent (production client mixes are not). A figure below the
-  model's is a batch still filling with young sequences, not a smaller steady state.
+  running, summed over the snapshots of the last minutes: one snapshot swings with the few long sequences
+  in the batch) where they report it over enough sequences to average and it exceeds the model's figure,
+  which assumes prompt and output lengths independent (production client mixes are not). A figure below
+  the model's is a batch still filling with young sequences, not a smaller steady state.
 """
 
 from __future__ import annotations
@@ -65,13 +66,28 @@ def feasibility(profile: Profile, load: Load, slo: Slo) -> Feasibility | None:
     return Feasibility(dataclasses.replace(slo, ttft=sized), 1.0 - feasible)
 
 
-def observed_context(signals: PhaseSignals, load: Load) -> float | None:
-    """KV tokens per running sequence as the engines report it, when it rests on enough sequences and
-    exceeds the model's figure. A snapshot below the model is not trusted: a batch still filling up (after
-    a start or a scale-up) holds young sequences whose context has not grown yet."""
+def kv_held(
+    signals: PhaseSignals, history: tuple[tuple[float, float, float], ...], *, now: float, window_s: float
+) -> tuple[tuple[float, float, float], ...]:
+    """The history of ``(time, KV tokens in use, sequences running)`` with the engines' report now, kept
+    over ``window_s``."""
+    kept = tuple(sample for sample in history if now - sample[0] < window_s and sample[0] < now)
     context, running = signals.kv_tokens_per_running, signals.running_per_replica
     if context is None or running is None or not (math.isfinite(context) and math.isfinite(running)):
+        return kept
+    sequences = running * signals.replicas.ready
+    return (*kept, (now, context * sequences, sequences))
+
+
+def observed_context(history: tuple[tuple[float, float, float], ...], load: Load) -> float | None:
+    """KV tokens per running sequence as the engines reported it over ``history`` (KV summed over running
+    sequences summed: each snapshot weighs by its batch), when the batches held enough sequences and it
+    exceeds the model's figure. A figure below the model is not trusted: a batch still filling up (after a
+    start or a scale-up) holds young sequences whose context has not grown yet."""
+    sequences = sum(running for _, _, running in history)
+    if sequences < MIN_RUNNING_FOR_CONTEXT * len(history) or sequences <= 0:
         return None
-    if running < MIN_RUNNING_FOR_CONTEXT or context <= float(decode.context_per_sequence(load)):
+    context = sum(held for _, held, _ in history) / sequences
+    if context <= float(decode.context_per_sequence(load)):
         return None
     return context

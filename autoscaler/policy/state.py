@@ -28,6 +28,9 @@ class PhaseState:
     # (time, requests in the phase's engines, waiting or running) over the last rate window: engines count
     # requests when they finish, so arrivals are completions plus the growth of what is in flight
     inflight: tuple[tuple[float, float], ...] = ()
+    # (time, KV tokens in use, sequences running), summed over the replicas, over the forecast window: the
+    # engines' gauges are snapshots, and a batch's context swings with the few long sequences in it
+    kv_held: tuple[tuple[float, float, float], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -84,7 +84,7 @@ def step(
     observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float
 ) -> tuple[Decision, PolicyState]:
     observation = wake.with_router_queue(observation, settings)  # scale from zero: the router's queue
-    backlogged = _backlogged(observation)
+    backlogged = _backlogged(observation, settings)
     incoming = _incoming(observation, settings)
     upstream = _upstream(observation, state, settings, now=now)
     proposals = {
@@ -122,11 +122,16 @@ def step(
     return wake.together(decision, observation, settings), PolicyState(phases=phase_states)
 
 
-def _backlogged(observation: Observation) -> bool:
-    """Whether any phase has more requests waiting than ready replicas: latencies then measure the backlog
-    (in P/D a saturated decode pool shows up in TTFT), not the engine's speed, so nothing is calibrated
-    until the latencies observed during it have aged out (see ``_settled``)."""
-    return any((sig.queue_length or 0.0) > max(1, sig.replicas.ready) for sig in observation.phases.values())
+def _backlogged(observation: Observation, settings: PolicySettings) -> bool:
+    """Whether any phase's queue holds more than the TTFT target of its own throughput: latencies then
+    measure the backlog (in P/D a saturated decode pool shows up in TTFT), not the engine's speed, so
+    nothing is calibrated until the latencies observed during it have aged out (see ``_settled``). A
+    shorter queue is the load's own burstiness, which the latencies rightly show."""
+    for sig in observation.phases.values():
+        queue = sig.queue_length or 0.0
+        if queue > 0 and queue >= (sig.arrival_rate or 0.0) * settings.slo.ttft.seconds:
+            return True
+    return False
 
 
 def _upstream(observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float) -> float:
@@ -144,13 +149,18 @@ def _upstream(observation: Observation, state: PolicyState, settings: PolicySett
 def _incoming(observation: Observation, settings: PolicySettings) -> float:
     """Rate at which the prefill backlog will reach decode (P/D), on top of what prefill completes now:
     queued prompts drain within the drain time, but no faster than the prefill replicas asked for can
-    prefill beyond their completions."""
+    prefill beyond their completions. A backlog the ready prefill replicas clear within the start-up
+    horizon is gone before a decode replica started for it is ready: decode is not sized for it (its
+    replicas started now would serve nobody). Prefill replicas still starting do not count there: they
+    become ready when decode's would, and the backlog they then clear reaches decode at once."""
     sig = observation.phases.get(Phase.PREFILL)
     if sig is None or signals.problem(sig, max_age_s=settings.max_signal_age_s) is not None:
         return 0.0
     if not sig.queue_length or not sig.arrival_rate:
         return 0.0
     mean_work = float(prefill.work(settings.profile, _load(sig, sig.arrival_rate))[0])
+    if sig.queue_length <= max(0.0, sig.replicas.ready / mean_work - sig.arrival_rate) * settings.horizon_s:
+        return 0.0
     spare = max(0.0, sig.replicas.current / mean_work - sig.arrival_rate)
     return min(sig.queue_length / settings.forecast.backlog_drain_s, spare)
 
@@ -206,7 +216,11 @@ def _propose(
     if incoming > 0:
         adjustments.append(Adjustment.BACKLOG_INCOMING)
     load = _load(sig, rate, arrival_cv=_arrival_cv(sig, view, settings))
-    context = sizing.observed_context(sig, load) if phase is Phase.DECODE else None
+    context = None
+    if phase is Phase.DECODE:
+        held = sizing.kv_held(sig, state.kv_held, now=now, window_s=settings.forecast.window_s)
+        state = dataclasses.replace(state, kv_held=held)
+        context = sizing.observed_context(held, load)
     if context is not None:
         adjustments.append(Adjustment.KV_OBSERVED)
     slo, infeasible = settings.slo, 0.0

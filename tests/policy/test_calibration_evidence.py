@@ -5,7 +5,9 @@ ready, or after a backlog drained, they still describe the smaller supply or the
 prediction for the replicas ready now they read as a slow engine, and the correction then inflated the pool
 for its whole half-life (on the default scenario: decode x1.09 after the burst's scale-up, 0.08 GPU-hours
 for no attainment). So the policy updates the correction only once the ready count has held, with no
-backlog, for the calibration's evidence window.
+backlog, for the calibration's evidence window. A backlog is a queue holding more than the TTFT target of
+the phase's throughput; a shorter one is the load's own burstiness, which the latencies rightly show (on a
+production client mix it held every update off while the model under-sized the pool).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from tests.policy.builders import make_settings, observation, phase_signals
 
 RATE = 50.0  # two ready decode replicas run at 65 % of their ITL-bound batch: inside the calibration band
 SLOW_ITL_S = 0.1  # twice the target: what the window still shows of the time one replica carried the load
+BACKLOG = 2.0 * RATE * make_settings().slo.ttft.seconds  # twice the TTFT target's worth of throughput
 
 
 def _before(*, backlog: bool) -> PhaseSignals:
     """The disturbance: one of two replicas still starting, or both ready but a queue building up."""
     if backlog:
-        return phase_signals(rate=RATE, replicas=(2, 2, 0), queue_length=10.0, itl_observed_s=SLOW_ITL_S)
+        return phase_signals(rate=RATE, replicas=(2, 2, 0), queue_length=BACKLOG, itl_observed_s=SLOW_ITL_S)
     return phase_signals(rate=RATE, replicas=(2, 1, 1), itl_observed_s=SLOW_ITL_S)
 
 
@@ -69,3 +72,21 @@ def test_calibration_waits_for_settled_evidence(backlog: bool, settled_for_s: fl
         assert correction > 1.0
     else:
         assert correction == 1.0
+
+
+@pytest.mark.parametrize(
+    ("queue", "learns"),
+    [(0.2 * RATE, True), (BACKLOG, False)],
+    ids=[
+        "a queue of a fifth of a second's throughput is burstiness: the latencies count",
+        "a queue of two TTFT targets' throughput is a backlog: they do not",
+    ],
+)
+def test_a_short_queue_is_burstiness_not_a_backlog(queue: float, learns: bool) -> None:
+    settings = make_settings()
+    sig = phase_signals(rate=RATE, replicas=(2, 2, 0), queue_length=queue, itl_observed_s=SLOW_ITL_S)
+    state = PolicyState()
+    for i in range(6):  # three minutes on the same supply: past the evidence window
+        now = 30.0 * i
+        _, state = step(observation(now, prefill=sig, decode=sig), state, settings, now=now)
+    assert (state.phase(Phase.DECODE).correction > 1.0) is learns

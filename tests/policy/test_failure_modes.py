@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from autoscaler.capacity import decode
+from autoscaler.capacity import decode, prefill
 from autoscaler.capacity.load import Load
 from autoscaler.core.decision import Adjustment, Decision, Reason
 from autoscaler.core.phases import Phase
@@ -115,15 +115,69 @@ def test_a_short_spike_is_served_as_it_is_not_extrapolated() -> None:
     assert spiked.replicas <= at_spike.phases[Phase.PREFILL].replicas
 
 
-@pytest.mark.parametrize("queue", [0.0, 50.0, 400.0], ids=["no backlog", "backlog", "large backlog"])
-def test_a_prefill_backlog_on_the_replicas_does_not_scale_prefill_but_sizes_decode(queue: float) -> None:
-    calm = one_step(prefill={}, decode={})
-    backlogged = one_step(prefill={"queue_length": queue}, decode={})
+def _prefill_clears_within_horizon(ready: int) -> float:
+    """The backlog ``ready`` prefill replicas clear, beyond the arrivals, within the start-up horizon."""
+    settings = make_settings()
+    sig = phase_signals()
+    assert sig.arrival_rate is not None and sig.prompt_tokens_mean is not None
+    assert sig.output_tokens_mean is not None
+    load = Load.of(
+        rate=sig.arrival_rate,
+        prompt_tokens=sig.prompt_tokens_mean,
+        output_tokens=sig.output_tokens_mean,
+        prompt_cv=sig.prompt_tokens_cv or 1.0,
+    )
+    work = float(prefill.work(settings.profile, load)[0])
+    return (ready / work - sig.arrival_rate) * settings.horizon_s
+
+
+@pytest.mark.parametrize(
+    ("prefill_replicas", "backlog", "incoming"),
+    [
+        ((1, 1, 0), 0.0, False),
+        ((1, 1, 0), 0.5, False),
+        ((1, 1, 0), 2.0, True),
+        ((3, 1, 2), 2.0, True),
+    ],
+    ids=[
+        "no backlog",
+        "a backlog the ready prefill replicas clear before a decode replica could start: not sized for",
+        "a backlog that outlasts the start-up horizon: decode is sized for it",
+        "prefill replicas still starting do not clear it earlier: decode is sized for it",
+    ],
+)
+def test_a_prefill_backlog_does_not_scale_prefill_and_sizes_decode_only_if_it_outlasts_start_up(
+    prefill_replicas: tuple[int, int, int], backlog: float, incoming: bool
+) -> None:
+    """``backlog``: the queue on prefill, in multiples of what its ready replicas clear within the horizon."""
+    queue = backlog * _prefill_clears_within_horizon(prefill_replicas[1])
+    calm = one_step(prefill={"replicas": prefill_replicas}, decode={})
+    backlogged = one_step(prefill={"replicas": prefill_replicas, "queue_length": queue}, decode={})
     assert backlogged.phases[Phase.PREFILL].replicas == calm.phases[Phase.PREFILL].replicas
-    grows = backlogged.phases[Phase.DECODE].replicas >= calm.phases[Phase.DECODE].replicas
-    assert grows
-    assert (Adjustment.BACKLOG_INCOMING in backlogged.phases[Phase.DECODE].adjustments) is (queue > 0)
     assert (Adjustment.BACKLOG_ON_REPLICAS in backlogged.phases[Phase.PREFILL].adjustments) is (queue > 0)
+    decode_adjustments = backlogged.phases[Phase.DECODE].adjustments
+    assert (Adjustment.BACKLOG_INCOMING in decode_adjustments) is incoming
+    grown = backlogged.phases[Phase.DECODE].replicas > calm.phases[Phase.DECODE].replicas
+    assert grown is incoming
+
+
+def test_decode_context_is_the_batch_weighted_mean_over_the_window_not_one_snapshot() -> None:
+    """Engines' gauges are snapshots: one that catches a few long sequences must not size decode alone."""
+    settings, rate = unlimited_up(), 150.0
+    usual = {"kv_tokens_per_running": 1.2 * MODEL_CONTEXT, "running_per_replica": 60.0}
+    swing = {"kv_tokens_per_running": 3.0 * MODEL_CONTEXT, "running_per_replica": 5.0}
+    state = PolicyState()
+    decision = None
+    for i in range(6):
+        now = i * INTERVAL
+        sig = phase_signals(rate=rate, replicas=(4, 4, 0), **(swing if i == 5 else usual))
+        decision, state = step(observation(now, prefill=sig, decode=sig), state, settings, now=now)
+    assert decision is not None
+    alone = one_step(decode={"rate": rate, "replicas": (4, 4, 0), **swing}).phases[Phase.DECODE]
+    windowed = decision.phases[Phase.DECODE]
+    assert Adjustment.KV_OBSERVED in windowed.adjustments
+    assert f"KV {1.2 * MODEL_CONTEXT:.0f}" not in windowed.message  # the swing moved it, by its weight only
+    assert windowed.replicas < alone.replicas
 
 
 def test_noisy_load_at_a_boundary_does_not_flap() -> None:
