@@ -10,8 +10,10 @@ formed decides whether the policy chases noise:
   moves neither much, where a least-squares line through a spike points at several times the real load.
 - **Damped, sustained, significant trend.** Only a rising trend is extrapolated (a forecast fall takes no
   capacity away before it happens), only when the rise over the window stands out of the samples' noise,
-  and only when it is sustained: no single interval carries more than ``max_jump_share`` of it (a step or
-  a spike is one jump, which says nothing about the next minutes); its
+  and only when it is sustained: no single interval carries more than ``max_jump_share`` of it, and no span
+  of one rate window more than ``max_window_share`` (a step or a spike is one jump, which says nothing about
+  the next minutes, and a rate window spreads it over the samples of its span: 40, 80, 120 for a 40 -> 120
+  step read every 30 s through a 1-minute rate); its
   extrapolation is damped (a trend seen over three minutes says little about the fourth and fifth) and
   capped at ``max_growth`` times the level (the demand read already counts what piles up in the queues).
 - **Spikes are served, not extrapolated.** A newest sample far above the line (``spike_sigmas`` robust
@@ -75,8 +77,15 @@ def outlook(state: ForecastState, *, rate_now: float, horizon_s: float, settings
     slope, level = _line((*history, (now, min(rate_now, threshold))), now)
     rise = slope * (now - history[0][0])
     # judged on the samples before the newest, so that a higher rate now never switches the trend off
+    total = history[-1][1] - history[0][1]
     jump = max(b - a for (_, a), (_, b) in itertools.pairwise(history))
-    sustained = jump <= settings.max_jump_share * (history[-1][1] - history[0][1])
+    smeared = max(
+        b - a
+        for i, (ta, a) in enumerate(history)
+        for tb, b in history[i + 1 :]
+        if tb - ta <= settings.rate_window_s + 1e-9
+    )
+    sustained = jump <= settings.max_jump_share * total and smeared <= settings.max_window_share * total
     trend = slope if slope > 0 and rise > settings.trend_sigmas * sigma and sustained else 0.0
     ahead = settings.signal_lag_s + horizon_s
     growth = trend * settings.damping_s * (1.0 - math.exp(-ahead / settings.damping_s))

@@ -51,6 +51,8 @@ class Forecast:
     spike_sigmas: float = 3.0  # a newest sample this many robust sigmas above the line is a spike
     trend_sigmas: float = 2.0  # a rise over the window smaller than this many sigmas is noise, not a trend
     max_jump_share: float = 0.5  # a rise more than half of which came in one interval is a jump, not a trend
+    # ... or three quarters of which came within one rate window: a step read through the window's span
+    max_window_share: float = 0.75
     noise_floor: float = 0.05  # sigma is at least this share of the level when telling spikes (a flat series)
     damping_s: float = 600.0  # the trend's extrapolation fades with this time constant
     max_growth: float = 0.5  # extrapolate at most +50 % of the level

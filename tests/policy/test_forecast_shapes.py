@@ -1,0 +1,51 @@
+"""The forecast's reading of load shapes, as the policy sees them: rates over a 1-minute window, 30 s apart.
+
+A step seen through a rate window is no single jump between two samples: the window spreads it over the
+samples of one window (40, 80, 120 for a 40 -> 120 step read every 30 s). Extrapolating that as a trend
+sized prefill on the step scenario for 200 req/s where 114 arrived. A rise is a trend only when no one
+rate window carries most of it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from autoscaler.policy import forecast
+from autoscaler.policy.settings import Forecast
+from autoscaler.policy.state import ForecastState
+
+SETTINGS = Forecast()
+INTERVAL = 30.0
+HORIZON = 190.0
+
+
+def outlook(rates: list[float]) -> forecast.Outlook:
+    """The outlook after samples ``rates`` taken ``INTERVAL`` apart (the last one is the rate now)."""
+    samples = tuple((i * INTERVAL, rate) for i, rate in enumerate(rates))
+    return forecast.outlook(
+        ForecastState(samples=samples), rate_now=rates[-1], horizon_s=HORIZON, settings=SETTINGS
+    )
+
+
+@pytest.mark.parametrize(
+    ("rates", "extrapolated"),
+    [
+        ([40.0, 45.0, 50.0, 55.0, 60.0, 65.0, 70.0], True),
+        ([40.0, 40.0, 40.0, 80.0, 120.0, 120.0, 120.0], False),
+        ([40.0, 40.0, 40.0, 40.0, 80.0, 120.0, 120.0], False),
+        ([60.0, 61.0, 59.0, 60.0, 62.0, 58.0, 60.0], False),
+    ],
+    ids=[
+        "a ramp of 10 req/s a minute: a trend, extrapolated",
+        "a step read through the rate window (40, 80, 120): a jump, not extrapolated",
+        "the same step one sample earlier: a jump",
+        "noise around a level: no trend",
+    ],
+)
+def test_a_rise_is_extrapolated_only_when_no_rate_window_carries_most_of_it(
+    rates: list[float], extrapolated: bool
+) -> None:
+    got = outlook(rates)
+    assert (got.trend > 0) is extrapolated
+    if not extrapolated:
+        assert got.rate <= max(rates[-1], got.level) + SETTINGS.band_sigmas * got.sigma + 1e-9
