@@ -7,7 +7,8 @@ mechanism that moved the sizing is listed in the decision's ``adjustments``):
 2. **Forecast.** A robust, damped trend over the start-up horizon; a spike is served as it is, never
    extrapolated (``policy.forecast``). Zero traffic with an empty queue is real: the minimum.
 3. **Backlog.** Prefill's queue sits inside busy engines, where replicas started now cannot take it: it
-   adds nothing to prefill, and reaches decode within the drain time, so decode is sized for it.
+   adds nothing to prefill, and reaches decode within the drain time, so decode is sized for it if it
+   lasts past the start-up horizon (before that, decode replicas started for it would serve none of it).
 4. **Feasibility and context.** Prefill is sized for the requests that can meet the TTFT target at all
    (the share that cannot is stated); decode for the KV per running sequence the engines report
    (``policy.sizing``).
