@@ -9,6 +9,8 @@ mechanism that moved the sizing is listed in the decision's ``adjustments``):
 3. **Backlog.** Prefill's queue sits inside busy engines, where replicas started now cannot take it: it
    adds nothing to prefill, and reaches decode within the drain time, so decode is sized for it if it
    lasts past the start-up horizon (before that, decode replicas started for it would serve none of it).
+   A decode queue still growing with no replica on its way is sized for as it will be when replicas asked
+   for now are ready.
 4. **Feasibility and context.** Prefill is sized for the requests that can meet the TTFT target at all
    (the share that cannot is stated); decode for the KV per running sequence the engines report
    (``policy.sizing``).
@@ -209,7 +211,12 @@ def _propose(
         adjustments.insert(0, Adjustment.INFLIGHT_GROWTH)
     if upstream_demand > max(0.0, sig.arrival_rate + growth):
         adjustments.insert(0, Adjustment.UPSTREAM_DEMAND)
-    rate, backlog_note = _with_backlog(phase, view.rate, queue=queue, incoming=incoming, settings=settings)
+    # A backlog still growing with no replica on its way is larger when replicas asked for now are ready.
+    growing = queue >= sig.arrival_rate * settings.slo.ttft.seconds and sig.replicas.starting == 0
+    queue_then = queue + (max(0.0, growth) * settings.horizon_s if growing else 0.0)
+    rate, backlog_note = _with_backlog(
+        phase, view.rate, queue=queue, queue_then=queue_then, incoming=incoming, settings=settings
+    )
     if phase is Phase.PREFILL and queue > 0:
         adjustments.append(Adjustment.BACKLOG_ON_REPLICAS)
     elif queue > 0:
@@ -303,7 +310,7 @@ def _forecast_adjustments(view: forecast.Outlook) -> list[Adjustment]:
 
 
 def _with_backlog(
-    phase: Phase, rate: float, *, queue: float, incoming: float, settings: PolicySettings
+    phase: Phase, rate: float, *, queue: float, queue_then: float, incoming: float, settings: PolicySettings
 ) -> tuple[float, str]:
     """The rate to size for with the backlog: prefill's own queue sits inside busy engines, where replicas
     started now cannot take it, so it adds nothing; a decode (or aggregated) queue adds the rate that drains
@@ -311,8 +318,12 @@ def _with_backlog(
     drain = settings.forecast.backlog_drain_s
     if phase is Phase.PREFILL:
         return rate, f"queue {queue:.0f} on the replicas"
-    note = f"queue {queue:.0f}" + (f", prefill backlog {incoming * drain:.0f} incoming" if incoming else "")
-    return rate + queue / drain + incoming, note
+    note = f"queue {queue:.0f}"
+    if queue_then > queue:
+        note += f", {queue_then:.0f} by the time replicas asked for now are ready"
+    if incoming:
+        note += f", prefill backlog {incoming * drain:.0f} incoming"
+    return rate + queue_then / drain + incoming, note
 
 
 def _basis(

@@ -14,7 +14,7 @@ import pytest
 
 from autoscaler.capacity import decode, prefill
 from autoscaler.capacity.load import Load
-from autoscaler.core.decision import Adjustment, Decision, Reason
+from autoscaler.core.decision import Adjustment, Decision, PhaseDecision, Reason
 from autoscaler.core.phases import Phase
 from autoscaler.policy.settings import Behavior, PolicySettings, RateLimit
 from autoscaler.policy.state import PolicyState
@@ -284,3 +284,29 @@ def test_a_rate_dispersed_beyond_poisson_gets_headroom_for_its_bursts(
     base, got = run_phases(smooth)[-1], run_phases(steps)[-1]
     grew = got.phases[Phase.PREFILL].replicas > base.phases[Phase.PREFILL].replicas
     assert grew is more_prefill
+
+
+def _after_a_growing_decode_backlog(decode_replicas: tuple[int, int, int]) -> PhaseDecision:
+    """Decode's decision once its queue grew from 1,000 to 2,000 in 30 s at 20 req/s completed."""
+    settings, rate = unlimited_up(), 20.0
+    state, decision = PolicyState(), None
+    for i, queue in enumerate([1_000.0, 2_000.0]):
+        now = i * INTERVAL
+        prefill_sig = phase_signals(rate=rate, replicas=(2, 2, 0))
+        decode_sig = phase_signals(rate=rate, replicas=decode_replicas, queue_length=queue)
+        observed = observation(now, prefill=prefill_sig, decode=decode_sig)
+        decision, state = step(observed, state, settings, now=now)
+    assert decision is not None
+    return decision.phases[Phase.DECODE]
+
+
+def test_a_growing_decode_backlog_with_no_replica_on_its_way_is_sized_for_as_it_will_be() -> None:
+    """A burst's decode queue grows until replicas asked for now are ready, two minutes on: draining the
+    queue as it is now leaves them short of the one they will find. Once a replica is starting, the policy
+    has reacted: the queue as it is, as before."""
+    none_coming = _after_a_growing_decode_backlog((2, 2, 0))
+    one_coming = _after_a_growing_decode_backlog((3, 2, 1))
+    projected = "by the time replicas asked for now are ready"
+    assert projected in none_coming.message
+    assert projected not in one_coming.message
+    assert none_coming.replicas > one_coming.replicas
