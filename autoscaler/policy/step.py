@@ -314,7 +314,8 @@ def _with_backlog(
 ) -> tuple[float, str]:
     """The rate to size for with the backlog: prefill's own queue sits inside busy engines, where replicas
     started now cannot take it, so it adds nothing; a decode (or aggregated) queue adds the rate that drains
-    it, and decode also gets the prefill backlog about to reach it."""
+    it as it will be when replicas asked for now are ready (``queue_then``), and decode also gets the
+    prefill backlog about to reach it."""
     drain = settings.forecast.backlog_drain_s
     if phase is Phase.PREFILL:
         return rate, f"queue {queue:.0f} on the replicas"
