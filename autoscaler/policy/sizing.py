@@ -25,7 +25,8 @@ from autoscaler.core.slo import LatencyTarget, Slo
 from autoscaler.profiles.schema import Profile
 
 MIN_RUNNING_FOR_CONTEXT = 4.0
-"""Sequences per replica below which the engines' KV per running sequence is too few to average over."""
+"""Sequences running in the pool, per snapshot on average, below which the engines' KV per running sequence
+rests on too few to average over."""
 
 _BISECTION_STEPS = 30
 
