@@ -125,16 +125,17 @@ def step(
     return wake.together(decision, observation, settings), PolicyState(phases=phase_states)
 
 
+def _past_target(sig: PhaseSignals, settings: PolicySettings) -> bool:
+    """Whether the phase's queue holds at least the TTFT target's worth of its own throughput: a backlog,
+    where a shorter queue is the load's own burstiness."""
+    return (sig.queue_length or 0.0) >= (sig.arrival_rate or 0.0) * settings.slo.ttft.seconds
+
+
 def _backlogged(observation: Observation, settings: PolicySettings) -> bool:
-    """Whether any phase's queue holds more than the TTFT target of its own throughput: latencies then
-    measure the backlog (in P/D a saturated decode pool shows up in TTFT), not the engine's speed, so
-    nothing is calibrated until the latencies observed during it have aged out (see ``_settled``). A
-    shorter queue is the load's own burstiness, which the latencies rightly show."""
-    for sig in observation.phases.values():
-        queue = sig.queue_length or 0.0
-        if queue > 0 and queue >= (sig.arrival_rate or 0.0) * settings.slo.ttft.seconds:
-            return True
-    return False
+    """Whether any phase has a backlog (``_past_target``): latencies then measure it (in P/D a saturated
+    decode pool shows up in TTFT), not the engine's speed, so nothing is calibrated until the latencies
+    observed during it have aged out (see ``_settled``). Burstiness the latencies rightly show."""
+    return any(sig.queue_length and _past_target(sig, settings) for sig in observation.phases.values())
 
 
 def _upstream(observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float) -> float:
@@ -212,7 +213,7 @@ def _propose(
     if upstream_demand > max(0.0, sig.arrival_rate + growth):
         adjustments.insert(0, Adjustment.UPSTREAM_DEMAND)
     # A backlog still growing with no replica on its way is larger when replicas asked for now are ready.
-    growing = queue >= sig.arrival_rate * settings.slo.ttft.seconds and sig.replicas.starting == 0
+    growing = _past_target(sig, settings) and sig.replicas.starting == 0
     queue_then = queue + (max(0.0, growth) * settings.horizon_s if growing else 0.0)
     rate, backlog_note = _with_backlog(
         phase, view.rate, queue=queue, queue_then=queue_then, incoming=incoming, settings=settings
