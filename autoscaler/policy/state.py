@@ -19,6 +19,9 @@ class ForecastState:
 @dataclasses.dataclass(frozen=True, slots=True)
 class PhaseState:
     recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas) within the longest window
+    # (time, replicas) the load alone asked for, without a backlog's drain: what the down window holds once
+    # the backlog is gone and no replica is starting
+    lasting: tuple[tuple[float, int], ...] = ()
     scale_events: tuple[tuple[float, int], ...] = ()  # (time, replicas before the change)
     forecast: ForecastState | None = None
     correction: float = 1.0  # observed / predicted latency, bounded

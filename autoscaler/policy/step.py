@@ -21,7 +21,9 @@ mechanism that moved the sizing is listed in the decision's ``adjustments``):
 7. **Budget.** If the phases want more GPUs than the pool's budget, split it where it buys the most SLO
    attainment (a note on the decision says how).
 8. **Behaviour.** Stabilization windows, then rate limits, against the replicas asked for so far
-   (starting replicas count as supply: they are part of the current count), then min/max.
+   (starting replicas count as supply: they are part of the current count), then min/max. What a spike
+   or a backlog's drain asked for is served but not held by the down window once it is over (for a
+   drain: no backlog left in the pool and no replica of the phase starting).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class _Proposal:
     slo: Slo | None = None  # as sized for (the TTFT percentile over the feasible requests)
     context: float | None = None  # decode KV per running sequence as reported, if used
     adjustments: tuple[Adjustment, ...] = ()
+    lasting: int | None = None  # the count the load alone asks for, where a backlog's drain added to it
+    calm: bool = False  # no backlog in the pool or reaching the phase, and no replica of the phase starting
 
 
 class Autoscaler:
@@ -266,22 +270,65 @@ def _propose(
         else f"ITL p{slo.itl.percentile:g} {float(sized.itl_s[()]) * 1000:.1f}ms"
     )
     message = f"{basis} needs {replicas} ({latency} predicted, bound by {sized.binding[()]})"
-    tolerance = settings.behavior.down_tolerance
-    if replicas < current and tolerance > 0:
-        margin = planning.size_phase(
-            profile,
-            load.with_rate(load.rate * (1.0 + tolerance)),
-            slo,
-            phase,
-            max_utilisation=settings.max_utilisation,
-            decode_context=context,
+    if replicas < current and _held_within_tolerance(profile, load, slo, phase, context, current, settings):
+        replicas, reason = current, Reason.WITHIN_TOLERANCE
+        message += (
+            f"; {settings.behavior.down_tolerance:.0%} more load would need {current}: held within the "
+            f"tolerance band"
         )
-        if float(margin.replicas[()]) >= current:
-            replicas, reason = current, Reason.WITHIN_TOLERANCE
-            message += f"; {tolerance:.0%} more load would need {current}: held within the tolerance band"
+    lasting = None
+    if rate != view.rate:  # a backlog's drain added to the load: what the load alone asks for
+        alone = load.with_rate(np.asarray(view.rate, dtype=np.float64))
+        lasting = int(
+            planning.size_phase(
+                profile, alone, slo, phase, max_utilisation=settings.max_utilisation, decode_context=context
+            ).replicas[()]
+        )
+        if lasting < current and _held_within_tolerance(
+            profile, alone, slo, phase, context, current, settings
+        ):
+            lasting = current
+        lasting = min(lasting, replicas)
+    calm = not backlogged and incoming == 0 and sig.replicas.starting == 0
     return _Proposal(
-        phase, current, replicas, reason, message, state, profile, load, slo, context, tuple(adjustments)
+        phase,
+        current,
+        replicas,
+        reason,
+        message,
+        state,
+        profile,
+        load,
+        slo,
+        context,
+        tuple(adjustments),
+        lasting,
+        calm,
     )
+
+
+def _held_within_tolerance(
+    profile: Profile,
+    load: Load,
+    slo: Slo,
+    phase: Phase,
+    context: float | None,
+    current: int,
+    settings: PolicySettings,
+) -> bool:
+    """Hysteresis: fewer replicas than now only if they would still do with ``down_tolerance`` more load."""
+    tolerance = settings.behavior.down_tolerance
+    if tolerance <= 0:
+        return False
+    margin = planning.size_phase(
+        profile,
+        load.with_rate(load.rate * (1.0 + tolerance)),
+        slo,
+        phase,
+        max_utilisation=settings.max_utilisation,
+        decode_context=context,
+    )
+    return float(margin.replicas[()]) >= current
 
 
 def _inflight(
@@ -481,9 +528,24 @@ def _behave(
     spike = Adjustment.SPIKE_SERVED in proposal.adjustments
     remembered = min(wanted, current) if spike else wanted
     recommendations = behavior.record(history, now=now, value=remembered, keep_s=keep)
+    # A backlog's drain is served but, once the backlog is gone and no replica is on its way, not held: the
+    # down window then keeps what the load alone asked for (the replicas a drain needed are idle after it).
+    without_drain = (
+        remembered if proposal.lasting is None else min(remembered, max(proposal.lasting, bounds.minimum))
+    )
+    lasting = behavior.record(state.lasting or history, now=now, value=without_drain, keep_s=keep)
     desired, why = behavior.stabilize(
         current=current, recommendations=recommendations, now=now, behavior=rules
     )
+    if proposal.calm:
+        alone, alone_why = behavior.stabilize(
+            current=current, recommendations=lasting, now=now, behavior=rules
+        )
+        if alone < desired:
+            desired, why = alone, alone_why
+            notes.append(
+                "the backlog is gone: the replicas its drain asked for are not held by the down window"
+            )
     if spike and wanted > desired:
         desired, why = wanted, None
         notes.append("a spike: served now, not held by the stabilization window afterwards")
@@ -503,6 +565,8 @@ def _behave(
     events = state.scale_events
     if desired != current:
         events = behavior.record(events, now=now, value=current, keep_s=keep)
-    new_state = dataclasses.replace(state, recommendations=recommendations, scale_events=events)
+    new_state = dataclasses.replace(
+        state, recommendations=recommendations, lasting=lasting, scale_events=events
+    )
     reason = limiter or proposal.reason or direction(desired, current)
     return PhaseDecision(desired, current, reason, "; ".join(notes), proposal.adjustments), new_state

@@ -310,3 +310,42 @@ def test_a_growing_decode_backlog_with_no_replica_on_its_way_is_sized_for_as_it_
     assert projected in none_coming.message
     assert projected not in one_coming.message
     assert none_coming.replicas > one_coming.replicas
+
+
+def _decode_around_a_backlog(starting_after: int) -> list[PhaseDecision]:
+    """Decode's decisions at 60 req/s: three minutes calm, a minute with 3,000 queued, then none queued,
+    with ``starting_after`` of its replicas still starting once the queue is gone."""
+    settings, rate, replicas = unlimited_up(), 60.0, 2
+    state, decisions = PolicyState(), []
+    for i, queue in enumerate([0.0] * 6 + [3_000.0] * 2 + [0.0] * 3):
+        now, starting = i * INTERVAL, starting_after if i >= 8 else 0
+        prefill_sig = phase_signals(rate=rate, replicas=(2, 2, 0))
+        decode_sig = phase_signals(
+            rate=rate, replicas=(replicas, replicas - starting, starting), queue_length=queue
+        )
+        decision, state = step(
+            observation(now, prefill=prefill_sig, decode=decode_sig), state, settings, now=now
+        )
+        replicas = decision.phases[Phase.DECODE].replicas
+        decisions.append(decision.phases[Phase.DECODE])
+    return decisions
+
+
+@pytest.mark.parametrize(
+    ("starting_after", "released"),
+    [(0, True), (1, False)],
+    ids=["backlog gone, none starting: released", "a replica still starting: held by the down window"],
+)
+def test_replicas_a_drained_backlog_asked_for_are_not_held_once_it_is_gone(
+    starting_after: int, released: bool
+) -> None:
+    """A backlog's drain needs replicas only while it lasts: once the queue is gone and no replica is on
+    its way, the down window holds what the load alone asked for, not the drain's count (as for a spike).
+    While a replica is still starting the policy has not seen the new supply serve: it holds, as before."""
+    decisions = _decode_around_a_backlog(starting_after)
+    calm, peak, after = decisions[5].replicas, decisions[7].replicas, decisions[-1]
+    assert peak > calm
+    assert (after.replicas < peak) is released
+    assert ("the backlog is gone" in after.message) is released
+    if not released:
+        assert after.reason is Reason.SCALE_DOWN_STABILIZED
