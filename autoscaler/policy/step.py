@@ -36,6 +36,7 @@ import numpy as np
 from autoscaler.capacity import plan as planning
 from autoscaler.capacity import prefill
 from autoscaler.capacity.load import Load
+from autoscaler.capacity.result import PhaseSizing
 from autoscaler.core.decision import Adjustment, Decision, PhaseDecision, Reason, direction
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase
@@ -50,6 +51,33 @@ INFLIGHT_MATERIAL = 0.05  # in-flight growth above this share of the rate is rep
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _Sizer:
+    """The capacity model for one phase as this step calibrated it: the fewest replicas for a load."""
+
+    profile: Profile
+    slo: Slo  # as sized for (the TTFT percentile over the feasible requests)
+    phase: Phase
+    context: float | None  # decode KV per running sequence as reported, if used
+    max_utilisation: float
+
+    def size(self, load: Load) -> PhaseSizing:
+        return planning.size_phase(
+            self.profile,
+            load,
+            self.slo,
+            self.phase,
+            max_utilisation=self.max_utilisation,
+            decode_context=self.context,
+        )
+
+    def holds(self, load: Load, *, current: int, tolerance: float) -> bool:
+        """Hysteresis: fewer than ``current`` only if they would still do with ``tolerance`` more load."""
+        if tolerance <= 0:
+            return False
+        return float(self.size(load.with_rate(load.rate * (1.0 + tolerance))).replicas[()]) >= current
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Proposal:
     """A phase's sizing before budget and behaviour."""
 
@@ -59,10 +87,8 @@ class _Proposal:
     reason: Reason | None  # None: sized by the load (the decision says which way it went)
     message: str
     state: PhaseState
-    profile: Profile | None = None  # calibrated, for the budget split
+    sizer: _Sizer | None = None  # calibrated, for the budget split
     load: Load | None = None
-    slo: Slo | None = None  # as sized for (the TTFT percentile over the feasible requests)
-    context: float | None = None  # decode KV per running sequence as reported, if used
     adjustments: tuple[Adjustment, ...] = ()
     lasting: int | None = None  # the count the load alone asks for, where a backlog's drain added to it
     calm: bool = False  # no backlog in the pool or reaching the phase, and no replica of the phase starting
@@ -114,7 +140,7 @@ def step(
             budget_gpus=settings.gpu_budget,
             gpus_per_replica=settings.profile.gpus_per_replica,
             bounds=settings.bounds,
-            served_fraction=lambda phase, n: _served_fraction(proposals[phase], n, settings),
+            served_fraction=lambda phase, n: _served_fraction(proposals[phase], n),
         )
         if outcome is not None:
             budget_caps = outcome.replicas
@@ -254,9 +280,8 @@ def _propose(
     if correction != 1.0:
         adjustments.append(Adjustment.CALIBRATED)
     profile = calibration.corrected(settings.profile, factor=correction, phase=phase)
-    sized = planning.size_phase(
-        profile, load, slo, phase, max_utilisation=settings.max_utilisation, decode_context=context
-    )
+    sizer = _Sizer(profile, slo, phase, context, settings.max_utilisation)
+    sized = sizer.size(load)
     needed = float(sized.replicas[()])
     state = dataclasses.replace(state, correction=correction)
     basis = _basis(sig, view, rate, demand, backlog_note, correction, context, infeasible, slo, settings)
@@ -270,65 +295,21 @@ def _propose(
         else f"ITL p{slo.itl.percentile:g} {float(sized.itl_s[()]) * 1000:.1f}ms"
     )
     message = f"{basis} needs {replicas} ({latency} predicted, bound by {sized.binding[()]})"
-    if replicas < current and _held_within_tolerance(profile, load, slo, phase, context, current, settings):
+    tolerance = settings.behavior.down_tolerance
+    if replicas < current and sizer.holds(load, current=current, tolerance=tolerance):
         replicas, reason = current, Reason.WITHIN_TOLERANCE
-        message += (
-            f"; {settings.behavior.down_tolerance:.0%} more load would need {current}: held within the "
-            f"tolerance band"
-        )
+        message += f"; {tolerance:.0%} more load would need {current}: held within the tolerance band"
     lasting = None
     if rate != view.rate:  # a backlog's drain added to the load: what the load alone asks for
         alone = load.with_rate(np.asarray(view.rate, dtype=np.float64))
-        lasting = int(
-            planning.size_phase(
-                profile, alone, slo, phase, max_utilisation=settings.max_utilisation, decode_context=context
-            ).replicas[()]
-        )
-        if lasting < current and _held_within_tolerance(
-            profile, alone, slo, phase, context, current, settings
-        ):
+        lasting = int(sizer.size(alone).replicas[()])
+        if lasting < current and sizer.holds(alone, current=current, tolerance=tolerance):
             lasting = current
         lasting = min(lasting, replicas)
     calm = not backlogged and incoming == 0 and sig.replicas.starting == 0
     return _Proposal(
-        phase,
-        current,
-        replicas,
-        reason,
-        message,
-        state,
-        profile,
-        load,
-        slo,
-        context,
-        tuple(adjustments),
-        lasting,
-        calm,
+        phase, current, replicas, reason, message, state, sizer, load, tuple(adjustments), lasting, calm
     )
-
-
-def _held_within_tolerance(
-    profile: Profile,
-    load: Load,
-    slo: Slo,
-    phase: Phase,
-    context: float | None,
-    current: int,
-    settings: PolicySettings,
-) -> bool:
-    """Hysteresis: fewer replicas than now only if they would still do with ``down_tolerance`` more load."""
-    tolerance = settings.behavior.down_tolerance
-    if tolerance <= 0:
-        return False
-    margin = planning.size_phase(
-        profile,
-        load.with_rate(load.rate * (1.0 + tolerance)),
-        slo,
-        phase,
-        max_utilisation=settings.max_utilisation,
-        decode_context=context,
-    )
-    return float(margin.replicas[()]) >= current
 
 
 def _inflight(
@@ -481,20 +462,12 @@ def _calibrate(
     return calibration.update(previous, observed=observed, predicted=expected, settings=rules)
 
 
-def _served_fraction(proposal: _Proposal, replicas: int, settings: PolicySettings) -> float:
+def _served_fraction(proposal: _Proposal, replicas: int) -> float:
     """Fraction of the phase's forecast load that ``replicas`` replicas serve within the SLO."""
-    if proposal.load is None or proposal.profile is None or proposal.slo is None:
+    if proposal.load is None or proposal.sizer is None:
         return 1.0 if replicas >= proposal.replicas else 0.0
     fractions = np.arange(1, SERVED_FRACTION_GRID + 1) / SERVED_FRACTION_GRID
-    grid = proposal.load.with_rate(proposal.load.rate * fractions)
-    needed = planning.size_phase(
-        proposal.profile,
-        grid,
-        proposal.slo,
-        proposal.phase,
-        max_utilisation=settings.max_utilisation,
-        decode_context=proposal.context,
-    ).replicas
+    needed = proposal.sizer.size(proposal.load.with_rate(proposal.load.rate * fractions)).replicas
     served = fractions[needed <= replicas]
     return float(served.max()) if served.size else 0.0
 
