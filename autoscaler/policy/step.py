@@ -280,7 +280,9 @@ def _propose(
     if correction != 1.0:
         adjustments.append(Adjustment.CALIBRATED)
     profile = calibration.corrected(settings.profile, factor=correction, phase=phase)
-    sizer = _Sizer(profile, slo, phase, context, settings.max_utilisation)
+    sizer = _Sizer(
+        profile=profile, slo=slo, phase=phase, context=context, max_utilisation=settings.max_utilisation
+    )
     sized = sizer.size(load)
     needed = float(sized.replicas[()])
     state = dataclasses.replace(state, correction=correction)
