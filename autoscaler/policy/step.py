@@ -307,7 +307,6 @@ def _propose(
         lasting = int(sizer.size(alone).replicas[()])
         if lasting < current and sizer.holds(alone, current=current, tolerance=tolerance):
             lasting = current
-        lasting = min(lasting, replicas)
     calm = not backlogged and incoming == 0 and sig.replicas.starting == 0
     return _Proposal(
         phase, current, replicas, reason, message, state, sizer, load, tuple(adjustments), lasting, calm
@@ -513,11 +512,11 @@ def _behave(
         current=current, recommendations=recommendations, now=now, behavior=rules
     )
     if proposal.calm:
-        alone, alone_why = behavior.stabilize(
+        held_without_drain, why_without_drain = behavior.stabilize(
             current=current, recommendations=lasting, now=now, behavior=rules
         )
-        if alone < desired:
-            desired, why = alone, alone_why
+        if held_without_drain < desired:
+            desired, why = held_without_drain, why_without_drain
             notes.append(
                 "the backlog is gone: the replicas its drain asked for are not held by the down window"
             )
