@@ -5,6 +5,8 @@ mooncake), the three ServeGen hours (production-derived Alibaba client mixes), a
 the generators (a step, a short spike, a slow ramp, a flash crowd with long prompts, a diurnal day
 compressed, heavy-tailed outputs correlated with prompts). Each runs at its own seed and the next ones
 (``--seeds N``), every policy and the clairvoyant's search, in ``--jobs`` processes (one scenario-seed each).
+``--seed-offset K`` starts K seeds later: a held-out run, at seeds no one has looked at while changing the
+policy (the committed results use the scenarios' own seeds; ``--seed-offset 3`` follows on from them).
 
 Trace files are read from ``$AUTOSCALER_TRACES_DIR`` or ``../shared/traces`` beside the checkout (a
 scenario's ``traces/...`` path is taken relative to that folder); a scenario whose trace is absent is
@@ -16,7 +18,8 @@ JSON (sorted keys, 6 significant digits, no timings, so the same code gives the 
 the feasible fraction. The table prints, per scenario and policy, attainment and GPU-hours over the
 clairvoyant's, ``*`` where a baseline dominates.
 
-    python benchmarks/policy_suite.py [--quick] [--out FILE] [--seeds N] [--jobs N] [--only a,b] [--cache DIR]
+    python benchmarks/policy_suite.py [--quick] [--out FILE] [--seeds N] [--seed-offset K] [--jobs N]
+                                      [--only a,b] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -142,6 +145,12 @@ def main() -> int:
         "--seeds", type=int, help="seeds per scenario: its own and the next ones (3; quick 1)"
     )
     parser.add_argument(
+        "--seed-offset",
+        type=int,
+        default=0,
+        help="start this many seeds after each scenario's own: held-out seeds (0)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=2, help="scenario-seeds simulated in parallel (default 2)"
     )
     parser.add_argument("--only", help="comma-separated scenario names (a subset of the suite's)")
@@ -151,8 +160,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    if not 1 <= seeds <= 20 or not 1 <= args.jobs <= 64:
-        parser.error("--seeds must be in 1..20 and --jobs in 1..64")
+    if not 1 <= seeds <= 20 or not 0 <= args.seed_offset <= 1000 or not 1 <= args.jobs <= 64:
+        parser.error("--seeds must be in 1..20, --seed-offset in 0..1000 and --jobs in 1..64")
     names = QUICK if args.quick else SCENARIOS
     if args.only:
         wanted = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -169,7 +178,7 @@ def main() -> int:
             print(f"SKIPPED {name}: {absent}", file=sys.stderr)
             skipped[name] = absent
             continue
-        first_seed[name] = scenario.seed
+        first_seed[name] = scenario.seed + args.seed_offset
     # Every scenario's first seed before any second one: a suite cut short (--cache keeps what finished)
     # has covered every scenario at least once.
     units = [(name, seed + i) for i in range(seeds) for name, seed in first_seed.items()]
@@ -190,7 +199,13 @@ def main() -> int:
         for name in names
         if name not in skipped
     }
-    result = {"quick": args.quick, "seeds_per_scenario": seeds, "scenarios": scenarios, "skipped": skipped}
+    result = {
+        "quick": args.quick,
+        "seed_offset": args.seed_offset,
+        "seeds_per_scenario": seeds,
+        "scenarios": scenarios,
+        "skipped": skipped,
+    }
     result = clean(result)
     Path(args.out).write_text(json.dumps(result, sort_keys=True, indent=2) + "\n", encoding="utf-8")
     print(table(result))
