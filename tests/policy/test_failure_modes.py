@@ -8,6 +8,7 @@ at a boundary between two counts, and the calibration's visible bounds.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -286,18 +287,27 @@ def test_a_rate_dispersed_beyond_poisson_gets_headroom_for_its_bursts(
     assert grew is more_prefill
 
 
-def _after_a_growing_decode_backlog(decode_replicas: tuple[int, int, int]) -> PhaseDecision:
-    """Decode's decision once its queue grew from 1,000 to 2,000 in 30 s at 20 req/s completed."""
-    settings, rate = unlimited_up(), 20.0
-    state, decision = PolicyState(), None
-    for i, queue in enumerate([1_000.0, 2_000.0]):
+def _decode_decisions(
+    queues: list[float], *, rate: float, replicas: Callable[[int, int], tuple[int, int, int]]
+) -> list[PhaseDecision]:
+    """Decode's decisions, one per queue length, 30 s apart, behind two ready prefill replicas at ``rate``;
+    ``replicas(i, asked)`` gives decode's (current, ready, starting) at step ``i`` from its last decision."""
+    settings, state, asked, decisions = unlimited_up(), PolicyState(), 2, []
+    for i, queue in enumerate(queues):
         now = i * INTERVAL
         prefill_sig = phase_signals(rate=rate, replicas=(2, 2, 0))
-        decode_sig = phase_signals(rate=rate, replicas=decode_replicas, queue_length=queue)
-        observed = observation(now, prefill=prefill_sig, decode=decode_sig)
-        decision, state = step(observed, state, settings, now=now)
-    assert decision is not None
-    return decision.phases[Phase.DECODE]
+        decode_sig = phase_signals(rate=rate, replicas=replicas(i, asked), queue_length=queue)
+        decision, state = step(
+            observation(now, prefill=prefill_sig, decode=decode_sig), state, settings, now=now
+        )
+        asked = decision.phases[Phase.DECODE].replicas
+        decisions.append(decision.phases[Phase.DECODE])
+    return decisions
+
+
+def _after_a_growing_decode_backlog(decode_replicas: tuple[int, int, int]) -> PhaseDecision:
+    """Decode's decision once its queue grew from 1,000 to 2,000 in 30 s at 20 req/s completed."""
+    return _decode_decisions([1_000.0, 2_000.0], rate=20.0, replicas=lambda i, asked: decode_replicas)[-1]
 
 
 def test_a_growing_decode_backlog_with_no_replica_on_its_way_is_sized_for_as_it_will_be() -> None:
@@ -315,20 +325,12 @@ def test_a_growing_decode_backlog_with_no_replica_on_its_way_is_sized_for_as_it_
 def _decode_around_a_backlog(starting_after: int) -> list[PhaseDecision]:
     """Decode's decisions at 60 req/s: three minutes calm, a minute with 3,000 queued, then none queued,
     with ``starting_after`` of its replicas still starting once the queue is gone."""
-    settings, rate, replicas = unlimited_up(), 60.0, 2
-    state, decisions = PolicyState(), []
-    for i, queue in enumerate([0.0] * 6 + [3_000.0] * 2 + [0.0] * 3):
-        now, starting = i * INTERVAL, starting_after if i >= 8 else 0
-        prefill_sig = phase_signals(rate=rate, replicas=(2, 2, 0))
-        decode_sig = phase_signals(
-            rate=rate, replicas=(replicas, replicas - starting, starting), queue_length=queue
-        )
-        decision, state = step(
-            observation(now, prefill=prefill_sig, decode=decode_sig), state, settings, now=now
-        )
-        replicas = decision.phases[Phase.DECODE].replicas
-        decisions.append(decision.phases[Phase.DECODE])
-    return decisions
+
+    def replicas(i: int, asked: int) -> tuple[int, int, int]:
+        starting = starting_after if i >= 8 else 0
+        return asked, asked - starting, starting
+
+    return _decode_decisions([0.0] * 6 + [3_000.0] * 2 + [0.0] * 3, rate=60.0, replicas=replicas)
 
 
 @pytest.mark.parametrize(
