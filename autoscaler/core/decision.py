@@ -93,6 +93,7 @@ class Adjustment(enum.StrEnum):
     KV_OBSERVED = "KvObserved"  # decode context from the KV the engines report per running sequence
     INFEASIBLE_EXCLUDED = "InfeasibleExcluded"  # sized for the requests that can meet the TTFT target
     CALIBRATED = "Calibrated"  # the profile's times were corrected by observed latency
+    STARTING_RELEASED = "StartingReleased"  # the ready replicas hold the load: those still starting go
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -23,7 +23,10 @@ mechanism that moved the sizing is listed in the decision's ``adjustments``):
 8. **Behaviour.** Stabilization windows, then rate limits, against the replicas asked for so far
    (starting replicas count as supply: they are part of the current count), then min/max. What a spike
    or a backlog's drain asked for is served but not held by the down window once it is over (for a
-   drain: no backlog left in the pool and no replica of the phase starting).
+   drain: no backlog left in the pool and no replica of the phase starting). Replicas still starting
+   are released at once where even the ready ones hold the load with the tolerance: the down window
+   keeps capacity against a quick return of the load, and a replica not yet ready is none (a
+   ReplicaSet removes its not-ready pods first).
 """
 
 from __future__ import annotations
@@ -92,6 +95,9 @@ class _Proposal:
     adjustments: tuple[Adjustment, ...] = ()
     lasting: int | None = None  # the count the load alone asks for, where a backlog's drain added to it
     calm: bool = False  # no backlog in the pool or reaching the phase, and no replica of the phase starting
+    # the ready replicas, where replicas are starting and even the ready ones hold the load with the
+    # tolerance: the starting ones are not needed
+    ready_enough: int | None = None
 
 
 class Autoscaler:
@@ -308,8 +314,25 @@ def _propose(
         if lasting < current and sizer.holds(alone, current=current, tolerance=tolerance):
             lasting = current
     calm = not backlogged and incoming == 0 and sig.replicas.starting == 0
+    ready = sig.replicas.ready
+    ready_enough = (
+        sig.replicas.starting > 0
+        and replicas < ready
+        and not sizer.holds(load, current=ready, tolerance=tolerance)
+    )
     return _Proposal(
-        phase, current, replicas, reason, message, state, sizer, load, tuple(adjustments), lasting, calm
+        phase,
+        current,
+        replicas,
+        reason,
+        message,
+        state,
+        sizer,
+        load,
+        tuple(adjustments),
+        lasting=lasting,
+        calm=calm,
+        ready_enough=ready if ready_enough else None,
     )
 
 
@@ -536,6 +559,14 @@ def _behave(
     if budget_cap is not None and desired > budget_cap:  # the budget is hard, whatever the windows hold
         desired, limiter = budget_cap, Reason.BUDGET_LIMITED
         notes.append(f"GPU budget allows {budget_cap}")
+    adjustments = proposal.adjustments
+    if proposal.ready_enough is not None and max(proposal.ready_enough, wanted) < desired <= current:
+        desired, limiter = max(proposal.ready_enough, wanted), None
+        adjustments += (Adjustment.STARTING_RELEASED,)
+        notes.append(
+            f"the {proposal.ready_enough} ready replicas hold the load with {rules.down_tolerance:.0%} more: "
+            f"replicas still starting are released, not held by the windows"
+        )
     events = state.scale_events
     if desired != current:
         events = behavior.record(events, now=now, value=current, keep_s=keep)
@@ -543,4 +574,4 @@ def _behave(
         state, recommendations=recommendations, lasting=lasting, scale_events=events
     )
     reason = limiter or proposal.reason or direction(desired, current)
-    return PhaseDecision(desired, current, reason, "; ".join(notes), proposal.adjustments), new_state
+    return PhaseDecision(desired, current, reason, "; ".join(notes), adjustments), new_state

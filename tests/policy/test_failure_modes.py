@@ -336,18 +336,65 @@ def _decode_around_a_backlog(starting_after: int) -> list[PhaseDecision]:
 @pytest.mark.parametrize(
     ("starting_after", "released"),
     [(0, True), (1, False)],
-    ids=["backlog gone, none starting: released", "a replica still starting: held by the down window"],
+    ids=[
+        "backlog gone, none starting: released",
+        "a replica still starting: only it is released, the ready ones held by the down window",
+    ],
 )
 def test_replicas_a_drained_backlog_asked_for_are_not_held_once_it_is_gone(
     starting_after: int, released: bool
 ) -> None:
     """A backlog's drain needs replicas only while it lasts: once the queue is gone and no replica is on
     its way, the down window holds what the load alone asked for, not the drain's count (as for a spike).
-    While a replica is still starting the policy has not seen the new supply serve: it holds, as before."""
+    While a replica is still starting the policy has not seen the new supply serve: the down window holds
+    the ready ones, and the one still starting, which they do without, is released."""
     decisions = _decode_around_a_backlog(starting_after)
     calm, peak, after = decisions[5].replicas, decisions[7].replicas, decisions[-1]
     assert peak > calm
-    assert (after.replicas < peak) is released
+    assert after.replicas < peak
     assert ("the backlog is gone" in after.message) is released
     if not released:
-        assert after.reason is Reason.SCALE_DOWN_STABILIZED
+        assert after.replicas == after.previous - starting_after
+        assert Adjustment.STARTING_RELEASED in after.adjustments
+
+
+def _prefill_after_a_spike(*, rate_after: float, ready_after: int) -> PhaseDecision:
+    """Prefill's decision two steps after a minute at 240 req/s that followed three minutes at 60, while
+    the replicas the spike asked for start: ``ready_after`` of them are ready by then."""
+    settings, state, asked, ready = unlimited_up(), PolicyState(), 3, 3
+    rates = [60.0] * 6 + [240.0] * 2 + [rate_after] * 2
+    decision = None
+    for i, rate in enumerate(rates):
+        now = i * INTERVAL
+        ready = asked if i < 6 else ready_after if i >= 8 else ready
+        sig = phase_signals(rate=rate, replicas=(asked, ready, asked - ready))
+        decision, state = step(observation(now, prefill=sig, decode=sig), state, settings, now=now)
+        asked = decision.phases[Phase.PREFILL].replicas
+    assert decision is not None
+    return decision.phases[Phase.PREFILL]
+
+
+@pytest.mark.parametrize(
+    ("rate_after", "ready_after", "released"),
+    [(60.0, 6, True), (60.0, 3, False), (240.0, 6, False)],
+    ids=[
+        "spike over, the ready ones hold the load with the tolerance: the starting ones released",
+        "spike over, the ready ones only just enough: the starting ones held by the down window",
+        "the load stays: nothing released",
+    ],
+)
+def test_replicas_still_starting_are_released_once_the_ready_ones_hold_the_load(
+    rate_after: float, ready_after: int, released: bool
+) -> None:
+    """A spike shorter than a start-up asks for replicas that are ready after it: a replica that has served
+    nobody is no capacity to keep against the load's return, so once even the ready replicas would hold
+    the load with the tolerance's margin, the ones still starting go at once instead of being started and
+    then held by the down window for minutes."""
+    after = _prefill_after_a_spike(rate_after=rate_after, ready_after=ready_after)
+    assert after.previous > ready_after
+    assert (Adjustment.STARTING_RELEASED in after.adjustments) is released
+    if released:
+        assert after.replicas == ready_after
+        assert after.reason is Reason.SCALE_DOWN
+    else:
+        assert after.replicas >= after.previous
