@@ -315,7 +315,7 @@ def _propose(
             lasting = current
     calm = not backlogged and incoming == 0 and sig.replicas.starting == 0
     ready = sig.replicas.ready
-    ready_enough = (
+    spare_starting = (
         sig.replicas.starting > 0
         and replicas < ready
         and not sizer.holds(load, current=ready, tolerance=tolerance)
@@ -332,7 +332,7 @@ def _propose(
         tuple(adjustments),
         lasting=lasting,
         calm=calm,
-        ready_enough=ready if ready_enough else None,
+        ready_enough=ready if spare_starting else None,
     )
 
 
@@ -560,8 +560,9 @@ def _behave(
         desired, limiter = budget_cap, Reason.BUDGET_LIMITED
         notes.append(f"GPU budget allows {budget_cap}")
     adjustments = proposal.adjustments
-    if proposal.ready_enough is not None and max(proposal.ready_enough, wanted) < desired <= current:
-        desired, limiter = max(proposal.ready_enough, wanted), None
+    released_to = None if proposal.ready_enough is None else max(proposal.ready_enough, wanted)
+    if released_to is not None and released_to < desired <= current:
+        desired, limiter = released_to, None
         adjustments += (Adjustment.STARTING_RELEASED,)
         notes.append(
             f"the {proposal.ready_enough} ready replicas hold the load with {rules.down_tolerance:.0%} more: "
