@@ -23,10 +23,11 @@ mechanism that moved the sizing is listed in the decision's ``adjustments``):
 8. **Behaviour.** Stabilization windows, then rate limits, against the replicas asked for so far
    (starting replicas count as supply: they are part of the current count), then min/max. What a spike
    or a backlog's drain asked for is served but not held by the down window once it is over (for a
-   drain: no backlog left in the pool and no replica of the phase starting). Replicas still starting
-   are released at once where even the ready ones hold the load with the tolerance: the down window
-   keeps capacity against a quick return of the load, and a replica not yet ready is none (a
-   ReplicaSet removes its not-ready pods first).
+   drain: no backlog left in the pool and no replica of the phase starting; for decode, arrivals beyond
+   prefill's forecast while prefill's backlog drains are that backlog flushing through, a drain too).
+   Replicas still starting are released at once where even the ready ones hold the load with the
+   tolerance: the down window keeps capacity against a quick return of the load, and a replica not yet
+   ready is none (a ReplicaSet removes its not-ready pods first).
 """
 
 from __future__ import annotations
@@ -100,6 +101,17 @@ class _Proposal:
     ready_enough: int | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Upstream:
+    """What prefill tells decode (P/D; the defaults: nothing, as for every other phase)."""
+
+    demand: float = 0.0  # prefill's demand: every request reaches decode next
+    incoming: float = 0.0  # the rate at which prefill's backlog will reach decode (``_incoming``)
+    # While prefill's backlog drains, its forecast: decode's arrivals beyond it are that backlog flushing
+    # through (every request passes prefill first), so the load that lasts at decode is at most this.
+    lasting_cap: float = math.inf
+
+
 class Autoscaler:
     """``ScalingPolicy`` implementation: our policy with fixed settings."""
 
@@ -125,19 +137,23 @@ def step(
     observation = wake.with_router_queue(observation, settings)  # scale from zero: the router's queue
     backlogged = _backlogged(observation, settings)
     incoming = _incoming(observation, settings)
-    upstream = _upstream(observation, state, settings, now=now)
-    proposals = {
-        phase: _propose(
+    demand, draining = _upstream(observation, state, settings, now=now)
+    proposals: dict[Phase, _Proposal] = {}
+    for phase in settings.mode.phases:  # prefill first: decode reads its forecast
+        upstream = _Upstream()
+        if phase is Phase.DECODE:
+            prefill_load = proposals[Phase.PREFILL].load if Phase.PREFILL in proposals else None
+            cap = float(prefill_load.rate) if draining and prefill_load is not None else math.inf
+            upstream = _Upstream(demand=demand, incoming=incoming, lasting_cap=cap)
+        proposals[phase] = _propose(
             phase,
             observation.phases.get(phase),
             state.phase(phase),
             settings,
             now=now,
             backlogged=backlogged,
-            upstream=(upstream, incoming) if phase is Phase.DECODE else (0.0, 0.0),
+            upstream=upstream,
         )
-        for phase in settings.mode.phases
-    }
     notes: list[str] = []
     budget_caps: dict[Phase, int] = {}
     if settings.gpu_budget is not None:
@@ -174,16 +190,20 @@ def _backlogged(observation: Observation, settings: PolicySettings) -> bool:
     return any(sig.queue_length and _past_target(sig, settings) for sig in observation.phases.values())
 
 
-def _upstream(observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float) -> float:
+def _upstream(
+    observation: Observation, state: PolicyState, settings: PolicySettings, *, now: float
+) -> tuple[float, bool]:
     """Prefill's demand (P/D; 0 without usable prefill signals): every request reaches decode next, so
-    decode sees a rise there before its own completions show it."""
+    decode sees a rise there before its own completions show it; and whether prefill's backlog is
+    draining (what it holds shrinks materially: it completes more than arrives)."""
     sig = observation.phases.get(Phase.PREFILL)
     if sig is None or signals.problem(sig, max_age_s=settings.max_signal_age_s) is not None:
-        return 0.0
+        return 0.0, False
     assert sig.arrival_rate is not None
     window = settings.forecast.rate_window_s
     _, growth = _inflight(sig, state.phase(Phase.PREFILL).inflight, now=now, window_s=window)
-    return max(0.0, sig.arrival_rate + growth)
+    draining = growth < -INFLIGHT_MATERIAL * max(sig.arrival_rate, 1.0)
+    return max(0.0, sig.arrival_rate + growth), draining
 
 
 def _incoming(observation: Observation, settings: PolicySettings) -> float:
@@ -213,9 +233,8 @@ def _propose(
     *,
     now: float,
     backlogged: bool,
-    upstream: tuple[float, float],
+    upstream: _Upstream,
 ) -> _Proposal:
-    """``upstream``: for decode, prefill's demand and the rate at which prefill's backlog reaches it."""
     if sig is None:
         last = state.recommendations[-1][1] if state.recommendations else settings.bounds[phase].minimum
         return _Proposal(
@@ -228,7 +247,7 @@ def _propose(
     assert sig.arrival_rate is not None
     queue = sig.queue_length or 0.0
     inflight, growth = _inflight(sig, state.inflight, now=now, window_s=settings.forecast.rate_window_s)
-    upstream_demand, incoming = upstream
+    upstream_demand, incoming = upstream.demand, upstream.incoming
     demand = max(0.0, sig.arrival_rate + growth, upstream_demand)
     elapsed = now - state.forecast.samples[-1][0] if state.forecast else 0.0
     fc = forecast.update(state.forecast, rate=demand, now=now, settings=settings.forecast)
@@ -308,8 +327,9 @@ def _propose(
         replicas, reason = current, Reason.WITHIN_TOLERANCE
         message += f"; {tolerance:.0%} more load would need {current}: held within the tolerance band"
     lasting = None
-    if rate != view.rate:  # a backlog's drain added to the load: what the load alone asks for
-        alone = load.with_rate(np.asarray(view.rate, dtype=np.float64))
+    lasting_rate = min(view.rate, upstream.lasting_cap)
+    if rate != lasting_rate:  # a backlog's drain added to the load: what the load alone asks for
+        alone = load.with_rate(np.asarray(lasting_rate, dtype=np.float64))
         lasting = int(sizer.size(alone).replicas[()])
         if lasting < current and sizer.holds(alone, current=current, tolerance=tolerance):
             lasting = current

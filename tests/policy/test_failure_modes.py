@@ -398,3 +398,39 @@ def test_replicas_still_starting_are_released_once_the_ready_ones_hold_the_load(
         assert after.reason is Reason.SCALE_DOWN
     else:
         assert after.replicas >= after.previous
+
+
+def _decode_through_a_rise(*, prefill_draining: bool) -> list[PhaseDecision]:
+    """Decode's decisions while its arrivals go 60 -> 160 -> 60 req/s for a minute and a half: either
+    prefill's backlog (9,000 queued, standing) flushing through as prefill clears it, or prefill's own
+    arrivals rising the same way (load that came and went)."""
+    settings, state, decisions = unlimited_up(), PolicyState(), []
+    asked = {Phase.PREFILL: 2, Phase.DECODE: 3}
+    rates = [60.0] * 6 + [160.0] * 3 + [60.0] * 5
+    queues = [9_000.0] * 6 + [6_000.0, 3_000.0] if prefill_draining else []
+    for i, rate in enumerate(rates):
+        now = i * INTERVAL
+        queue = queues[i] if i < len(queues) else 0.0
+        prefill_sig = phase_signals(
+            rate=rate, replicas=(asked[Phase.PREFILL],) * 2 + (0,), queue_length=queue
+        )
+        decode_sig = phase_signals(rate=rate, replicas=(asked[Phase.DECODE],) * 2 + (0,))
+        decision, state = step(
+            observation(now, prefill=prefill_sig, decode=decode_sig), state, settings, now=now
+        )
+        asked = decision.replicas()
+        decisions.append(decision.phases[Phase.DECODE])
+    return decisions
+
+
+def test_decode_replicas_for_a_prefill_backlog_flushing_through_are_not_held_once_it_is_gone() -> None:
+    """Every request passes prefill first, so while prefill clears a backlog, decode's arrivals beyond
+    prefill's own demand are that backlog passing through: a drain, over when prefill's queue is empty.
+    The down window then keeps what prefill's load asks of decode, not the flush's count; the same rise
+    arriving at prefill is load, and the down window holds it as before."""
+    flushed = _decode_through_a_rise(prefill_draining=True)
+    arrived = _decode_through_a_rise(prefill_draining=False)
+    after = slice(8, None)  # from the last step of the rise on
+    assert max(d.replicas for d in flushed[after]) < max(d.replicas for d in arrived[after])
+    assert arrived[-1].reason is Reason.SCALE_DOWN_STABILIZED
+    assert arrived[-1].replicas == max(d.replicas for d in arrived)
