@@ -16,6 +16,7 @@ import pytest
 from autoscaler.capacity import decode, prefill
 from autoscaler.capacity.load import Load
 from autoscaler.core.decision import Adjustment, Decision, PhaseDecision, Reason
+from autoscaler.core.observation import PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.policy.settings import Behavior, PolicySettings, RateLimit
 from autoscaler.policy.state import PolicyState
@@ -30,22 +31,31 @@ def unlimited_up() -> PolicySettings:
     return make_settings(behavior=Behavior(up_limit=RateLimit(pods=1_000, percent=1_000.0, period_s=15.0)))
 
 
+Signals = Callable[[int, dict[Phase, int]], dict[str, PhaseSignals]]
+
+
+def drive(count: int, signals: Signals, *, asked: dict[Phase, int]) -> tuple[list[Decision], PolicyState]:
+    """``count`` steps 30 s apart from a fresh state: ``signals(i, asked)`` gives step ``i``'s signals per
+    phase name from the replicas the previous decision asked for (``asked`` before the first)."""
+    settings, state, decisions = unlimited_up(), PolicyState(), []
+    for i in range(count):
+        now = i * INTERVAL
+        decision, state = step(observation(now, **signals(i, asked)), state, settings, now=now)
+        asked = decision.replicas()
+        decisions.append(decision)
+    return decisions, state
+
+
 def run(rates: list[float], **overrides: Any) -> tuple[Decision, PolicyState]:
     """Steps at ``rates`` (30 s apart) with replicas following the decisions; the last decision."""
-    settings = unlimited_up()
-    state, replicas = PolicyState(), {Phase.PREFILL: 1, Phase.DECODE: 1}
-    decision = None
-    for i, rate in enumerate(rates):
-        now = i * INTERVAL
-        sig = {
-            p: phase_signals(rate=rate, replicas=(replicas[p], replicas[p], 0), **overrides) for p in replicas
+
+    def signals(i: int, asked: dict[Phase, int]) -> dict[str, PhaseSignals]:
+        return {
+            p.value: phase_signals(rate=rates[i], replicas=(n, n, 0), **overrides) for p, n in asked.items()
         }
-        decision, state = step(
-            observation(now, prefill=sig[Phase.PREFILL], decode=sig[Phase.DECODE]), state, settings, now=now
-        )
-        replicas = decision.replicas()
-    assert decision is not None
-    return decision, state
+
+    decisions, state = drive(len(rates), signals, asked={Phase.PREFILL: 1, Phase.DECODE: 1})
+    return decisions[-1], state
 
 
 def one_step(**phases: dict[str, Any]) -> Decision:
@@ -292,17 +302,17 @@ def _decode_decisions(
 ) -> list[PhaseDecision]:
     """Decode's decisions, one per queue length, 30 s apart, behind two ready prefill replicas at ``rate``;
     ``replicas(i, asked)`` gives decode's (current, ready, starting) at step ``i`` from its last decision."""
-    settings, state, asked, decisions = unlimited_up(), PolicyState(), 2, []
-    for i, queue in enumerate(queues):
-        now = i * INTERVAL
-        prefill_sig = phase_signals(rate=rate, replicas=(2, 2, 0))
-        decode_sig = phase_signals(rate=rate, replicas=replicas(i, asked), queue_length=queue)
-        decision, state = step(
-            observation(now, prefill=prefill_sig, decode=decode_sig), state, settings, now=now
-        )
-        asked = decision.phases[Phase.DECODE].replicas
-        decisions.append(decision.phases[Phase.DECODE])
-    return decisions
+
+    def signals(i: int, asked: dict[Phase, int]) -> dict[str, PhaseSignals]:
+        return {
+            "prefill": phase_signals(rate=rate, replicas=(2, 2, 0)),
+            "decode": phase_signals(
+                rate=rate, replicas=replicas(i, asked[Phase.DECODE]), queue_length=queues[i]
+            ),
+        }
+
+    decisions, _ = drive(len(queues), signals, asked={Phase.PREFILL: 2, Phase.DECODE: 2})
+    return [d.phases[Phase.DECODE] for d in decisions]
 
 
 def _after_a_growing_decode_backlog(decode_replicas: tuple[int, int, int]) -> PhaseDecision:
@@ -361,17 +371,18 @@ def test_replicas_a_drained_backlog_asked_for_are_not_held_once_it_is_gone(
 def _prefill_after_a_spike(*, rate_after: float, ready_after: int) -> PhaseDecision:
     """Prefill's decision two steps after a minute at 240 req/s that followed three minutes at 60, while
     the replicas the spike asked for start: ``ready_after`` of them are ready by then."""
-    settings, state, asked, ready = unlimited_up(), PolicyState(), 3, 3
     rates = [60.0] * 6 + [240.0] * 2 + [rate_after] * 2
-    decision = None
-    for i, rate in enumerate(rates):
-        now = i * INTERVAL
-        ready = asked if i < 6 else ready_after if i >= 8 else ready
-        sig = phase_signals(rate=rate, replicas=(asked, ready, asked - ready))
-        decision, state = step(observation(now, prefill=sig, decode=sig), state, settings, now=now)
-        asked = decision.phases[Phase.PREFILL].replicas
-    assert decision is not None
-    return decision.phases[Phase.PREFILL]
+    ready = 3
+
+    def signals(i: int, asked: dict[Phase, int]) -> dict[str, PhaseSignals]:
+        nonlocal ready
+        current = asked[Phase.PREFILL]
+        ready = current if i < 6 else ready_after if i >= 8 else ready
+        sig = phase_signals(rate=rates[i], replicas=(current, ready, current - ready))
+        return {"prefill": sig, "decode": sig}
+
+    decisions, _ = drive(len(rates), signals, asked={Phase.PREFILL: 3, Phase.DECODE: 3})
+    return decisions[-1].phases[Phase.PREFILL]
 
 
 @pytest.mark.parametrize(
@@ -404,23 +415,19 @@ def _decode_through_a_rise(*, prefill_draining: bool) -> list[PhaseDecision]:
     """Decode's decisions while its arrivals go 60 -> 160 -> 60 req/s for a minute and a half: either
     prefill's backlog (9,000 queued, standing) flushing through as prefill clears it, or prefill's own
     arrivals rising the same way (load that came and went)."""
-    settings, state, decisions = unlimited_up(), PolicyState(), []
-    asked = {Phase.PREFILL: 2, Phase.DECODE: 3}
     rates = [60.0] * 6 + [160.0] * 3 + [60.0] * 5
     queues = [9_000.0] * 6 + [6_000.0, 3_000.0] if prefill_draining else []
-    for i, rate in enumerate(rates):
-        now = i * INTERVAL
+
+    def signals(i: int, asked: dict[Phase, int]) -> dict[str, PhaseSignals]:
         queue = queues[i] if i < len(queues) else 0.0
-        prefill_sig = phase_signals(
-            rate=rate, replicas=(asked[Phase.PREFILL],) * 2 + (0,), queue_length=queue
-        )
-        decode_sig = phase_signals(rate=rate, replicas=(asked[Phase.DECODE],) * 2 + (0,))
-        decision, state = step(
-            observation(now, prefill=prefill_sig, decode=decode_sig), state, settings, now=now
-        )
-        asked = decision.replicas()
-        decisions.append(decision.phases[Phase.DECODE])
-    return decisions
+        prefill_n, decode_n = asked[Phase.PREFILL], asked[Phase.DECODE]
+        return {
+            "prefill": phase_signals(rate=rates[i], replicas=(prefill_n, prefill_n, 0), queue_length=queue),
+            "decode": phase_signals(rate=rates[i], replicas=(decode_n, decode_n, 0)),
+        }
+
+    decisions, _ = drive(len(rates), signals, asked={Phase.PREFILL: 2, Phase.DECODE: 3})
+    return [d.phases[Phase.DECODE] for d in decisions]
 
 
 def test_decode_replicas_for_a_prefill_backlog_flushing_through_are_not_held_once_it_is_gone() -> None:
