@@ -133,6 +133,7 @@ def run(trace: Trace, *, policy_name: str, router: str) -> dict[str, Any]:
         max_replicas=dict.fromkeys(PHASES, 64),
         initial_replicas=initial,
         control_interval_s=30.0,
+        rate_window_s=60.0,
         gpu_budget=None,
     )
     settings = SimSettings(mode=mode, slo=slo, initial_replicas=initial)

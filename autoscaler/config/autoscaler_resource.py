@@ -22,12 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from autoscaler.adapters.kubernetes.workload import APPS_PLURALS, WorkloadRef
-from autoscaler.adapters.prometheus import ROUTER_QUERIES, ReaderSettings, SignalQueries
+from autoscaler.adapters.prometheus import ROUTER_QUERIES, ReaderSettings, SignalQueries, window_seconds
 from autoscaler.config.profiles import NAME_PATTERN, ProfileError, load_named_profile
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
 from autoscaler.policy.bounds import ReplicaBounds
-from autoscaler.policy.settings import Behavior, PolicySettings, RateLimit
+from autoscaler.policy.settings import Behavior, Forecast, PolicySettings, RateLimit
 from autoscaler.profiles.schema import Profile
 
 GROUP, VERSION, KIND, PLURAL = (
@@ -272,6 +272,8 @@ class AutoscalerResource:
                 gpu_budget=spec.gpu_budget,
                 max_signal_age_s=float(spec.max_signal_age_seconds),
                 behavior=spec.behavior.behavior(),
+                # the window the rates are read over: in-flight growth and a jump's height are read over it
+                forecast=Forecast(rate_window_s=window_seconds(spec.metrics.window)),
             )
         except ValueError as error:
             raise ResourceError(f"{self.namespace}/{self.name}: {error}") from error

@@ -18,7 +18,10 @@ formed decides whether the policy chases noise:
   capped at ``max_growth`` times the level (the demand read already counts what piles up in the queues).
 - **Spikes are served, not extrapolated.** A newest sample far above the line (``spike_sigmas`` robust
   sigmas) is an excursion: the policy sizes for it as it is (a step starts the same way, and its next sample
-  confirms it), never for a line through it. The rate now is always served: it is load that is here.
+  confirms it), never for a line through it. The rate now is always served: it is load that is here. As it
+  is means at the height the rate window hides: two readings of a window one interval apart differ by what
+  entered it (the newest interval) less what left it (taken at the line, from before the excursion), so a
+  jump that began within the last interval is served at its height one interval before the window shows it.
 - **Band.** The forecast is widened by ``band_sigmas`` robust sigmas of the samples around the line (at
   least ``noise_floor`` of the level): the minute-scale bursts a replica started now will meet, which the
   rate of one window does not show. A robust sigma is not inflated by a spike or by a trend's misfit.
@@ -47,6 +50,7 @@ class Outlook:
     sigma: float  # robust spread of the samples around the line (at least the noise floor)
     spread: float  # the same without the floor: what the samples themselves show
     spike: bool  # the newest sample is an excursion above the line
+    newest: float  # the rate served now: on a spike, its newest interval's (``_newest_interval``)
     capped: bool  # the trend's extrapolation hit ``max_growth``
 
 
@@ -67,13 +71,18 @@ def outlook(state: ForecastState, *, rate_now: float, horizon_s: float, settings
     rate_now = max(rate_now, 0.0)
     history, now = state.samples[:-1], state.samples[-1][0]
     if len(history) < 3:
-        return Outlook(rate_now, rate_now, 0.0, 0.0, 0.0, spike=False, capped=False)
+        return Outlook(rate_now, rate_now, 0.0, 0.0, 0.0, spike=False, newest=rate_now, capped=False)
     slope, level = _line(history, now)
     residuals = [r - level - slope * (t - now) for t, r in history]
     spread = _MAD_TO_SIGMA * statistics.median(abs(e) for e in residuals)
     sigma = max(spread, settings.noise_floor * max(level, 0.0))
     threshold = level + settings.spike_sigmas * sigma
     spike = rate_now > threshold
+    served = (
+        _newest_interval(history[-1], now, rate_now=rate_now, left=level, settings=settings)
+        if spike
+        else rate_now
+    )
     slope, level = _line((*history, (now, min(rate_now, threshold))), now)
     rise = slope * (now - history[0][0])
     # judged on the samples before the newest, so that a higher rate now never switches the trend off
@@ -94,7 +103,24 @@ def outlook(state: ForecastState, *, rate_now: float, horizon_s: float, settings
     if capped:
         growth = ceiling
     expected = max(level, 0.0) + growth + settings.band_sigmas * sigma
-    return Outlook(max(rate_now, expected), level, trend, sigma, spread, spike=spike, capped=capped)
+    return Outlook(
+        max(served, expected), level, trend, sigma, spread, spike=spike, newest=served, capped=capped
+    )
+
+
+def _newest_interval(
+    previous: tuple[float, float], now: float, *, rate_now: float, left: float, settings: Forecast
+) -> float:
+    """The rate over the interval since the ``previous`` sample, read out of the rate window (never below
+    the rate now). Two readings of a ``rate_window_s`` window ``gap`` seconds apart differ by the arrivals
+    of the newest ``gap`` seconds less those of the window's oldest ``gap`` seconds, which arrived at the
+    ``left`` rate (the line, from before the excursion): so the newest interval ran at
+    ``left + (rate_now - previous) * window / gap``. Windows that do not overlap have nothing to read."""
+    then, rate_then = previous
+    gap = now - then
+    if not 0.0 < gap < settings.rate_window_s:
+        return rate_now
+    return max(rate_now, left + (rate_now - rate_then) * settings.rate_window_s / gap)
 
 
 def _line(samples: tuple[tuple[float, float], ...], now: float) -> tuple[float, float]:

@@ -5,7 +5,8 @@ mechanism that moved the sizing is listed in the decision's ``adjustments``):
 
 1. **Fail static.** Unusable signals (missing, stale, NaN, contradictory) hold the current replicas.
 2. **Forecast.** A robust, damped trend over the start-up horizon; a spike is served as it is, never
-   extrapolated (``policy.forecast``). Zero traffic with an empty queue is real: the minimum.
+   extrapolated, at its newest interval's rate read out of the rate window (``policy.forecast``). Zero
+   traffic with an empty queue is real: the minimum.
 3. **Backlog.** Prefill's queue sits inside busy engines, where replicas started now cannot take it: it
    adds nothing to prefill, and reaches decode within the drain time, so decode is sized for it if it
    lasts past the start-up horizon (before that, decode replicas started for it would serve none of it).
@@ -414,7 +415,11 @@ def _basis(
 ) -> str:
     """What the sizing rests on, in one clause per mechanism that acted."""
     assert sig.arrival_rate is not None
-    shape = "spike served as it is" if view.spike else f"trend {view.trend * 60:+.1f} req/s/min"
+    shape = f"trend {view.trend * 60:+.1f} req/s/min"
+    if view.spike:
+        shape = "spike served as it is"
+        if view.newest > demand:
+            shape += f", {view.newest:.2f} req/s in the newest interval, read out of the rate window"
     parts = [
         f"sized for {rate:.2f} req/s (demand {demand:.2f} from {sig.arrival_rate:.2f} completed, "
         f"level {view.level:.2f}, {shape}"

@@ -153,6 +153,7 @@ def run_policy(
         max_replicas={p: cluster.maximum(p) for p in phases},
         initial_replicas=dict(cluster.initial_replicas),
         control_interval_s=scenario.control.interval_s,
+        rate_window_s=scenario.control.rate_window_s,
         gpu_budget=cluster.gpu_budget,
     )
     return _run(

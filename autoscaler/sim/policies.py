@@ -14,7 +14,7 @@ from autoscaler.core.slo import Slo
 from autoscaler.policy import baselines
 from autoscaler.policy.bounds import ReplicaBounds
 from autoscaler.policy.interface import ScalingPolicy
-from autoscaler.policy.settings import PolicySettings
+from autoscaler.policy.settings import Forecast, PolicySettings
 from autoscaler.policy.step import Autoscaler
 from autoscaler.profiles.schema import Profile
 
@@ -44,6 +44,7 @@ class PolicyContext:
     max_replicas: Mapping[Phase, int]
     initial_replicas: Mapping[Phase, int]  # also the static baseline's fixed count
     control_interval_s: float
+    rate_window_s: float  # what the rates the policy reads are counted over
     gpu_budget: int | None
 
 
@@ -70,6 +71,7 @@ def build_policy(name: str, ctx: PolicyContext) -> ScalingPolicy[Any]:
             bounds=bounds,
             control_interval_s=ctx.control_interval_s,
             gpu_budget=ctx.gpu_budget,
+            forecast=Forecast(rate_window_s=ctx.rate_window_s),
         )
         return Autoscaler(settings)
     return baselines.build_baseline(

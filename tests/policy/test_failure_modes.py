@@ -117,12 +117,16 @@ def test_prompts_that_cannot_meet_the_ttft_target_alone_do_not_send_prefill_to_m
 
 
 def test_a_short_spike_is_served_as_it_is_not_extrapolated() -> None:
+    """A 1-minute rate read 30 s apart going 100 -> 360 says the newest 30 s ran at 100 + 260 x 2 = 620
+    req/s; that is served, nothing beyond it (the issue's failure: a line through the spike, 1,300 req/s)."""
     steady = [100.0] * 6
     decision, _ = run([*steady, 360.0])
     spiked = decision.phases[Phase.PREFILL]
-    at_spike, _ = run([360.0])  # what the rate alone asks for, with no history at all
+    newest = 100.0 + (360.0 - 100.0) * make_settings().forecast.rate_window_s / INTERVAL
+    at_spike, _ = run([newest])  # what the newest interval's rate alone asks for, with no history at all
     assert Adjustment.SPIKE_SERVED in spiked.adjustments
     assert Adjustment.TREND not in spiked.adjustments
+    assert f"{newest:.2f} req/s in the newest interval" in spiked.message
     assert spiked.replicas <= at_spike.phases[Phase.PREFILL].replicas
 
 
@@ -440,4 +444,5 @@ def test_decode_replicas_for_a_prefill_backlog_flushing_through_are_not_held_onc
     after = slice(8, None)  # from the last step of the rise on
     assert max(d.replicas for d in flushed[after]) < max(d.replicas for d in arrived[after])
     assert arrived[-1].reason is Reason.SCALE_DOWN_STABILIZED
-    assert arrived[-1].replicas == max(d.replicas for d in arrived)
+    held = [d.replicas for d in arrived if Adjustment.SPIKE_SERVED not in d.adjustments]
+    assert arrived[-1].replicas == max(held)  # a spike's own count is served, never held (test above)

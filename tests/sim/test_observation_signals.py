@@ -12,8 +12,10 @@ from autoscaler.core.decision import Decision, PhaseDecision
 from autoscaler.core.observation import Observation, PhaseSignals
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
+from autoscaler.policy.step import Autoscaler
 from autoscaler.profiles.schema import Profile
 from autoscaler.routing.least_loaded import LeastLoadedPlacer
+from autoscaler.sim import policies
 from autoscaler.sim.driver import SimSettings, simulate
 from autoscaler.sim.signals import ScrapeSettings
 from autoscaler.sim.workloads.trace import Trace
@@ -162,3 +164,21 @@ def test_percentiles_read_from_vllm_buckets_as_histogram_quantile_does(seen: lis
     # every token gap is under 10 ms, in vLLM's first ITL bucket (0, 0.01]: p90 interpolates to 0.009
     assert itl == pytest.approx(0.009)
     assert ttft is not None and ttft < 1.0
+
+
+def test_our_policy_reads_rates_over_the_scenarios_rate_window(profile: Profile, slo: Slo) -> None:
+    """In-flight growth and a jump's height are read over the window the rates were counted over."""
+    context = policies.PolicyContext(
+        profile=profile,
+        slo=slo,
+        mode=ServingMode.DISAGGREGATED,
+        min_replicas=dict.fromkeys((Phase.PREFILL, Phase.DECODE), 1),
+        max_replicas=dict.fromkeys((Phase.PREFILL, Phase.DECODE), 8),
+        initial_replicas=dict.fromkeys((Phase.PREFILL, Phase.DECODE), 1),
+        control_interval_s=30.0,
+        rate_window_s=120.0,
+        gpu_budget=None,
+    )
+    policy = policies.build_policy(policies.OURS, context)
+    assert isinstance(policy, Autoscaler)
+    assert policy.settings.forecast.rate_window_s == 120.0
