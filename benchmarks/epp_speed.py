@@ -269,7 +269,9 @@ def main() -> None:
                     "metrics_port": free_port(),
                     "scrape_interval_s": 3600,  # nothing listens there: one failed scrape, kept in rotation
                     "endpoints": {
-                        "static": [{"url": f"http://127.0.0.1:{free_port()}"} for _ in range(ENDPOINTS)]
+                        "static": [
+                            {"url": f"http://127.0.0.1:{free_port()}"} for _ in range(ENDPOINTS)
+                        ]
                     },
                 }
             )

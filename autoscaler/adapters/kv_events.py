@@ -45,7 +45,6 @@ from autoscaler.routing.hashing import external_hash
 
 log = logging.getLogger(__name__)
 
-
 class BlockSink(Protocol):
     """Where decoded events go: the router's index (``AffinityRouter`` implements it)."""
 

@@ -64,6 +64,7 @@ __all__ = ["RunResult", "SimSettings", "Timeline", "simulate"]
 FloatArray = npt.NDArray[np.float64]
 
 
+
 class _Event(enum.Enum):
     """What a heap entry is due for. Entries order by (time, insertion tick), never by kind."""
 

@@ -270,7 +270,9 @@ def _replicas_plot(plt: Any, experiment: Experiment, path: Path) -> None:
             ax.set_zorder(rate_ax.get_zorder() + 1)
             ax.patch.set_visible(False)
             provisioned = timeline.ready[phase] + timeline.starting[phase]
-            ax.step(timeline.time_s / 60, provisioned, where="post", color=f"C{row}", lw=2.2, label="policy")
+            ax.step(
+                timeline.time_s / 60, provisioned, where="post", color=f"C{row}", lw=2.2, label="policy"
+            )
             ax.step(
                 clairvoyant.time_s / 60,
                 clairvoyant.ready[phase] + clairvoyant.starting[phase],

@@ -26,7 +26,6 @@ from tests.fakes.serving import deployment as deployment
 # Kubernetes versions whose schemas every written object must satisfy (oldest supported and newest target).
 KUBERNETES_VERSIONS = ("1.29.0", "1.35.0")
 
-
 @pytest.fixture
 def kube() -> Iterator[FakeKubeApiServer]:
     yield from running_server(custom_types=[LEADER_WORKER_SETS, AUTOSCALERS])
