@@ -274,6 +274,7 @@ class AutoscalerResource:
                 behavior=spec.behavior.behavior(),
                 # the window the rates are read over: in-flight growth and a jump's height are read over it
                 forecast=Forecast(rate_window_s=window_seconds(spec.metrics.window)),
+                rate_counts="entering" if spec.metrics.source == "router" else "finished",
             )
         except ValueError as error:
             raise ResourceError(f"{self.namespace}/{self.name}: {error}") from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
@@ -103,6 +104,9 @@ class PolicySettings:
     control_interval_s: float = 30.0
     gpu_budget: int | None = None  # GPUs shared by all phases of the pool
     max_signal_age_s: float = 90.0
+    # What the request rate counts: requests finished on the engines (vLLM's counter: what arrives is what
+    # they complete plus the growth of what they hold) or requests entering the phase (our router's counter).
+    rate_counts: Literal["finished", "entering"] = "finished"
     # Size so no replica runs above this utilisation (prefill busy fraction, decode batch / largest batch
     # meeting ITL): headroom for model error and for load the forecast did not see coming.
     max_utilisation: float = 0.85

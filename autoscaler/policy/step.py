@@ -204,7 +204,18 @@ def _upstream(
     window = settings.forecast.rate_window_s
     _, growth = _inflight(sig, state.phase(Phase.PREFILL).inflight, now=now, window_s=window)
     draining = growth < -INFLIGHT_MATERIAL * max(sig.arrival_rate, 1.0)
-    return max(0.0, sig.arrival_rate + growth), draining
+    return _arriving(sig, growth, settings), draining
+
+
+def _arriving(sig: PhaseSignals, growth: float, settings: PolicySettings) -> float:
+    """What arrives at the phase (req/s over the rate window): vLLM counts a request where it finishes, so
+    arrivals are those completions plus the growth of what is in flight (``_inflight``); the router counts
+    a request as it enters, so its rate is the arrivals already and adding the growth would count a
+    piling backlog twice (and a draining one as lost load)."""
+    assert sig.arrival_rate is not None
+    if settings.rate_counts == "entering":
+        return sig.arrival_rate
+    return max(0.0, sig.arrival_rate + growth)
 
 
 def _incoming(observation: Observation, settings: PolicySettings) -> float:
@@ -249,7 +260,8 @@ def _propose(
     queue = sig.queue_length or 0.0
     inflight, growth = _inflight(sig, state.inflight, now=now, window_s=settings.forecast.rate_window_s)
     upstream_demand, incoming = upstream.demand, upstream.incoming
-    demand = max(0.0, sig.arrival_rate + growth, upstream_demand)
+    arriving = _arriving(sig, growth, settings)
+    demand = max(arriving, upstream_demand)
     elapsed = now - state.forecast.samples[-1][0] if state.forecast else 0.0
     fc = forecast.update(state.forecast, rate=demand, now=now, settings=settings.forecast)
     settled = _settled(state.settled, ready=sig.replicas.ready, now=now, backlogged=backlogged)
@@ -264,9 +276,9 @@ def _propose(
         settings=settings.forecast,
     )
     adjustments = _forecast_adjustments(view)
-    if abs(growth) > INFLIGHT_MATERIAL * max(sig.arrival_rate, 1.0):
+    if settings.rate_counts == "finished" and abs(growth) > INFLIGHT_MATERIAL * max(sig.arrival_rate, 1.0):
         adjustments.insert(0, Adjustment.INFLIGHT_GROWTH)
-    if upstream_demand > max(0.0, sig.arrival_rate + growth):
+    if upstream_demand > arriving:
         adjustments.insert(0, Adjustment.UPSTREAM_DEMAND)
     # A backlog still growing with no replica on its way is larger when replicas asked for now are ready.
     growing = _past_target(sig, settings) and sig.replicas.starting == 0
@@ -421,8 +433,8 @@ def _basis(
         if view.newest > demand:
             shape += f", {view.newest:.2f} req/s in the newest interval, read out of the rate window"
     parts = [
-        f"sized for {rate:.2f} req/s (demand {demand:.2f} from {sig.arrival_rate:.2f} completed, "
-        f"level {view.level:.2f}, {shape}"
+        f"sized for {rate:.2f} req/s (demand {demand:.2f} from {sig.arrival_rate:.2f} "
+        f"{settings.rate_counts}, level {view.level:.2f}, {shape}"
         f"{', capped' if view.capped else ''}; {backlog_note})"
     ]
     rules = settings.calibration

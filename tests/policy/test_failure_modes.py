@@ -7,6 +7,7 @@ at a boundary between two counts, and the calibration's visible bounds.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -225,9 +226,9 @@ def test_calibration_state_and_bounds_are_in_the_decision() -> None:
     assert f"x{correction:.2f}" in got.message and f"{settings.calibration.maximum:g}" in got.message
 
 
-def run_phases(steps: list[dict[str, dict[str, Any]]]) -> list[Decision]:
+def run_phases(steps: list[dict[str, dict[str, Any]]], **settings_overrides: Any) -> list[Decision]:
     """Steps 30 s apart with per-phase signal overrides; replicas follow the decisions."""
-    settings = unlimited_up()
+    settings = dataclasses.replace(unlimited_up(), **settings_overrides)
     state, replicas, decisions = PolicyState(), {Phase.PREFILL: 2, Phase.DECODE: 2}, []
     for i, phases in enumerate(steps):
         now = i * INTERVAL
@@ -244,23 +245,37 @@ def run_phases(steps: list[dict[str, dict[str, Any]]]) -> list[Decision]:
 
 
 @pytest.mark.parametrize(
-    ("queue_per_step", "demand"),
-    [(0.0, 50.0), (1_800.0, 110.0), (-600.0, 30.0)],
-    ids=["steady queue: demand is completions", "piling up: completions hide arrivals", "draining"],
+    ("counts", "queue_per_step", "demand"),
+    [
+        ("finished", 0.0, 50.0),
+        ("finished", 1_800.0, 110.0),
+        ("finished", -600.0, 30.0),
+        ("entering", 1_800.0, 50.0),
+        ("entering", -600.0, 50.0),
+    ],
+    ids=[
+        "steady queue: demand is completions",
+        "piling up: completions hide arrivals",
+        "draining",
+        "the router's counter is the arrivals: a piling queue is not counted twice",
+        "the router's counter is the arrivals: a draining backlog is not taken off them",
+    ],
 )
 def test_demand_is_what_engines_complete_plus_the_growth_of_what_they_hold(
-    queue_per_step: float, demand: float
+    counts: str, queue_per_step: float, demand: float
 ) -> None:
     """Engines count requests when they finish: at their throughput the rate read stays flat while a
-    queue grows, and while a backlog drains it exceeds what arrives (which must not keep prefill out)."""
+    queue grows, and while a backlog drains it exceeds what arrives (which must not keep prefill out).
+    The router counts them as they enter, which is already what arrives."""
     base = 5_000.0
     steps = [
         {"prefill": {"rate": 50.0, "queue_length": base + queue_per_step * i}, "decode": {"rate": 50.0}}
         for i in range(4)
     ]
-    last = run_phases(steps)[-1].phases[Phase.PREFILL]
-    assert f"demand {demand:.2f}" in last.message
-    assert (Adjustment.INFLIGHT_GROWTH in last.adjustments) is (queue_per_step != 0)
+    last = run_phases(steps, rate_counts=counts)[-1].phases[Phase.PREFILL]
+    assert f"demand {demand:.2f} from 50.00 {counts}" in last.message
+    corrected = counts == "finished" and queue_per_step != 0
+    assert (Adjustment.INFLIGHT_GROWTH in last.adjustments) is corrected
 
 
 def test_decode_is_sized_for_prefill_demand_before_its_own_completions_show_it() -> None:

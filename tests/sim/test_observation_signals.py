@@ -166,8 +166,9 @@ def test_percentiles_read_from_vllm_buckets_as_histogram_quantile_does(seen: lis
     assert ttft is not None and ttft < 1.0
 
 
-def test_our_policy_reads_rates_over_the_scenarios_rate_window(profile: Profile, slo: Slo) -> None:
-    """In-flight growth and a jump's height are read over the window the rates were counted over."""
+def test_our_policy_reads_rates_as_the_scenario_counts_them(profile: Profile, slo: Slo) -> None:
+    """Over the window the rates were counted over (in-flight growth, a jump's height), and as what they
+    count: the router's counter (``signal_source: router``) counts requests entering, vLLM's finished."""
     context = policies.PolicyContext(
         profile=profile,
         slo=slo,
@@ -177,8 +178,10 @@ def test_our_policy_reads_rates_over_the_scenarios_rate_window(profile: Profile,
         initial_replicas=dict.fromkeys((Phase.PREFILL, Phase.DECODE), 1),
         control_interval_s=30.0,
         rate_window_s=120.0,
+        rate_counts="entering",
         gpu_budget=None,
     )
     policy = policies.build_policy(policies.OURS, context)
     assert isinstance(policy, Autoscaler)
     assert policy.settings.forecast.rate_window_s == 120.0
+    assert policy.settings.rate_counts == "entering"
