@@ -35,10 +35,13 @@ def unlimited_up() -> PolicySettings:
 Signals = Callable[[int, dict[Phase, int]], dict[str, PhaseSignals]]
 
 
-def drive(count: int, signals: Signals, *, asked: dict[Phase, int]) -> tuple[list[Decision], PolicyState]:
+def drive(
+    count: int, signals: Signals, *, asked: dict[Phase, int], settings: PolicySettings | None = None
+) -> tuple[list[Decision], PolicyState]:
     """``count`` steps 30 s apart from a fresh state: ``signals(i, asked)`` gives step ``i``'s signals per
-    phase name from the replicas the previous decision asked for (``asked`` before the first)."""
-    settings, state, decisions = unlimited_up(), PolicyState(), []
+    phase name from the replicas the previous decision asked for (``asked`` before the first); the
+    settings are ``unlimited_up()`` unless given."""
+    settings, state, decisions = settings or unlimited_up(), PolicyState(), []
     for i in range(count):
         now = i * INTERVAL
         decision, state = step(observation(now, **signals(i, asked)), state, settings, now=now)
@@ -228,19 +231,15 @@ def test_calibration_state_and_bounds_are_in_the_decision() -> None:
 
 def run_phases(steps: list[dict[str, dict[str, Any]]], **settings_overrides: Any) -> list[Decision]:
     """Steps 30 s apart with per-phase signal overrides; replicas follow the decisions."""
-    settings = dataclasses.replace(unlimited_up(), **settings_overrides)
-    state, replicas, decisions = PolicyState(), {Phase.PREFILL: 2, Phase.DECODE: 2}, []
-    for i, phases in enumerate(steps):
-        now = i * INTERVAL
-        sig = {
-            p: phase_signals(**{"replicas": (replicas[p], replicas[p], 0), **phases.get(p.value, {})})
-            for p in replicas
+
+    def signals(i: int, asked: dict[Phase, int]) -> dict[str, PhaseSignals]:
+        return {
+            p.value: phase_signals(**{"replicas": (n, n, 0), **steps[i].get(p.value, {})})
+            for p, n in asked.items()
         }
-        decision, state = step(
-            observation(now, prefill=sig[Phase.PREFILL], decode=sig[Phase.DECODE]), state, settings, now=now
-        )
-        replicas = decision.replicas()
-        decisions.append(decision)
+
+    settings = dataclasses.replace(unlimited_up(), **settings_overrides)
+    decisions, _ = drive(len(steps), signals, asked={Phase.PREFILL: 2, Phase.DECODE: 2}, settings=settings)
     return decisions
 
 
