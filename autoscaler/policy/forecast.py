@@ -22,6 +22,9 @@ formed decides whether the policy chases noise:
   is means at the height the rate window hides: two readings of a window one interval apart differ by what
   entered it (the newest interval) less what left it (taken at the line, from before the excursion), so a
   jump that began within the last interval is served at its height one interval before the window shows it.
+- **The line takes the samples; the rate now is served.** A caller may serve more than it samples: load
+  arriving now that will not last (at decode, prefill's backlog flushing through it) is sized for as the
+  rate now, but kept off the line, so that it is not read as the level once it has passed.
 - **Band.** The forecast is widened by ``band_sigmas`` robust sigmas of the samples around the line (at
   least ``noise_floor`` of the level): the minute-scale bursts a replica started now will meet, which the
   rate of one window does not show. A robust sigma is not inflated by a spike or by a trend's misfit.
@@ -62,28 +65,28 @@ def update(previous: ForecastState | None, *, rate: float, now: float, settings:
 
 
 def outlook(state: ForecastState, *, rate_now: float, horizon_s: float, settings: Forecast) -> Outlook:
-    """The rate to size for over ``horizon_s``: the robust line's, and never below the rate now.
+    """The rate to size for over ``horizon_s``: the robust line's through the samples, and never below
+    ``rate_now``, the rate arriving now (at least the newest sample).
 
     The noise (sigma) and the spike threshold come from the samples before the newest, which enters the
     line clipped at that threshold: so the result never falls when the rate now rises (a spike neither
     inflates the noise nor tilts the line), and a spike is sized for as it is.
     """
     rate_now = max(rate_now, 0.0)
-    history, now = state.samples[:-1], state.samples[-1][0]
+    history, (now, sampled) = state.samples[:-1], state.samples[-1]
     if len(history) < 3:
-        return Outlook(rate_now, rate_now, 0.0, 0.0, 0.0, spike=False, newest=rate_now, capped=False)
+        return Outlook(rate_now, sampled, 0.0, 0.0, 0.0, spike=False, newest=rate_now, capped=False)
     slope, level = _line(history, now)
     residuals = [r - level - slope * (t - now) for t, r in history]
     spread = _MAD_TO_SIGMA * statistics.median(abs(e) for e in residuals)
     sigma = max(spread, settings.noise_floor * max(level, 0.0))
     threshold = level + settings.spike_sigmas * sigma
     spike = rate_now > threshold
-    served = (
-        _newest_interval(history[-1], now, rate_now=rate_now, left=level, settings=settings)
-        if spike
-        else rate_now
-    )
-    slope, level = _line((*history, (now, min(rate_now, threshold))), now)
+    served = rate_now
+    if sampled > threshold:
+        jump = _newest_interval(history[-1], now, rate_now=sampled, left=level, settings=settings)
+        served = max(served, jump)
+    slope, level = _line((*history, (now, min(sampled, threshold))), now)
     rise = slope * (now - history[0][0])
     # judged on the samples before the newest, so that a higher rate now never switches the trend off
     total = history[-1][1] - history[0][1]

@@ -10,6 +10,8 @@ mechanism that moved the sizing is listed in the decision's ``adjustments``):
 3. **Backlog.** Prefill's queue sits inside busy engines, where replicas started now cannot take it: it
    adds nothing to prefill, and reaches decode within the drain time, so decode is sized for it if it
    lasts past the start-up horizon (before that, decode replicas started for it would serve none of it).
+   While it drains, decode's forecast line takes prefill's demand: the flush is served as the rate now,
+   never read as decode's level once it has passed.
    A decode queue still growing with no replica on its way is sized for as it will be when replicas asked
    for now are ready.
 4. **Feasibility and context.** Prefill is sized for the requests that can meet the TTFT target at all
@@ -111,6 +113,9 @@ class _Upstream:
     # While prefill's backlog drains, its forecast: decode's arrivals beyond it are that backlog flushing
     # through (every request passes prefill first), so the load that lasts at decode is at most this.
     lasting_cap: float = math.inf
+    # Whether prefill's backlog drains: decode's forecast line then takes prefill's demand, not decode's
+    # own arrivals, so that the flush is served as the rate now but never read as the level afterwards.
+    draining: bool = False
 
 
 class Autoscaler:
@@ -145,7 +150,7 @@ def step(
         if phase is Phase.DECODE:
             prefill_load = proposals[Phase.PREFILL].load if Phase.PREFILL in proposals else None
             cap = float(prefill_load.rate) if draining and prefill_load is not None else math.inf
-            upstream = _Upstream(demand=demand, incoming=incoming, lasting_cap=cap)
+            upstream = _Upstream(demand=demand, incoming=incoming, lasting_cap=cap, draining=draining)
         proposals[phase] = _propose(
             phase,
             observation.phases.get(phase),
@@ -263,7 +268,8 @@ def _propose(
     arriving = _arriving(sig, growth, settings)
     demand = max(arriving, upstream_demand)
     elapsed = now - state.forecast.samples[-1][0] if state.forecast else 0.0
-    fc = forecast.update(state.forecast, rate=demand, now=now, settings=settings.forecast)
+    sampled = upstream_demand if upstream.draining else demand
+    fc = forecast.update(state.forecast, rate=sampled, now=now, settings=settings.forecast)
     settled = _settled(state.settled, ready=sig.replicas.ready, now=now, backlogged=backlogged)
     state = dataclasses.replace(state, forecast=fc, settled=settled, inflight=inflight)
     if sig.arrival_rate == 0 and queue == 0 and incoming == 0:

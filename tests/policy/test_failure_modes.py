@@ -460,3 +460,12 @@ def test_decode_replicas_for_a_prefill_backlog_flushing_through_are_not_held_onc
     assert arrived[-1].reason is Reason.SCALE_DOWN_STABILIZED
     held = [d.replicas for d in arrived if Adjustment.SPIKE_SERVED not in d.adjustments]
     assert arrived[-1].replicas == max(held)  # a spike's own count is served, never held (test above)
+
+
+def test_a_prefill_backlog_flushing_through_decode_is_never_read_as_decode_level() -> None:
+    """While prefill clears a backlog, decode's forecast line takes prefill's demand, not decode's own
+    arrivals: the flush is served as the rate now, and once it has passed decode does not scale up again
+    for a level that its readings of the flush would have made (the arrivals are back at 60 req/s)."""
+    flushed = _decode_through_a_rise(prefill_draining=True)
+    assert max(d.replicas for d in flushed) > flushed[5].replicas  # the flush is served
+    assert all(d.replicas <= d.previous for d in flushed[9:])

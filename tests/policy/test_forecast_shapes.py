@@ -21,11 +21,15 @@ INTERVAL = 30.0
 HORIZON = 190.0
 
 
-def outlook(rates: list[float], settings: Forecast = SETTINGS) -> forecast.Outlook:
-    """The outlook after samples ``rates`` taken ``INTERVAL`` apart (the last one is the rate now)."""
+def outlook(
+    rates: list[float], settings: Forecast = SETTINGS, *, rate_now: float | None = None
+) -> forecast.Outlook:
+    """The outlook after samples ``rates`` taken ``INTERVAL`` apart (the rate now: the last one unless
+    given)."""
     samples = tuple((i * INTERVAL, rate) for i, rate in enumerate(rates))
+    now = rates[-1] if rate_now is None else rate_now
     return forecast.outlook(
-        ForecastState(samples=samples), rate_now=rates[-1], horizon_s=HORIZON, settings=settings
+        ForecastState(samples=samples), rate_now=now, horizon_s=HORIZON, settings=settings
     )
 
 
@@ -77,3 +81,14 @@ def test_a_jump_is_served_at_the_height_the_rate_window_hides(
     assert got.newest == pytest.approx(newest)
     assert got.rate >= newest
     assert got.trend == 0.0
+
+
+def test_load_served_now_but_not_sampled_stays_off_the_line() -> None:
+    """A caller serves more than it samples where load arriving now will not last (decode while
+    prefill's backlog flushes through it): it is sized for as it is, not read out of the rate window as a
+    jump of the samples, and the line stays at the samples' level."""
+    got = outlook([60.0] * 7, rate_now=160.0)
+    assert got.rate >= 160.0
+    assert got.newest == 160.0
+    assert got.level == pytest.approx(60.0)
+    assert got.spike
