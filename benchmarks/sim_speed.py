@@ -134,7 +134,7 @@ def run(trace: Trace, *, policy_name: str, router: str) -> dict[str, Any]:
         initial_replicas=initial,
         control_interval_s=30.0,
         rate_window_s=60.0,
-        rate_counts="finished",
+        counter_source="vllm",
         gpu_budget=None,
     )
     settings = SimSettings(mode=mode, slo=slo, initial_replicas=initial)

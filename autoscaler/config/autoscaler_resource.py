@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from autoscaler.adapters.kubernetes.workload import APPS_PLURALS, WorkloadRef
 from autoscaler.adapters.prometheus import ROUTER_QUERIES, ReaderSettings, SignalQueries, window_seconds
 from autoscaler.config.profiles import NAME_PATTERN, ProfileError, load_named_profile
+from autoscaler.core.observation import CounterSource
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
 from autoscaler.policy.bounds import ReplicaBounds
@@ -138,7 +139,7 @@ class PhasesSpec(_Spec):
 
 
 class MetricsSpec(_Spec):
-    source: Literal["vllm", "router"] = "vllm"
+    source: CounterSource = "vllm"
     pool: Annotated[str, Field(min_length=1)] | None = None
     pool_label: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = "pool"
     phase_label: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = "phase"
@@ -274,7 +275,7 @@ class AutoscalerResource:
                 behavior=spec.behavior.behavior(),
                 # the window the rates are read over: in-flight growth and a jump's height are read over it
                 forecast=Forecast(rate_window_s=window_seconds(spec.metrics.window)),
-                rate_counts="entering" if spec.metrics.source == "router" else "finished",
+                counter_source=spec.metrics.source,
             )
         except ValueError as error:
             raise ResourceError(f"{self.namespace}/{self.name}: {error}") from error

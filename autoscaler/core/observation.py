@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 from autoscaler.core.phases import Phase
+
+# Whose counters the request rate and the prefix hits are read from: the engines' (vLLM counts a request
+# where it finishes) or our router's (it counts a request as it enters the phase).
+CounterSource = Literal["vllm", "router"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
+from autoscaler.core.observation import CounterSource
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
 from autoscaler.policy.bounds import ReplicaBounds
@@ -104,9 +104,9 @@ class PolicySettings:
     control_interval_s: float = 30.0
     gpu_budget: int | None = None  # GPUs shared by all phases of the pool
     max_signal_age_s: float = 90.0
-    # What the request rate counts: requests finished on the engines (vLLM's counter: what arrives is what
-    # they complete plus the growth of what they hold) or requests entering the phase (our router's counter).
-    rate_counts: Literal["finished", "entering"] = "finished"
+    # Whose counter the request rate is: vLLM's counts requests finished on the engines (what arrives is
+    # what they complete plus the growth of what they hold), our router's requests entering the phase.
+    counter_source: CounterSource = "vllm"
     # Size so no replica runs above this utilisation (prefill busy fraction, decode batch / largest batch
     # meeting ITL): headroom for model error and for load the forecast did not see coming.
     max_utilisation: float = 0.85

@@ -45,7 +45,7 @@ from autoscaler.capacity import prefill
 from autoscaler.capacity.load import Load
 from autoscaler.capacity.result import PhaseSizing
 from autoscaler.core.decision import Adjustment, Decision, PhaseDecision, Reason, direction
-from autoscaler.core.observation import Observation, PhaseSignals
+from autoscaler.core.observation import CounterSource, Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.core.slo import Slo
 from autoscaler.policy import behavior, budget, calibration, forecast, signals, sizing, wake
@@ -54,6 +54,7 @@ from autoscaler.policy.state import PhaseState, PolicyState
 from autoscaler.profiles.schema import Profile
 
 SERVED_FRACTION_GRID = 40
+_COUNTED: dict[CounterSource, str] = {"vllm": "finished", "router": "entering"}  # what each counter counts
 INFLIGHT_MATERIAL = 0.05  # in-flight growth above this share of the rate is reported as an adjustment
 
 
@@ -218,7 +219,7 @@ def _arriving(sig: PhaseSignals, growth: float, settings: PolicySettings) -> flo
     a request as it enters, so its rate is the arrivals already and adding the growth would count a
     piling backlog twice (and a draining one as lost load)."""
     assert sig.arrival_rate is not None
-    if settings.rate_counts == "entering":
+    if settings.counter_source == "router":
         return sig.arrival_rate
     return max(0.0, sig.arrival_rate + growth)
 
@@ -282,7 +283,7 @@ def _propose(
         settings=settings.forecast,
     )
     adjustments = _forecast_adjustments(view)
-    if settings.rate_counts == "finished" and abs(growth) > INFLIGHT_MATERIAL * max(sig.arrival_rate, 1.0):
+    if settings.counter_source == "vllm" and abs(growth) > INFLIGHT_MATERIAL * max(sig.arrival_rate, 1.0):
         adjustments.insert(0, Adjustment.INFLIGHT_GROWTH)
     if upstream_demand > arriving:
         adjustments.insert(0, Adjustment.UPSTREAM_DEMAND)
@@ -440,7 +441,7 @@ def _basis(
             shape += f", {view.newest:.2f} req/s in the newest interval, read out of the rate window"
     parts = [
         f"sized for {rate:.2f} req/s (demand {demand:.2f} from {sig.arrival_rate:.2f} "
-        f"{settings.rate_counts}, level {view.level:.2f}, {shape}"
+        f"{_COUNTED[settings.counter_source]}, level {view.level:.2f}, {shape}"
         f"{', capped' if view.capped else ''}; {backlog_note})"
     ]
     rules = settings.calibration

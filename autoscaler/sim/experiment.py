@@ -154,7 +154,7 @@ def run_policy(
         initial_replicas=dict(cluster.initial_replicas),
         control_interval_s=scenario.control.interval_s,
         rate_window_s=scenario.control.rate_window_s,
-        rate_counts="entering" if scenario.control.signal_source == "router" else "finished",
+        counter_source=scenario.control.signal_source,
         gpu_budget=cluster.gpu_budget,
     )
     return _run(

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
+from autoscaler.core.observation import CounterSource
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
 from autoscaler.policy import baselines
@@ -45,7 +46,7 @@ class PolicyContext:
     initial_replicas: Mapping[Phase, int]  # also the static baseline's fixed count
     control_interval_s: float
     rate_window_s: float  # what the rates the policy reads are counted over
-    rate_counts: Literal["finished", "entering"]  # requests finished on the engines, or entering (router)
+    counter_source: CounterSource  # whose request counter the rates are read from
     gpu_budget: int | None
 
 
@@ -73,7 +74,7 @@ def build_policy(name: str, ctx: PolicyContext) -> ScalingPolicy[Any]:
             control_interval_s=ctx.control_interval_s,
             gpu_budget=ctx.gpu_budget,
             forecast=Forecast(rate_window_s=ctx.rate_window_s),
-            rate_counts=ctx.rate_counts,
+            counter_source=ctx.counter_source,
         )
         return Autoscaler(settings)
     return baselines.build_baseline(

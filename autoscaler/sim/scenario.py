@@ -21,6 +21,7 @@ import yaml
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from autoscaler.config import yaml_errors
+from autoscaler.core.observation import CounterSource
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import LatencyTarget, Slo
 from autoscaler.policy.actuation import DEFAULT_DRAIN_TIMEOUT_S
@@ -73,7 +74,7 @@ class ControlSpec(_Spec):
     rate_window_s: PositiveFloat = 60.0
     delay_s: NonNegativeFloat = 15.0
     router_metrics_interval_s: PositiveFloat = 2.0  # how often the router sees engine queue and KV use
-    signal_source: Literal["vllm", "router"] = "vllm"  # request and prefix counters, as spec.metrics.source
+    signal_source: CounterSource = "vllm"  # request and prefix counters, as spec.metrics.source
 
 
 class Scenario(_Spec):

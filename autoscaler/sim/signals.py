@@ -31,13 +31,12 @@ Where each family is counted (``Counted``, one per phase, fed by the driver):
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from autoscaler.core.families import Histogram, PhaseFamilies
-from autoscaler.core.observation import Observation, PhaseSignals
+from autoscaler.core.observation import CounterSource, Observation, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.core.signal_derivation import derive, phase_signals
 from autoscaler.core.slo import Slo
@@ -54,7 +53,7 @@ class ScrapeSettings:
     scrape_interval_s: float = 15.0
     rate_window_s: float = 60.0
     delay_s: float = 15.0  # scrape-to-query delay: what the controller reads is this old at least
-    source: Literal["vllm", "router"] = "vllm"  # the request and prefix counters: engines' or router's
+    source: CounterSource = "vllm"  # the request and prefix counters: engines' or router's
 
 
 class _Bucketed:

@@ -17,7 +17,7 @@ import pytest
 from autoscaler.capacity import decode, prefill
 from autoscaler.capacity.load import Load
 from autoscaler.core.decision import Adjustment, Decision, PhaseDecision, Reason
-from autoscaler.core.observation import PhaseSignals
+from autoscaler.core.observation import CounterSource, PhaseSignals
 from autoscaler.core.phases import Phase
 from autoscaler.policy.settings import Behavior, PolicySettings, RateLimit
 from autoscaler.policy.state import PolicyState
@@ -244,13 +244,13 @@ def run_phases(steps: list[dict[str, dict[str, Any]]], **settings_overrides: Any
 
 
 @pytest.mark.parametrize(
-    ("counts", "queue_per_step", "demand"),
+    ("source", "queue_per_step", "demand"),
     [
-        ("finished", 0.0, 50.0),
-        ("finished", 1_800.0, 110.0),
-        ("finished", -600.0, 30.0),
-        ("entering", 1_800.0, 50.0),
-        ("entering", -600.0, 50.0),
+        ("vllm", 0.0, 50.0),
+        ("vllm", 1_800.0, 110.0),
+        ("vllm", -600.0, 30.0),
+        ("router", 1_800.0, 50.0),
+        ("router", -600.0, 50.0),
     ],
     ids=[
         "steady queue: demand is completions",
@@ -261,7 +261,7 @@ def run_phases(steps: list[dict[str, dict[str, Any]]], **settings_overrides: Any
     ],
 )
 def test_demand_is_what_engines_complete_plus_the_growth_of_what_they_hold(
-    counts: str, queue_per_step: float, demand: float
+    source: CounterSource, queue_per_step: float, demand: float
 ) -> None:
     """Engines count requests when they finish: at their throughput the rate read stays flat while a
     queue grows, and while a backlog drains it exceeds what arrives (which must not keep prefill out).
@@ -271,9 +271,10 @@ def test_demand_is_what_engines_complete_plus_the_growth_of_what_they_hold(
         {"prefill": {"rate": 50.0, "queue_length": base + queue_per_step * i}, "decode": {"rate": 50.0}}
         for i in range(4)
     ]
-    last = run_phases(steps, rate_counts=counts)[-1].phases[Phase.PREFILL]
-    assert f"demand {demand:.2f} from 50.00 {counts}" in last.message
-    corrected = counts == "finished" and queue_per_step != 0
+    last = run_phases(steps, counter_source=source)[-1].phases[Phase.PREFILL]
+    counted = "entering" if source == "router" else "finished"
+    assert f"demand {demand:.2f} from 50.00 {counted}" in last.message
+    corrected = source == "vllm" and queue_per_step != 0
     assert (Adjustment.INFLIGHT_GROWTH in last.adjustments) is corrected
 
 

@@ -178,10 +178,10 @@ def test_our_policy_reads_rates_as_the_scenario_counts_them(profile: Profile, sl
         initial_replicas=dict.fromkeys((Phase.PREFILL, Phase.DECODE), 1),
         control_interval_s=30.0,
         rate_window_s=120.0,
-        rate_counts="entering",
+        counter_source="router",
         gpu_budget=None,
     )
     policy = policies.build_policy(policies.OURS, context)
     assert isinstance(policy, Autoscaler)
     assert policy.settings.forecast.rate_window_s == 120.0
-    assert policy.settings.rate_counts == "entering"
+    assert policy.settings.counter_source == "router"

@@ -175,8 +175,8 @@ def test_a_parsed_resource_becomes_policy_reader_and_target_settings() -> None:
     assert settings.behavior.down_limit.percent == 10
     reader = resource.reader_settings()
     assert (reader.window, reader.ttft_quantile, reader.itl_quantile) == ("2m", 0.9, 0.9)
-    # the policy reads the rates over the reader's window, and as what they count (the router's: entering)
-    assert (settings.forecast.rate_window_s, settings.rate_counts) == (120, "entering")
+    # the policy reads the rates over the reader's window, and knows whose counter they are
+    assert (settings.forecast.rate_window_s, settings.counter_source) == (120, "router")
     assert "autoscaler_router_requests_total" in reader.queries.requests
     assert resource.pool == "qwen-pool"
     target = resource.targets()[Phase.AGGREGATED]
