@@ -27,7 +27,9 @@ formed decides whether the policy chases noise:
   rate now, but kept off the line, so that it is not read as the level once it has passed.
 - **Band.** The forecast is widened by ``band_sigmas`` robust sigmas of the samples around the line (at
   least ``noise_floor`` of the level): the minute-scale bursts a replica started now will meet, which the
-  rate of one window does not show. A robust sigma is not inflated by a spike or by a trend's misfit.
+  rate of one window does not show. A robust sigma (the median absolute residual) is not inflated by a
+  spike or a misfit in fewer than half the samples; a level shift that splits the window (the minutes
+  after a crowd ends) does inflate it, and widens the band until the window has passed.
 """
 
 from __future__ import annotations
