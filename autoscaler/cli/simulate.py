@@ -6,8 +6,9 @@ Examples:
   autoscaler simulate --trace ../traces/conversation_trace.jsonl --seed 7
 
 With no scenario it runs simulations/default.yaml. Beside the policies it prints the references: the
-clairvoyant (a simulated run that knows the future load and starts replicas at once), the physical lower
-bound and the model oracle, and how many requests cannot meet the SLO even alone, and why.
+clairvoyant (a simulated run that knows the future load and starts replicas at once), the same counts with
+the cluster's real start-up times, the physical lower bound and the model oracle, and how many requests
+cannot meet the SLO even alone, and why.
 ``--trace`` replaces the scenario's workload source by a trace file (Azure CSV or Mooncake JSONL; the
 scenario's transforms still apply). Writes DIR/summary.json, DIR/requests/<policy>.csv.gz,
 DIR/timeline/<policy>.csv, DIR/decisions/<policy>.jsonl, DIR/replicas.png, DIR/latency_cdf.png and

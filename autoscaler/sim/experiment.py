@@ -8,6 +8,10 @@ The references every policy is reported against (``References``):
 - ``lower_bound``: the physical floor of replicas per window (the profile's work at full utilisation);
 - ``clairvoyant``: a run in the simulator that knows each window's load and starts replicas at once, its
   counts found by simulation (``clairvoyant.py``); it runs beside the policies, in its own process;
+- ``clairvoyant_real_startup``: the clairvoyant's counts asked for at the same moments, on the scenario's
+  own cluster, where replicas take their real start-up time. It knows each window's load as the window
+  begins, no sooner, so it is what a policy that read the load perfectly and at once, and asked for no more
+  than needed, would reach: the clairvoyant's attainment less what it owes to starting replicas at once;
 - ``model_oracle``: the capacity model's count per window of the true load (feasible requests only), kept
   to show where the model and the simulator part: its ratio to the clairvoyant is the model's error.
 """
@@ -40,7 +44,15 @@ from autoscaler.sim.signals import ScrapeSettings
 from autoscaler.sim.workloads.spec import build_workload
 from autoscaler.sim.workloads.trace import Trace
 
-__all__ = ["Experiment", "References", "build_trace", "instant_start", "run_experiment", "run_policy"]
+__all__ = [
+    "Experiment",
+    "References",
+    "build_trace",
+    "instant_start",
+    "run_clairvoyant_real_startup",
+    "run_experiment",
+    "run_policy",
+]
 
 PROGRESS_POLL_S = 0.2  # how often the parent passes on the workers' progress
 
@@ -52,6 +64,7 @@ class References:
     feasibility: Feasibility
     lower_bound: LowerBound
     clairvoyant: clairvoyant.ClairvoyantResult
+    clairvoyant_real_startup: RunResult
     model_oracle: OracleResult
     model_oracle_prefix_hit_rate: float  # the policies' realised rate, which the model oracle assumes
 
@@ -207,6 +220,32 @@ def run_clairvoyant(
     )
 
 
+def run_clairvoyant_real_startup(
+    scenario: Scenario, *, trace: Trace, schedule: clairvoyant.ScheduledPolicy, window_s: float
+) -> RunResult:
+    """The clairvoyant's ``schedule`` on the scenario's own cluster: same counts, real start-up times."""
+    return _run(
+        scenario,
+        trace=trace,
+        profile=load_profile(scenario.profile),
+        policy=schedule,
+        initial=schedule.initial(),
+        control_interval_s=window_s,
+        pending_delay_s=scenario.cluster.pending_delay_s,
+    )
+
+
+def _clairvoyant_references(
+    scenario: Scenario, *, trace: Trace, floor: LowerBound, feasible: Feasibility
+) -> tuple[clairvoyant.ClairvoyantResult, RunResult]:
+    """The clairvoyant's search, then its counts replayed at real start-up (one chain: one worker)."""
+    best = run_clairvoyant(scenario, trace=trace, floor=floor, feasible=feasible)
+    replay = run_clairvoyant_real_startup(
+        scenario, trace=trace, schedule=best.policy, window_s=floor.windows.window_s
+    )
+    return best, replay
+
+
 def run_experiment(
     scenario: Scenario,
     *,
@@ -253,7 +292,7 @@ def run_experiment(
             runs[name] = run_policy(scenario, trace=trace, name=name, progress=report)
             if report is not None:
                 report(1.0)
-        best = run_clairvoyant(scenario, trace=trace, floor=floor, feasible=feasible)
+        best, replay = _clairvoyant_references(scenario, trace=trace, floor=floor, feasible=feasible)
         if progress is not None:
             progress(clairvoyant.NAME, 1.0)
     else:
@@ -265,7 +304,9 @@ def run_experiment(
         ):
             reports: queue.Queue[tuple[str, float]] = manager.Queue()
             # The clairvoyant's search is the longest chain of runs: it starts first.
-            searching = pool.submit(run_clairvoyant, scenario, trace=trace, floor=floor, feasible=feasible)
+            searching = pool.submit(
+                _clairvoyant_references, scenario, trace=trace, floor=floor, feasible=feasible
+            )
             futures: dict[Future[Any], str] = {searching: clairvoyant.NAME}
             for name in names:
                 futures[pool.submit(_run_reporting, scenario, trace=trace, name=name, reports=reports)] = name
@@ -278,7 +319,7 @@ def run_experiment(
                         runs[futures[future]] = future.result()
                     if progress is not None:
                         progress(futures[future], 1.0)
-            best = searching.result()
+            best, replay = searching.result()
         runs = {name: runs[name] for name in names}
     hit_rates = [r.prefix_hit_tokens / r.prefix_query_tokens for r in runs.values() if r.prefix_query_tokens]
     hit_rate = float(np.mean(hit_rates)) if hit_rates else 0.0
@@ -297,6 +338,7 @@ def run_experiment(
         feasibility=feasible,
         lower_bound=floor,
         clairvoyant=best,
+        clairvoyant_real_startup=replay,
         model_oracle=model,
         model_oracle_prefix_hit_rate=hit_rate,
     )

@@ -4,7 +4,8 @@ Per scenario (means over its seeds): each policy's SLO attainment (over all requ
 ones), GPU-hours, their ratio to the clairvoyant's and to the lower bound's mean GPU-hours, and
 ``dominated_by``: the baselines whose mean attainment is at least the policy's at no more mean GPU-hours
 (a policy so dominated is worse on both axes, or no better on either). Beside them the clairvoyant's
-measured attainment and the fraction of requests that can meet the SLO at all.
+measured attainment, the same counts' attainment at the cluster's real start-up times, and the fraction of
+requests that can meet the SLO at all.
 
 ``benchmarks/policy_suite.py`` runs the scenarios and seeds; this module only reduces their summaries,
 so the comparison is tested apart from any run.
@@ -94,6 +95,13 @@ def scenario_entry(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "vs_lower_bound": _ratio(clairvoyant_hours, floor_hours),
             "windows_met": sum(r["clairvoyant"]["windows_met"] for r in refs),
             "windows_judged": sum(r["clairvoyant"]["windows_judged"] for r in refs),
+        },
+        "clairvoyant_real_startup": {
+            "slo_attainment": _mean(r["clairvoyant_real_startup"]["slo_attainment"] for r in refs),
+            "slo_attainment_feasible": _mean(
+                r["clairvoyant_real_startup"]["slo_attainment_feasible"] for r in refs
+            ),
+            "gpu_hours": _mean(r["clairvoyant_real_startup"]["gpu_hours"] for r in refs),
         },
         "lower_bound": {"gpu_hours": floor_hours},
         "model_oracle": {

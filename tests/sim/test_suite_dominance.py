@@ -62,6 +62,7 @@ def _summary(seed: int, ours: tuple[float, float], static: tuple[float, float]) 
                 "windows_met": 3,
                 "windows_judged": 3,
             },
+            "clairvoyant_real_startup": metrics(0.5 + seed / 10, 2.0),
             "lower_bound": {"gpu_hours": 1.0},
             "model_oracle": {"gpu_hours": 2.0},
         },
@@ -78,3 +79,4 @@ def test_scenario_entry_compares_means_over_seeds() -> None:
     assert ours["vs_lower_bound"] == pytest.approx(3.0)
     assert ours["dominated_by"] == ["static"]  # static: 0.9 at 3.0 GPU-hours
     assert entry["clairvoyant"]["slo_attainment"] == 1.0 and entry["feasible_fraction"] == pytest.approx(0.9)
+    assert entry["clairvoyant_real_startup"]["slo_attainment"] == pytest.approx(0.65)
