@@ -4,8 +4,8 @@
   requests and start-up delays: SLO attainment, GPU-hours, requests abandoned, and the longest time any
   served request took (none may be served after its client's time-out).
 - ``idle-then-burst``: GPU-hours while idle (before the first request), requests lost (abandoned or never
-  served), the first request's TTFT against the start-up time plus one control interval, and the replicas
-  at the end (back to zero).
+  served), the first request's TTFT against the wake (within a poll of the controller's wake watch, 2 s)
+  plus the start-up time, and the replicas at the end (back to zero).
 
 ``python benchmarks/flow_control.py [--quick] [--seeds N] [--out benchmarks/results/flow_control.json]``;
 ``--quick`` shortens both workloads (a smoke run; the figures to report come from the full run), ``--seeds``
@@ -99,7 +99,7 @@ def idle_then_burst(scenario: Scenario) -> dict[str, Any]:
         "gpu_hours_while_idle": idle_gpu_s / 3600.0,
         "first_arrival_s": first_arrival,
         "first_request_ttft_s": ttft,
-        # From the first arrival to the controller's wake (at most one control interval), then the first
+        # From the first arrival to the controller's wake (within a poll of its wake watch), then the first
         # serving replica's start-up (drawn per replica: 120 +/- 30 s for this profile), then the request.
         "wake_delay_s": wake_delay,
         "startup_of_first_replicas_s": startup,

@@ -104,6 +104,12 @@ class RouterLoadReader:
             return queue
         return dataclasses.replace(queue, shed_per_s=(shed - last[1]) / (now - last[0]))
 
+    async def waiting(self, metrics_url: str | None, *, namespace: str) -> float | None:
+        """The requests waiting in the router's admission queue now, for the wake watch: unlike ``queue``
+        it leaves the shed counter's last reading alone, so the cycle's shed rate keeps its span."""
+        reading = await self._parsed(metrics_url, namespace=namespace, parser=parse_queue)
+        return None if reading is None else reading[0].requests
+
     async def _parsed(
         self, metrics_url: str | None, *, namespace: str, parser: Callable[[str], T | None]
     ) -> T | None:

@@ -128,6 +128,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a host spec.router.metricsUrl may name besides a Service of the resource's namespace "
         "(the chart's router); repeatable",
     )
+    parser.add_argument(
+        "--wake-poll",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often the router of a pool asleep at zero replicas is asked for held requests, which "
+        "wake the pool at once instead of at the next cycle (2; one small read per sleeping pool)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument(
         "--once", action="store_true", help="one election step and one cycle per resource, then exit"
@@ -139,6 +147,8 @@ def settings_from(args: argparse.Namespace) -> ControllerSettings:
         checks.port(flag, getattr(args, flag[2:].replace("-", "_")))
     if args.lease_duration < 1 or not 0 < args.renew_every < args.lease_duration:
         raise ValueError("need --lease-duration >= 1 and 0 < --renew-every < --lease-duration")
+    if not 0.1 <= args.wake_poll <= 300:
+        raise ValueError("--wake-poll must be within 0.1..300 seconds")
     if args.external_metrics_port is not None and (args.tls_cert is None or args.tls_key is None):
         raise ValueError("--external-metrics-port needs --tls-cert and --tls-key")
     identity = args.identity or os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -150,6 +160,7 @@ def settings_from(args: argparse.Namespace) -> ControllerSettings:
         lease_name=args.lease_name,
         lease_duration_s=args.lease_duration,
         renew_every_s=args.renew_every,
+        wake_poll_s=args.wake_poll,
     )
 
 

@@ -65,6 +65,10 @@ class Memory:
 
     state: PolicyState = dataclasses.field(default_factory=PolicyState)
     warnings: frozenset[str] = frozenset()  # warning reasons already announced by an Event
+    # The router to watch between cycles while the last decision left every phase at zero (None: awake,
+    # or no router to ask): at zero a held request is the only sign of demand, and it should not wait for
+    # the next cycle to wake the pool.
+    wake_url: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,6 +116,16 @@ class Reconciler:
     def abdicate(self) -> None:
         for key in list(self.memory):
             self.forget(*key)
+
+    async def woken(self) -> list[tuple[str, str]]:
+        """The resources asleep at zero whose router now holds a request: they should cycle at once."""
+        if not self._leading():
+            return []
+        asleep = [(key, memory.wake_url) for key, memory in self.memory.items() if memory.wake_url]
+        waiting = await asyncio.gather(
+            *(self._cluster.router.waiting(url, namespace=key[0]) for key, url in asleep)
+        )
+        return [key for (key, _), requests in zip(asleep, waiting, strict=True) if requests and requests >= 1]
 
     async def reconcile(self, namespace: str, name: str, *, now: float) -> str:
         """One cycle; returns its outcome (``decided``, ``held``, ``gone``, ``follower``, ``unreachable``)."""
@@ -184,6 +198,7 @@ class Reconciler:
             message = f"the targets kept changing over {MAX_ATTEMPTS} attempts"
             raise Hold("ConflictRetriesExhausted", message, ready=True)
         memory.state = state
+        memory.wake_url = router_url if decision.asleep else None
         facts = report.CycleFacts(
             resource=resource,
             settings=settings,

@@ -3,8 +3,11 @@
 Every replica of the controller watches the resources and keeps an apscheduler interval job per resource
 (``spec.controlIntervalSeconds``); a job's cycle does nothing unless this replica holds the Lease, so a new
 leader starts acting at its next tick. Winning the lease, and a spec change (a new ``generation``), run the
-affected cycles at once. Shutdown (``stop`` set) stops the scheduler, the watch and the renewals, then
-releases the Lease so a follower takes over without waiting out its duration.
+affected cycles at once; so does a request held by the router of a pool asleep at zero replicas, which the
+wake watch looks for every ``wake_poll_s`` (one read of each sleeping pool's router, nothing when none
+sleeps), as Knative's activator pokes its autoscaler: a cold start should not also wait out an interval.
+Shutdown (``stop`` set) stops the scheduler, the watch and the renewals, then releases the Lease so a
+follower takes over without waiting out its duration.
 
 Tests drive the same object one step at a time: ``elect()``, ``sync()``, ``reconcile(namespace, name)``.
 """
@@ -39,6 +42,7 @@ from autoscaler.core.phases import Phase
 
 KIND = ResourceKind(group=GROUP, version=VERSION, plural=PLURAL)
 DEFAULT_INTERVAL_S = 30
+WAKE_JOB = "wake-watch"  # no resource's job id (namespace/name) can take it
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
@@ -56,6 +60,7 @@ class ControllerSettings:
     request_timeout_s: float = 10.0
     opt_in: tuple[str, str] = (OPT_IN_LABEL, OPT_IN_VALUE)  # label a target carries before any write
     watch_backoff: Backoff = dataclasses.field(default_factory=Backoff)  # relisting after the API failed
+    wake_poll_s: float = 2.0  # how often the routers of pools asleep at zero are asked for held requests
 
 
 class Controller:
@@ -122,6 +127,18 @@ class Controller:
         self.synced = True
         return version
 
+    async def wake(self) -> list[Key]:
+        """Run at once the cycles of the pools asleep at zero whose router holds a request; returns them."""
+        try:
+            woken = await self.reconciler.woken()
+        except Exception:  # a bug must cost one look, never the watch
+            log.exception("wake watch failed")
+            return []
+        for key in woken:
+            log.info("woken by a held request", extra={"fields": {"namespace": key[0], "autoscaler": key[1]}})
+            self._run_now(key)
+        return woken
+
     def tracked(self) -> list[Key]:
         return sorted(self._tracked)
 
@@ -143,6 +160,13 @@ class Controller:
         self._scheduler.start()
         for key, (interval, _) in self._tracked.items():
             self._schedule(key, interval)
+        self._scheduler.add_job(
+            self.wake,
+            trigger=IntervalTrigger(seconds=self.settings.wake_poll_s),
+            id=WAKE_JOB,
+            max_instances=1,
+            coalesce=True,
+        )
         tasks = [
             asyncio.create_task(self._renew(stop), name="lease"),
             asyncio.create_task(self._watch(stop), name="watch"),

@@ -64,7 +64,6 @@ __all__ = ["RunResult", "SimSettings", "Timeline", "simulate"]
 FloatArray = npt.NDArray[np.float64]
 
 
-
 class _Event(enum.Enum):
     """What a heap entry is due for. Entries order by (time, insertion tick), never by kind."""
 
@@ -75,7 +74,8 @@ class _Event(enum.Enum):
     TIMEOUT = enum.auto()  # the oldest waiting client's patience runs out
     SCRAPE = enum.auto()  # Prometheus scrapes the engines
     ROUTER_METRICS = enum.auto()  # the router reads the engines' metrics
-    CONTROL = enum.auto()  # the control loop steps the policy
+    CONTROL = enum.auto()  # the control loop steps the policy (stale when a wake moved the cadence on)
+    WAKE_POLL = enum.auto()  # the controller's wake watch asks the router of a pool asleep at zero
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,14 +94,17 @@ class SimSettings:
     pool: str = "default"
     router_queue: bool = False  # the router's admission queue (needs the affinity router); see the module
     router_queue_ttl_s: float | None = None  # waiting longer: shed (429); None: only its client gives up
+    # The controller's wake watch (``ControllerSettings.wake_poll_s``): while every phase is at zero, the
+    # router is asked this often for held requests, and one runs the control step at once.
+    wake_poll_s: float = 2.0
 
     def __post_init__(self) -> None:
         if set(self.initial_replicas) != set(self.mode.phases):
             raise ValueError(
                 f"initial_replicas must name exactly the phases {[p.value for p in self.mode.phases]}"
             )
-        if self.control_interval_s <= 0 or self.scrape.scrape_interval_s <= 0:
-            raise ValueError("control and scrape intervals must be positive")
+        if self.control_interval_s <= 0 or self.scrape.scrape_interval_s <= 0 or self.wake_poll_s <= 0:
+            raise ValueError("control, scrape and wake poll intervals must be positive")
         if not self.client_timeout_s > 0:
             raise ValueError(f"client_timeout_s must be positive, got {self.client_timeout_s}")
         if self.max_model_len is not None and self.max_model_len < 2:
@@ -231,6 +234,9 @@ class _Run:
         self.abandoned = 0
         self.shed = 0
         self.scale_events = 0
+        self.control_cadence = 0  # bumped when a wake runs the control step early: older CONTROLs are stale
+        self.asleep = False  # the last decision left every phase at zero, with a router queue to watch
+        self.wake_polling = False  # a WAKE_POLL is due
         self.decisions: list[Decision] = []
         self.timeline: list[tuple[float, int, dict[Phase, tuple[int, int, int]]]] = []
         # Profile.kv_transfer_time is affine in the tokens: keep its two plain coefficients for the hot loop.
@@ -305,15 +311,19 @@ class _Run:
                     self._report_engine_metrics(now)
                     if i < n or self.done < n:
                         self._push(now + settings.router_metrics_interval_s, _Event.ROUTER_METRICS)
+                elif kind is _Event.WAKE_POLL:
+                    self.wake_polling = False
+                    if not self.asleep or (i >= n and self.done >= n):
+                        continue  # woken meanwhile, or nothing left to come: the watch ends
+                    if self._router_queue(now).requests < 1:
+                        self._push(now + settings.wake_poll_s, _Event.WAKE_POLL)
+                        self.wake_polling = True
+                        continue
+                    self.control_cadence += 1  # the cycle runs now, and the interval counts from it
+                    policy_state = self._control(now, policy_state, more=True)
                 elif kind is _Event.CONTROL:
-                    observation = self.scraper.observe(now)
-                    if self.admission is not None:
-                        observation = dataclasses.replace(observation, router_queue=self._router_queue(now))
-                    decision, policy_state = self.policy.step(observation, policy_state, now=now)
-                    self.decisions.append(decision)
-                    self._apply(decision.replicas(), now)
-                    if i < n or self.done < n:
-                        self._push(now + settings.control_interval_s, _Event.CONTROL)
+                    if version == self.control_cadence:
+                        policy_state = self._control(now, policy_state, more=i < n or self.done < n)
                 else:
                     assert_never(kind)
                 continue
@@ -343,6 +353,23 @@ class _Run:
         return self._result(now, horizon)
 
     # --- event handlers ------------------------------------------------------------------------------------
+
+    def _control(self, now: float, state: Any, *, more: bool) -> Any:
+        """One control step: observe, decide, apply; the next step is due an interval later and, while the
+        pool sleeps at zero behind a router queue, the wake watch asks the router in between."""
+        observation = self.scraper.observe(now)
+        if self.admission is not None:
+            observation = dataclasses.replace(observation, router_queue=self._router_queue(now))
+        decision, state = self.policy.step(observation, state, now=now)
+        self.decisions.append(decision)
+        self._apply(decision.replicas(), now)
+        self.asleep = self.admission is not None and decision.asleep
+        if more:
+            self._push(now + self.settings.control_interval_s, _Event.CONTROL, None, self.control_cadence)
+            if self.asleep and not self.wake_polling:
+                self._push(now + self.settings.wake_poll_s, _Event.WAKE_POLL)
+                self.wake_polling = True
+        return state
 
     def _dispatch(self, seq: EngineSequence, now: float) -> bool:
         request = RouteRequest(

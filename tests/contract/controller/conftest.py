@@ -67,6 +67,13 @@ def board() -> DesiredReplicasBoard:
 ControllerFactory = Callable[..., Controller]
 
 
+class WallClock:
+    """Epoch seconds, for tests that run the live loop (its scheduler keeps real time)."""
+
+    def now(self) -> float:
+        return time.time()
+
+
 @pytest.fixture
 def make_controller(
     api_client: client.ApiClient, prom: FakePrometheus, clock: ManualClock, board: DesiredReplicasBoard

@@ -13,6 +13,7 @@ from autoscaler.controller.loop import Controller
 from tests.contract.controller.conftest import (
     POOL,
     ControllerFactory,
+    WallClock,
     add_autoscaler,
     add_pool,
     assert_everything_written_is_valid,
@@ -81,11 +82,6 @@ async def test_one_leader_acts_and_a_dead_leader_is_replaced_within_the_lease_du
     assert set(scalers[:first_b]) == {"controller-a"} and set(scalers[first_b:]) == {"controller-b"}
     assert len(kube.requests_to("/scale$", method="PUT")) == len(scalers)  # one Event per write, no extras
     assert_everything_written_is_valid(kube)
-
-
-class WallClock:
-    def now(self) -> float:
-        return time.time()
 
 
 async def _until(condition: object, *, timeout_s: float = 10.0) -> None:

@@ -13,6 +13,7 @@ from autoscaler.core.phases import Phase
 from tests.contract.controller.conftest import (
     POOL,
     ControllerFactory,
+    WallClock,
     add_autoscaler,
     add_pool,
     autoscaler,
@@ -22,11 +23,6 @@ from tests.contract.controller.conftest import (
 from tests.contract.kubernetes.conftest import AUTOSCALERS
 from tests.fakes.kube_apiserver import FakeKubeApiServer
 from tests.fakes.prometheus_api import FakePrometheus
-
-
-class WallClock:
-    def now(self) -> float:
-        return time.time()
 
 
 async def _until(condition: Callable[[], bool], *, timeout_s: float = 10.0) -> None:

@@ -1,6 +1,7 @@
 """Scale from zero, end to end: a request reaches the router of a pool with no replica, the router holds it
 and exports it as demand, the controller reads that and wakes prefill and decode together through the
-Kubernetes API (the fake), the emulated engines come up, and the held request completes through them."""
+Kubernetes API (the fake), the emulated engines come up, and the held request completes through them. The
+controller's wake watch finds that request within its poll, not at the next cycle."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from autoscaler.emulator.settings import EmulatorSettings, Role
 from tests.contract.controller.conftest import (
     POOL,
     ControllerFactory,
+    WallClock,
     add_autoscaler,
     add_pool,
     assert_everything_written_is_valid,
@@ -80,13 +82,26 @@ def from_zero(router_url: str) -> dict[str, Any]:
     return obj
 
 
-async def test_a_request_at_zero_replicas_wakes_prefill_and_decode_and_completes(
-    kube: FakeKubeApiServer, prom: FakePrometheus, make_controller: ControllerFactory, tmp_path: Path
-) -> None:
-    endpoints = tmp_path / "endpoints.yaml"
-    endpoints.write_text("[]\n")
+@pytest.fixture
+def endpoints(kube: FakeKubeApiServer, prom: FakePrometheus, tmp_path: Path) -> Path:
+    """A pool at zero replicas: its Deployments at 0, nothing placed or served (every rate reads zero), and
+    the router's endpoints file empty; returns the file, where replicas that come up are listed."""
     add_pool(kube, prefill=0, decode=0)
-    idle(prom)  # nothing placed, nothing served: the engines' and router's rates read zero
+    idle(prom)
+    found = tmp_path / "endpoints.yaml"
+    found.write_text("[]\n")
+    return found
+
+
+def held(client: httpx.AsyncClient, router_url: str) -> asyncio.Task[httpx.Response]:
+    """A completion sent to the router of a pool at zero: it is held there until a replica is up."""
+    body = {"model": MODEL, "prompt": "wake up " * 200, "max_tokens": 8}
+    return asyncio.create_task(client.post(f"{router_url}/v1/completions", json=body))
+
+
+async def test_a_request_at_zero_replicas_wakes_prefill_and_decode_and_completes(
+    kube: FakeKubeApiServer, make_controller: ControllerFactory, endpoints: Path
+) -> None:
     controller = make_controller()
     assert await controller.elect()
     async with router(endpoints) as (url, proxy), httpx.AsyncClient(timeout=30) as client:
@@ -94,8 +109,7 @@ async def test_a_request_at_zero_replicas_wakes_prefill_and_decode_and_completes
         assert await controller.reconcile("default", POOL) == "decided"
         assert (replicas(kube, "prefill"), replicas(kube, "decode")) == (0, 0)  # idle: stays at zero
 
-        body = {"model": MODEL, "prompt": "wake up " * 200, "max_tokens": 8}
-        request = asyncio.create_task(client.post(f"{url}/v1/completions", json=body))
+        request = held(client, url)
         await until(lambda: proxy.admission.waiting == 1)  # held, not refused
 
         assert await controller.reconcile("default", POOL) == "decided"
@@ -114,6 +128,49 @@ async def test_a_request_at_zero_replicas_wakes_prefill_and_decode_and_completes
             assert proxy.admission.waiting == 0
     assert answer.status_code == 200, answer.text
     assert json.loads(answer.content)["usage"]["completion_tokens"] == 8
+    assert_everything_written_is_valid(kube)
+
+
+async def test_the_wake_watch_picks_the_sleeping_pools_whose_router_holds_a_request(
+    kube: FakeKubeApiServer, make_controller: ControllerFactory, endpoints: Path
+) -> None:
+    controller = make_controller()
+    assert await controller.elect()
+    async with router(endpoints) as (url, proxy), httpx.AsyncClient(timeout=30) as client:
+        assert await controller.wake() == []  # no cycle yet: nothing known to sleep
+        add_autoscaler(kube, from_zero(url))
+        assert await controller.reconcile("default", POOL) == "decided"
+        assert await controller.wake() == []  # asleep, but nothing held
+        request = held(client, url)
+        await until(lambda: proxy.admission.waiting == 1)
+        assert await controller.wake() == [("default", POOL)]
+        assert await controller.reconcile("default", POOL) == "decided"
+        assert await controller.wake() == []  # awake now: the cycles take it from here
+        request.cancel()
+
+
+async def test_a_request_held_at_zero_wakes_the_pool_long_before_the_next_cycle(
+    kube: FakeKubeApiServer, make_controller: ControllerFactory, endpoints: Path
+) -> None:
+    controller = make_controller(own_clock=WallClock(), renew_every_s=0.2, wake_poll_s=0.05)
+    stop = asyncio.Event()
+    async with router(endpoints) as (url, proxy), httpx.AsyncClient(timeout=30) as client:
+        hourly = from_zero(url)
+        hourly["spec"]["controlIntervalSeconds"] = 3600
+        add_autoscaler(kube, hourly)
+        running = asyncio.create_task(controller.run(stop))
+        request: asyncio.Task[httpx.Response] | None = None
+        try:
+            await until(lambda: status(kube).get("observedGeneration") == 1)  # first cycle: asleep at zero
+            assert (replicas(kube, "prefill"), replicas(kube, "decode")) == (0, 0)
+            request = held(client, url)
+            await until(lambda: replicas(kube, "prefill") >= 1 and replicas(kube, "decode") >= 1)
+            assert proxy.admission.waiting == 1  # still held: woken by the watch, an hour before the cycle
+        finally:
+            if request is not None:
+                request.cancel()
+            stop.set()
+            await asyncio.wait_for(running, timeout=10)
     assert_everything_written_is_valid(kube)
 
 
