@@ -56,6 +56,9 @@ from autoscaler.policy.step import Autoscaler
 
 MAX_ATTEMPTS = 3
 POLICY_TIMEOUT_S = 10.0
+# Routers read at once by the wake watch: many sleeping pools cost a longer look, not a burst of connections
+# (a look that overruns its poll is coalesced with the next).
+MAX_WAKE_READS = 16
 log = logging.getLogger(__name__)
 
 
@@ -122,10 +125,14 @@ class Reconciler:
         if not self._leading():
             return []
         asleep = [(key, memory.wake_url) for key, memory in self.memory.items() if memory.wake_url]
-        waiting = await asyncio.gather(
-            *(self._cluster.router.waiting(url, namespace=key[0]) for key, url in asleep)
-        )
-        return [key for (key, _), requests in zip(asleep, waiting, strict=True) if requests and requests >= 1]
+        reads = asyncio.Semaphore(MAX_WAKE_READS)
+
+        async def waiting(namespace: str, url: str) -> float | None:
+            async with reads:
+                return await self._cluster.router.waiting(url, namespace=namespace)
+
+        held = await asyncio.gather(*(waiting(key[0], url) for key, url in asleep))
+        return [key for (key, _), requests in zip(asleep, held, strict=True) if requests and requests >= 1]
 
     async def reconcile(self, namespace: str, name: str, *, now: float) -> str:
         """One cycle; returns its outcome (``decided``, ``held``, ``gone``, ``follower``, ``unreachable``)."""
