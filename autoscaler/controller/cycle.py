@@ -68,9 +68,9 @@ class Memory:
 
     state: PolicyState = dataclasses.field(default_factory=PolicyState)
     warnings: frozenset[str] = frozenset()  # warning reasons already announced by an Event
-    # The router to watch between cycles while the last decision left every phase at zero (None: awake,
-    # or no router to ask): at zero a held request is the only sign of demand, and it should not wait for
-    # the next cycle to wake the pool.
+    # The router to watch between cycles while the last decision left every phase at zero with nothing held
+    # (None: awake, no router to ask, or woken and not yet decided again): at zero a held request is the only
+    # sign of demand, and it should not wait for the next cycle to wake the pool.
     wake_url: str | None = None
 
 
@@ -132,7 +132,10 @@ class Reconciler:
                 return await self._cluster.router.waiting(url, namespace=namespace)
 
         held = await asyncio.gather(*(waiting(key[0], url) for key, url in asleep))
-        return [key for (key, _), requests in zip(asleep, held, strict=True) if requests and requests >= 1]
+        woken = [key for (key, _), requests in zip(asleep, held, strict=True) if requests and requests >= 1]
+        for key in woken:  # until a cycle decides again: a cycle that cannot finish is not rerun every poll
+            self.memory[key].wake_url = None
+        return woken
 
     async def reconcile(self, namespace: str, name: str, *, now: float) -> str:
         """One cycle; returns its outcome (``decided``, ``held``, ``gone``, ``follower``, ``unreachable``)."""
@@ -205,7 +208,9 @@ class Reconciler:
             message = f"the targets kept changing over {MAX_ATTEMPTS} attempts"
             raise Hold("ConflictRetriesExhausted", message, ready=True)
         memory.state = state
-        memory.wake_url = router_url if decision.asleep else None
+        # A cycle that saw a request held and still left the pool at zero (no phase may grow) is not run
+        # again sooner for it: only a pool asleep with nothing held is watched.
+        memory.wake_url = router_url if decision.asleep and (queue is None or queue.requests < 1) else None
         facts = report.CycleFacts(
             resource=resource,
             settings=settings,

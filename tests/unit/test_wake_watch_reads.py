@@ -1,5 +1,5 @@
 """The wake watch reads only the routers of pools asleep at zero, never more of them at once than its cap, and
-only while this replica leads."""
+only while this replica leads; a pool it woke is not woken again before a cycle has decided for it."""
 
 from __future__ import annotations
 
@@ -54,3 +54,7 @@ async def test_the_wake_watch_reads_the_sleeping_pools_within_its_cap(
     assert router.most <= MAX_WAKE_READS
     if leading:
         assert router.most == MAX_WAKE_READS  # many sleeping pools: reads in parallel, up to the cap
+        # Woken pools are not woken again before a cycle decides for them (a cycle that cannot finish,
+        # the API down say, is not rerun every poll).
+        assert await watch.woken() == []
+        assert all(watch.memory[key].wake_url is None for key in woken)
