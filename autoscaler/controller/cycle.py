@@ -51,6 +51,7 @@ from autoscaler.controller.telemetry import telemetry
 from autoscaler.core.decision import Decision
 from autoscaler.core.observation import Observation
 from autoscaler.core.phases import Phase
+from autoscaler.policy import wake
 from autoscaler.policy.state import PolicyState
 from autoscaler.policy.step import Autoscaler
 
@@ -208,9 +209,7 @@ class Reconciler:
             message = f"the targets kept changing over {MAX_ATTEMPTS} attempts"
             raise Hold("ConflictRetriesExhausted", message, ready=True)
         memory.state = state
-        # A cycle that saw a request held and still left the pool at zero (no phase may grow) is not run
-        # again sooner for it: only a pool asleep with nothing held is watched.
-        memory.wake_url = router_url if decision.asleep and (queue is None or queue.requests < 1) else None
+        memory.wake_url = router_url if wake.watched(decision, queue) else None
         facts = report.CycleFacts(
             resource=resource,
             settings=settings,

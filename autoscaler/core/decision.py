@@ -118,8 +118,3 @@ class Decision:
 
     def replicas(self) -> dict[Phase, int]:
         return {phase: d.replicas for phase, d in self.phases.items()}
-
-    @property
-    def asleep(self) -> bool:
-        """Every phase at zero: only the router's queue can show demand, so it is watched between cycles."""
-        return all(d.replicas == 0 for d in self.phases.values())

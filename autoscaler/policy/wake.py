@@ -14,6 +14,10 @@ the router's admission queue (``Observation.router_queue``). Two pure steps arou
   demand. With no demand at all, once one phase has gone down to zero the others follow where their
   minimum allows, so an idle pool costs nothing. Either way the phase's message says so.
 
+After the step, ``watched`` says whether the pool is left to the controller's wake watch (every phase at
+zero, nothing held): its router is then asked for held requests between steps, which run the next step at
+once instead of at the next interval. The controller and the simulator both follow it.
+
 Idle means the step itself chose zero: no request arriving over the rate window, none queued, and the
 step's scale-down window (``Behavior.down_window_s``) passed since it last wanted more.
 """
@@ -29,6 +33,14 @@ from autoscaler.core.decision import Decision, PhaseDecision, Reason
 from autoscaler.core.observation import Observation, PhaseSignals, RouterQueue
 from autoscaler.core.phases import Phase
 from autoscaler.policy.settings import PolicySettings
+
+
+def watched(decision: Decision, queue: RouterQueue | None) -> bool:
+    """Whether the pool's router is to be watched for held requests until the next step (the controller's
+    wake watch): every phase left at zero, and nothing held that this step saw (a held request the step
+    slept on, no phase being able to grow, would not wake the pool if the step ran again sooner)."""
+    asleep = all(d.replicas == 0 for d in decision.phases.values())
+    return asleep and (queue is None or queue.requests < 1)
 
 
 def with_router_queue(observation: Observation, settings: PolicySettings) -> Observation:

@@ -41,6 +41,7 @@ from autoscaler.core.observation import RouterQueue
 from autoscaler.core.phases import Phase, ServingMode
 from autoscaler.core.slo import Slo
 from autoscaler.engine.sequence import EngineSequence
+from autoscaler.policy import wake
 from autoscaler.policy.actuation import DEFAULT_DRAIN_TIMEOUT_S
 from autoscaler.policy.interface import ScalingPolicy
 from autoscaler.profiles.schema import Profile
@@ -235,7 +236,7 @@ class _Run:
         self.shed = 0
         self.scale_events = 0
         self.control_cadence = 0  # bumped when a wake runs the control step early: older CONTROLs are stale
-        self.asleep = False  # the last decision left every phase at zero with nothing held: watched
+        self.asleep = False  # the last step left the pool to the wake watch (``wake.watched``)
         self.wake_polling = False  # a WAKE_POLL is due
         self.decisions: list[Decision] = []
         self.timeline: list[tuple[float, int, dict[Phase, tuple[int, int, int]]]] = []
@@ -363,10 +364,7 @@ class _Run:
         decision, state = self.policy.step(observation, state, now=now)
         self.decisions.append(decision)
         self._apply(decision.replicas(), now)
-        # Watched as the controller watches: asleep with nothing held (a held request the step slept on
-        # would not wake the pool if the step ran again sooner).
-        queue = observation.router_queue
-        self.asleep = queue is not None and queue.requests < 1 and decision.asleep
+        self.asleep = self.admission is not None and wake.watched(decision, observation.router_queue)
         if more:
             self._push(now + self.settings.control_interval_s, _Event.CONTROL, None, self.control_cadence)
             if self.asleep and not self.wake_polling:

@@ -177,3 +177,25 @@ def test_an_idle_pool_goes_to_zero_through_the_step_and_says_why() -> None:
     assert seen[-1] == {Phase.PREFILL: 0, Phase.DECODE: 0}, seen
     assert all(n >= 1 for n in seen[0].values())  # not at once: idle for the scale-down window first
     assert all(d.message for d in decision.phases.values())
+
+
+@pytest.mark.parametrize(
+    ("replicas", "queue", "expected"),
+    [
+        ((0, 0), RouterQueue(0, 0, 0), True),
+        ((0, 0), None, True),
+        ((0, 0), RouterQueue(3, 3000, 300), False),
+        ((0, 1), RouterQueue(0, 0, 0), False),
+    ],
+    ids=[
+        "asleep, nothing held: watched",
+        "asleep, router unread: watched",
+        "asleep on a held request: not rerun sooner",
+        "a phase awake: the cycles serve it",
+    ],
+)
+def test_the_wake_watch_watches_only_a_pool_asleep_with_nothing_held(
+    replicas: tuple[int, int], queue: RouterQueue | None, expected: bool
+) -> None:
+    decision = _decision(prefill=replicas[0], decode=replicas[1])
+    assert wake.watched(decision, queue) is expected
